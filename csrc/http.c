@@ -1,0 +1,476 @@
+#include "http.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
+#define SA_MAX_HEADERS 200
+
+typedef struct sa_hdr {
+    char *name;
+    char *value;
+} sa_hdr;
+
+struct sa_http_req {
+    sa_http *h;                 /* NULL once detached */
+    CURL *easy;
+    struct curl_slist *hdrs;
+    sa_buf body;
+    sa_hdr *resp_hdrs;
+    size_t nresp, capresp;
+    size_t max_body;
+    int too_large;
+    int too_many_headers;
+    int done;
+    int queued;                 /* in the engine's done queue */
+    long status;
+    long connects;
+    long tag;
+    sa_err err;
+    char errbuf[CURL_ERROR_SIZE];
+    sa_http_req *prev, *next;   /* engine's list of attached requests */
+    sa_http_req *qnext;         /* done queue */
+};
+
+struct sa_http {
+    CURLM *multi;
+    sa_http_req *reqs;          /* attached (running or done, not yet freed) */
+    sa_http_req *qhead, *qtail; /* finished, not yet handed out */
+    int running;
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_rc = CURLE_FAILED_INIT;
+
+static void global_init_once(void)
+{
+    /* curl_global_init initialises OpenSSL too; it is never undone because
+     * other code in the process may still use libcurl (libcurl-thread(3)). */
+    global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+int sa_http_global_init(sa_err *err)
+{
+    pthread_once(&global_once, global_init_once);
+    if (global_rc != CURLE_OK)
+        return sa_err_set(err, SA_ENETWORK, (long)global_rc,
+                          "libcurl initialisation failed: %s",
+                          curl_easy_strerror(global_rc));
+    return 0;
+}
+
+sa_http *sa_http_new(sa_err *err)
+{
+    sa_http *h;
+    if (sa_http_global_init(err) != 0)
+        return NULL;
+    h = calloc(1, sizeof *h);
+    if (!h) {
+        sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+        return NULL;
+    }
+    h->multi = curl_multi_init();
+    if (!h->multi) {
+        free(h);
+        sa_err_set(err, SA_ENOMEM, 0, "curl_multi_init failed");
+        return NULL;
+    }
+    /* Keep enough idle connections for a process that talks to a handful of
+     * providers and APIs at once. */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 32L);
+    return h;
+}
+
+static void req_detach(sa_http_req *r)
+{
+    sa_http *h = r->h;
+    if (!h)
+        return;
+    if (r->easy)
+        curl_multi_remove_handle(h->multi, r->easy);
+    if (!r->done)
+        h->running--;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        h->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    if (r->queued) {
+        sa_http_req **pp = &h->qhead;
+        h->qtail = NULL;
+        while (*pp) {
+            if (*pp == r)
+                *pp = r->qnext;
+            else {
+                h->qtail = *pp;
+                pp = &(*pp)->qnext;
+            }
+        }
+        r->queued = 0;
+    }
+    r->prev = r->next = r->qnext = NULL;
+    r->h = NULL;
+}
+
+void sa_http_free(sa_http *h)
+{
+    if (!h)
+        return;
+    while (h->reqs)
+        req_detach(h->reqs);
+    curl_multi_cleanup(h->multi);
+    free(h);
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sa_http_req *r = ud;
+    size_t n = size * nmemb;
+    if (r->body.len + n > r->max_body) {
+        r->too_large = 1;
+        return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
+    }
+    if (sa_buf_append(&r->body, ptr, n) != 0)
+        return 0;
+    return n;
+}
+
+static void free_resp_headers(sa_http_req *r)
+{
+    size_t i;
+    for (i = 0; i < r->nresp; i++) {
+        free(r->resp_hdrs[i].name);
+        free(r->resp_hdrs[i].value);
+    }
+    r->nresp = 0;
+}
+
+static char *dup_trim(const char *s, size_t n, int lower)
+{
+    char *d;
+    size_t i;
+    while (n && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        n--;
+    d = malloc(n + 1);
+    if (!d)
+        return NULL;
+    for (i = 0; i < n; i++)
+        d[i] = lower ? (char)tolower((unsigned char)s[i]) : s[i];
+    d[n] = '\0';
+    return d;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sa_http_req *r = ud;
+    size_t n = size * nmemb;
+    const char *colon;
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        /* A new status line: only the final response's headers count
+         * (after 100 Continue or a 1xx). */
+        free_resp_headers(r);
+        return n;
+    }
+    colon = memchr(ptr, ':', n);
+    if (!colon)
+        return n; /* the blank line, or an obs-fold we do not need */
+    if (r->nresp >= SA_MAX_HEADERS) {
+        r->too_many_headers = 1;
+        return 0;
+    }
+    if (r->nresp == r->capresp) {
+        size_t ncap = r->capresp ? r->capresp * 2 : 16;
+        sa_hdr *nh = realloc(r->resp_hdrs, ncap * sizeof *nh);
+        if (!nh)
+            return 0;
+        r->resp_hdrs = nh;
+        r->capresp = ncap;
+    }
+    {
+        sa_hdr *hd = &r->resp_hdrs[r->nresp];
+        hd->name = dup_trim(ptr, (size_t)(colon - ptr), 1);
+        hd->value = dup_trim(colon + 1, n - (size_t)(colon - ptr) - 1, 0);
+        if (!hd->name || !hd->value) {
+            free(hd->name);
+            free(hd->value);
+            return 0;
+        }
+        r->nresp++;
+    }
+    return n;
+}
+
+static int classify(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return SA_ETIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+        return SA_ETLS;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return SA_EARG;
+    default:
+        return SA_ENETWORK;
+    }
+}
+
+static int set_failed(sa_http_req *r, CURLcode rc)
+{
+    if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
+        return sa_err_set(&r->err, SA_EHTTP, (long)rc,
+                          "response body exceeds the limit of %zu bytes", r->max_body);
+    if (r->too_many_headers)
+        return sa_err_set(&r->err, SA_EHTTP, (long)rc,
+                          "response has more than %d headers", SA_MAX_HEADERS);
+    return sa_err_set(&r->err, classify(rc), (long)rc, "%s%s%s",
+                      curl_easy_strerror(rc), r->errbuf[0] ? ": " : "", r->errbuf);
+}
+
+#define SETOPT(opt, val)                                                         \
+    do {                                                                         \
+        CURLcode c_ = curl_easy_setopt(r->easy, opt, val);                       \
+        if (c_ != CURLE_OK) {                                                    \
+            sa_err_set(err, c_ == CURLE_OUT_OF_MEMORY ? SA_ENOMEM : SA_EARG,     \
+                       (long)c_, "curl option " #opt ": %s",                     \
+                       curl_easy_strerror(c_));                                  \
+            goto fail;                                                           \
+        }                                                                        \
+    } while (0)
+
+sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
+{
+    sa_http_req *r;
+    const char *method = o->method ? o->method : "GET";
+    size_t i;
+
+    if (!h || !o->url)
+        return sa_err_set(err, SA_EARG, 0, "no engine or no url"), NULL;
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return sa_err_set(err, SA_ENOMEM, 0, "out of memory"), NULL;
+    r->max_body = o->max_body ? o->max_body : SA_HTTP_DEFAULT_MAX_BODY;
+    r->easy = curl_easy_init();
+    if (!r->easy) {
+        sa_err_set(err, SA_ENOMEM, 0, "curl_easy_init failed");
+        goto fail;
+    }
+    SETOPT(CURLOPT_URL, o->url);
+    SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+    SETOPT(CURLOPT_FOLLOWLOCATION, 0L);   /* never follow: token requests must not */
+    SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
+    SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
+    /* Debian sets a default CA path, which disables libcurl's CA-store cache
+     * and costs ~20 ms per new connection; the bundle file alone is cached. */
+    SETOPT(CURLOPT_CAPATH, (char *)NULL);
+    if (o->ca_file)
+        SETOPT(CURLOPT_CAINFO, o->ca_file);
+    SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 30000L);
+    SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
+           o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
+    SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
+    SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+    SETOPT(CURLOPT_WRITEFUNCTION, on_body);
+    SETOPT(CURLOPT_WRITEDATA, r);
+    SETOPT(CURLOPT_HEADERFUNCTION, on_header);
+    SETOPT(CURLOPT_HEADERDATA, r);
+    SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+    SETOPT(CURLOPT_PRIVATE, r);
+    SETOPT(CURLOPT_USERAGENT, "smartauth/0.1");
+
+    if (strcmp(method, "GET") == 0) {
+        SETOPT(CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "HEAD") == 0) {
+        SETOPT(CURLOPT_NOBODY, 1L);
+    } else {
+        SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+    if (o->body || strcmp(method, "POST") == 0) {
+        SETOPT(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+        SETOPT(CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
+        if (strcmp(method, "POST") != 0)
+            SETOPT(CURLOPT_CUSTOMREQUEST, method);
+    }
+    for (i = 0; i < o->nheaders; i++) {
+        struct curl_slist *n = curl_slist_append(r->hdrs, o->headers[i]);
+        if (!n) {
+            sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+            goto fail;
+        }
+        r->hdrs = n;
+    }
+    {
+        /* A round trip saved on every POST over 1 KiB. */
+        struct curl_slist *n = curl_slist_append(r->hdrs, "Expect:");
+        if (!n) {
+            sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+            goto fail;
+        }
+        r->hdrs = n;
+    }
+    SETOPT(CURLOPT_HTTPHEADER, r->hdrs);
+
+    if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+        sa_err_set(err, SA_ENOMEM, 0, "curl_multi_add_handle failed");
+        goto fail;
+    }
+    r->h = h;
+    r->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = r;
+    h->reqs = r;
+    h->running++;
+    return r;
+fail:
+    sa_http_req_free(r);
+    return NULL;
+}
+
+static void collect(sa_http *h)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
+        sa_http_req *r = NULL;
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (!r || r->done)
+            continue;
+        r->done = 1;
+        h->running--;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &r->connects);
+        if (m->data.result != CURLE_OK)
+            set_failed(r, m->data.result);
+        /* The connection stays in the multi's cache after removal. */
+        curl_multi_remove_handle(h->multi, r->easy);
+        r->queued = 1;
+        r->qnext = NULL;
+        if (h->qtail)
+            h->qtail->qnext = r;
+        else
+            h->qhead = r;
+        h->qtail = r;
+    }
+}
+
+int sa_http_step(sa_http *h, long timeout_ms, sa_err *err)
+{
+    int still = 0;
+    CURLMcode mc = curl_multi_perform(h->multi, &still);
+    if (mc == CURLM_OK && timeout_ms > 0 && still > 0) {
+        long t = -1;
+        curl_multi_timeout(h->multi, &t);
+        if (t < 0 || t > timeout_ms)
+            t = timeout_ms;
+        if (t > 0)
+            mc = curl_multi_poll(h->multi, NULL, 0, (int)t, NULL);
+        if (mc == CURLM_OK)
+            mc = curl_multi_perform(h->multi, &still);
+    }
+    if (mc != CURLM_OK)
+        return sa_err_set(err, SA_ENETWORK, (long)mc, "curl multi: %s",
+                          curl_multi_strerror(mc));
+    collect(h);
+    return h->running;
+}
+
+int sa_http_wait(sa_http *h, sa_http_req *r, sa_err *err)
+{
+    while (!r->done) {
+        if (sa_http_step(h, 1000, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+long sa_http_timeout(sa_http *h)
+{
+    long t = -1;
+    curl_multi_timeout(h->multi, &t);
+    return t;
+}
+
+int sa_http_running(const sa_http *h)
+{
+    return h->running;
+}
+
+sa_http_req *sa_http_next_done(sa_http *h)
+{
+    sa_http_req *r = h->qhead;
+    if (!r)
+        return NULL;
+    h->qhead = r->qnext;
+    if (!h->qhead)
+        h->qtail = NULL;
+    r->qnext = NULL;
+    r->queued = 0;
+    return r;
+}
+
+int sa_http_req_done(const sa_http_req *r) { return r->done; }
+
+int sa_http_req_result(const sa_http_req *r, const sa_err **err)
+{
+    if (err)
+        *err = &r->err;
+    return r->err.kind == SA_OK ? 0 : -1;
+}
+
+long sa_http_req_status(const sa_http_req *r) { return r->status; }
+const sa_buf *sa_http_req_body(const sa_http_req *r) { return &r->body; }
+size_t sa_http_req_nheaders(const sa_http_req *r) { return r->nresp; }
+long sa_http_req_connects(const sa_http_req *r) { return r->connects; }
+void sa_http_req_set_tag(sa_http_req *r, long tag) { r->tag = tag; }
+long sa_http_req_tag(const sa_http_req *r) { return r->tag; }
+
+void sa_http_req_header(const sa_http_req *r, size_t i, const char **name,
+                        size_t *nlen, const char **value, size_t *vlen)
+{
+    *name = r->resp_hdrs[i].name;
+    *nlen = strlen(*name);
+    *value = r->resp_hdrs[i].value;
+    *vlen = strlen(*value);
+}
+
+void sa_http_req_free(sa_http_req *r)
+{
+    if (!r)
+        return;
+    req_detach(r);
+    if (r->easy)
+        curl_easy_cleanup(r->easy);
+    /* Header lines carry credentials (Authorization). */
+    for (struct curl_slist *s = r->hdrs; s; s = s->next)
+        OPENSSL_cleanse(s->data, strlen(s->data));
+    curl_slist_free_all(r->hdrs);
+    free_resp_headers(r);
+    free(r->resp_hdrs);
+    sa_buf_free(&r->body);
+    OPENSSL_cleanse(r->errbuf, sizeof r->errbuf);
+    free(r);
+}

@@ -1,0 +1,628 @@
+/* The Lua binding: the only file that knows the Lua stack. It turns Lua
+ * arguments into C calls and C results into Lua values, nothing more. */
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <openssl/crypto.h>
+
+#include "buf.h"
+#include "crypto.h"
+#include "form.h"
+#include "http.h"
+#include "sa_err.h"
+
+#define ENGINE_MT "smartauth.engine"
+#define REQUEST_MT "smartauth.request"
+#define MAX_HEADERS_OUT 64
+
+#if defined(__GNUC__)
+#define SA_EXPORT __attribute__((visibility("default")))
+#else
+#define SA_EXPORT
+#endif
+
+/* nil, kind, message, code: the Lua layer turns this into an error object. */
+static int push_err(lua_State *L, const sa_err *e)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, sa_err_kind_name(e->kind));
+    lua_pushstring(L, e->msg);
+    lua_pushinteger(L, (lua_Integer)e->code);
+    return 4;
+}
+
+static int push_buf(lua_State *L, sa_buf *b)
+{
+    lua_pushlstring(L, b->data ? b->data : "", b->len);
+    sa_buf_free(b);
+    return 1;
+}
+
+static int nomem(lua_State *L, sa_buf *b)
+{
+    sa_buf_free(b);
+    return luaL_error(L, "smartauth.core: out of memory");
+}
+
+/* ---------------------------------------------------------------- crypto */
+
+static int l_random(lua_State *L)
+{
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_Buffer B;
+    sa_err e;
+    unsigned char *p;
+    luaL_argcheck(L, n >= 0 && n <= 1 << 20, 1, "length must be 0..1048576");
+    p = (unsigned char *)luaL_buffinitsize(L, &B, (size_t)n);
+    if (sa_random_bytes(p, (size_t)n, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    luaL_pushresultsize(&B, (size_t)n);
+    return 1;
+}
+
+static int b64_enc(lua_State *L, int url)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    sa_buf b = SA_BUF_INIT;
+    if (sa_b64_encode(&b, (const unsigned char *)s, n, url) != 0)
+        return nomem(L, &b);
+    return push_buf(L, &b);
+}
+
+static int b64_dec(lua_State *L, int url)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    sa_buf b = SA_BUF_INIT;
+    sa_err e;
+    if (sa_b64_decode(&b, s, n, url, &e) != 0) {
+        sa_buf_free(&b);
+        lua_pushnil(L);
+        lua_pushstring(L, e.msg);
+        return 2;
+    }
+    return push_buf(L, &b);
+}
+
+static int l_b64url_encode(lua_State *L) { return b64_enc(L, 1); }
+static int l_b64url_decode(lua_State *L) { return b64_dec(L, 1); }
+static int l_b64_encode(lua_State *L) { return b64_enc(L, 0); }
+static int l_b64_decode(lua_State *L) { return b64_dec(L, 0); }
+
+static int check_bits(lua_State *L, int arg)
+{
+    lua_Integer bits = luaL_checkinteger(L, arg);
+    luaL_argcheck(L, bits == 256 || bits == 384 || bits == 512, arg,
+                  "bits must be 256, 384 or 512");
+    return (int)bits;
+}
+
+static int l_sha2(lua_State *L)
+{
+    int bits = check_bits(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    unsigned char md[64];
+    int len = sa_sha2(bits, s, n, md);
+    if (len < 0)
+        return luaL_error(L, "sha%d failed", bits);
+    lua_pushlstring(L, (const char *)md, (size_t)len);
+    return 1;
+}
+
+static int l_hmac(lua_State *L)
+{
+    int bits = check_bits(L, 1);
+    size_t kn, n;
+    const char *k = luaL_checklstring(L, 2, &kn);
+    const char *s = luaL_checklstring(L, 3, &n);
+    unsigned char md[64];
+    int len = sa_hmac_sha2(bits, k, kn, s, n, md);
+    if (len < 0)
+        return luaL_error(L, "hmac-sha%d failed", bits);
+    lua_pushlstring(L, (const char *)md, (size_t)len);
+    OPENSSL_cleanse(md, sizeof md);
+    return 1;
+}
+
+static int l_pkce_verifier(lua_State *L)
+{
+    sa_buf b = SA_BUF_INIT;
+    sa_err e;
+    if (sa_pkce_verifier(&b, &e) != 0) {
+        sa_buf_free(&b);
+        return luaL_error(L, "%s", e.msg);
+    }
+    return push_buf(L, &b);
+}
+
+static int l_pkce_challenge(lua_State *L)
+{
+    size_t n;
+    const char *v = luaL_checklstring(L, 1, &n);
+    sa_buf b = SA_BUF_INIT;
+    sa_err e;
+    if (sa_pkce_challenge(&b, v, n, &e) != 0) {
+        sa_buf_free(&b);
+        return luaL_argerror(L, 1, e.msg);
+    }
+    return push_buf(L, &b);
+}
+
+static int l_ct_equal(lua_State *L)
+{
+    size_t an, bn;
+    const char *a = luaL_checklstring(L, 1, &an);
+    const char *b = luaL_checklstring(L, 2, &bn);
+    lua_pushboolean(L, sa_ct_equal(a, an, b, bn));
+    return 1;
+}
+
+/* ------------------------------------------------------------------ form */
+
+static int l_form_escape(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    sa_buf b = SA_BUF_INIT;
+    if (sa_form_escape(&b, s, n) != 0)
+        return nomem(L, &b);
+    return push_buf(L, &b);
+}
+
+/* form_encode{ {name, value}, ... }: order kept, so the bytes are fixed. */
+static int l_form_encode(lua_State *L)
+{
+    sa_buf b = SA_BUF_INIT;
+    lua_Integer i, n;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    n = luaL_len(L, 1);
+    for (i = 1; i <= n; i++) {
+        size_t nl, vl;
+        const char *name, *value;
+        lua_geti(L, 1, i);
+        if (!lua_istable(L, -1)) {
+            sa_buf_free(&b);
+            return luaL_argerror(L, 1, "expected a list of {name, value} pairs");
+        }
+        lua_geti(L, -1, 1);
+        lua_geti(L, -2, 2);
+        name = lua_tolstring(L, -2, &nl);
+        value = lua_tolstring(L, -1, &vl);
+        if (!name || !value) {
+            sa_buf_free(&b);
+            return luaL_argerror(L, 1, "form names and values must be strings");
+        }
+        if (sa_form_add(&b, name, nl, value, vl) != 0)
+            return nomem(L, &b);
+        lua_pop(L, 3);
+    }
+    return push_buf(L, &b);
+}
+
+static int form_pair_cb(void *ud, const char *name, size_t nlen,
+                        const char *value, size_t vlen)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, name, nlen);
+    lua_pushlstring(L, value, vlen);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* form_decode(s) -> table (last value of a repeated name wins) | nil, msg */
+static int l_form_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    sa_err e;
+    lua_newtable(L);
+    if (sa_form_parse(s, n, form_pair_cb, L, &e) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, e.msg);
+        return 2;
+    }
+    return 1;
+}
+
+static int l_basic_auth(lua_State *L)
+{
+    size_t il, sl;
+    const char *id = luaL_checklstring(L, 1, &il);
+    const char *secret = luaL_checklstring(L, 2, &sl);
+    sa_buf b = SA_BUF_INIT;
+    if (sa_form_basic_auth(&b, id, il, secret, sl) != 0)
+        return nomem(L, &b);
+    return push_buf(L, &b);
+}
+
+/* ------------------------------------------------------------------ http */
+
+typedef struct {
+    sa_http *h;
+} lengine;
+
+typedef struct {
+    sa_http_req *r;
+} lrequest;
+
+static lengine *check_engine(lua_State *L, int i)
+{
+    lengine *e = luaL_checkudata(L, i, ENGINE_MT);
+    if (!e->h)
+        luaL_error(L, "attempt to use a closed engine");
+    return e;
+}
+
+static int l_engine_new(lua_State *L)
+{
+    sa_err e;
+    lengine *le = lua_newuserdatauv(L, sizeof *le, 1);
+    le->h = NULL; /* safe to collect before the C resource exists */
+    luaL_setmetatable(L, ENGINE_MT);
+    lua_newtable(L); /* lightuserdata(req) -> request userdata, while running */
+    lua_setiuservalue(L, -2, 1);
+    le->h = sa_http_new(&e);
+    if (!le->h)
+        return push_err(L, &e);
+    return 1;
+}
+
+static int l_engine_close(lua_State *L)
+{
+    lengine *le = luaL_checkudata(L, 1, ENGINE_MT);
+    if (le->h) {
+        /* Requests still alive are detached by sa_http_free; their
+         * userdata then report "closed". */
+        lua_getiuservalue(L, 1, 1);
+        lua_pushnil(L);
+        while (lua_next(L, -2)) {
+            lrequest *lr = lua_touserdata(L, -1);
+            if (lr && lr->r) {
+                sa_http_req_free(lr->r);
+                lr->r = NULL;
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+        sa_http_free(le->h);
+        le->h = NULL;
+    }
+    return 0;
+}
+
+static int l_engine_tostring(lua_State *L)
+{
+    lengine *le = luaL_checkudata(L, 1, ENGINE_MT);
+    if (le->h)
+        lua_pushfstring(L, "smartauth.engine (%p)", (void *)le);
+    else
+        lua_pushliteral(L, "smartauth.engine (closed)");
+    return 1;
+}
+
+static long opt_ms(lua_State *L, int t, const char *k)
+{
+    long v = 0;
+    if (lua_getfield(L, t, k) != LUA_TNIL) {
+        lua_Number s = luaL_checknumber(L, -1);
+        if (s < 0 || s > 86400)
+            luaL_error(L, "option '%s' must be 0..86400 seconds", k);
+        v = (long)(s * 1000.0);
+        if (v == 0 && s > 0)
+            v = 1;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *k, size_t *len)
+{
+    const char *s = NULL;
+    if (lua_getfield(L, t, k) != LUA_TNIL) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s' must be a string", k);
+        s = lua_tolstring(L, -1, len);
+    }
+    /* The string stays referenced by the options table while we use it. */
+    lua_pop(L, 1);
+    return s;
+}
+
+/* Reads the request options table at index t and starts the transfer. */
+static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
+{
+    sa_http_opts o;
+    const char *hdrs[MAX_HEADERS_OUT];
+    size_t nh = 0;
+    memset(&o, 0, sizeof o);
+    luaL_checktype(L, t, LUA_TTABLE);
+    o.url = opt_str(L, t, "url", NULL);
+    if (!o.url)
+        luaL_error(L, "option 'url' is required");
+    o.method = opt_str(L, t, "method", NULL);
+    o.body = opt_str(L, t, "body", &o.body_len);
+    o.ca_file = opt_str(L, t, "ca_file", NULL);
+    o.timeout_ms = opt_ms(L, t, "timeout");
+    o.connect_timeout_ms = opt_ms(L, t, "connect_timeout");
+    if (lua_getfield(L, t, "max_body") != LUA_TNIL) {
+        lua_Integer mb = luaL_checkinteger(L, -1);
+        if (mb <= 0)
+            luaL_error(L, "option 'max_body' must be positive");
+        o.max_body = (size_t)mb;
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, t, "headers") != LUA_TNIL) {
+        lua_Integer i, n;
+        luaL_checktype(L, -1, LUA_TTABLE);
+        n = luaL_len(L, -1);
+        if (n > MAX_HEADERS_OUT)
+            luaL_error(L, "too many request headers (max %d)", MAX_HEADERS_OUT);
+        for (i = 1; i <= n; i++) {
+            size_t hl;
+            const char *line;
+            lua_geti(L, -1, i);
+            line = lua_tolstring(L, -1, &hl);
+            if (!line || memchr(line, '\r', hl) || memchr(line, '\n', hl) ||
+                strlen(line) != hl)
+                luaL_error(L, "request header %d is not a single-line string", (int)i);
+            hdrs[nh++] = line;
+            lua_pop(L, 1); /* still referenced from the headers table */
+        }
+    }
+    lua_pop(L, 1);
+    o.headers = hdrs;
+    o.nheaders = nh;
+    return sa_http_start(h, &o, e);
+}
+
+static int push_response(lua_State *L, sa_http_req *r)
+{
+    const sa_err *e;
+    const sa_buf *body;
+    size_t i, n;
+    if (sa_http_req_result(r, &e) != 0)
+        return push_err(L, e);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, sa_http_req_status(r));
+    lua_setfield(L, -2, "status");
+    body = sa_http_req_body(r);
+    lua_pushlstring(L, body->data ? body->data : "", body->len);
+    lua_setfield(L, -2, "body");
+    lua_pushinteger(L, sa_http_req_connects(r));
+    lua_setfield(L, -2, "connects");
+    n = sa_http_req_nheaders(r);
+    lua_createtable(L, 0, (int)n);
+    for (i = 0; i < n; i++) {
+        const char *name, *value;
+        size_t nl, vl;
+        sa_http_req_header(r, i, &name, &nl, &value, &vl);
+        lua_pushlstring(L, name, nl);
+        if (lua_rawget(L, -2) == LUA_TSTRING) {
+            /* Repeated header: join as RFC 9110 §5.3 allows. */
+            lua_pushliteral(L, ", ");
+            lua_pushlstring(L, value, vl);
+            lua_concat(L, 3);
+        } else {
+            lua_pop(L, 1);
+            lua_pushlstring(L, value, vl);
+        }
+        lua_pushlstring(L, name, nl);
+        lua_insert(L, -2);
+        lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "headers");
+    return 1;
+}
+
+/* engine:request(opts) -> response | nil, kind, msg, code. Blocks. */
+static int l_engine_request(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    sa_err e;
+    sa_http_req *r = start_from_table(L, le->h, 2, &e);
+    int n;
+    if (!r)
+        return push_err(L, &e);
+    if (sa_http_wait(le->h, r, &e) != 0) {
+        sa_http_req_free(r);
+        return push_err(L, &e);
+    }
+    n = push_response(L, r);
+    sa_http_req_free(r);
+    return n;
+}
+
+/* engine:start(opts) -> request userdata | nil, kind, msg, code */
+static int l_engine_start(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    sa_err e;
+    lrequest *lr = lua_newuserdatauv(L, sizeof *lr, 1);
+    lr->r = NULL;
+    luaL_setmetatable(L, REQUEST_MT);
+    lua_pushvalue(L, 1); /* the request keeps its engine alive */
+    lua_setiuservalue(L, -2, 1);
+    lr->r = start_from_table(L, le->h, 2, &e);
+    if (!lr->r)
+        return push_err(L, &e);
+    lua_getiuservalue(L, 1, 1);
+    lua_pushlightuserdata(L, lr->r);
+    lua_pushvalue(L, -3);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* engine:step(timeout_seconds) -> number still running */
+static int l_engine_step(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    lua_Number t = luaL_optnumber(L, 2, 0);
+    sa_err e;
+    int n;
+    luaL_argcheck(L, t >= 0 && t <= 86400, 2, "timeout must be 0..86400 seconds");
+    n = sa_http_step(le->h, (long)(t * 1000.0), &e);
+    if (n < 0)
+        return push_err(L, &e);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* engine:next_done() -> request userdata | nil */
+static int l_engine_next_done(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    sa_http_req *r = sa_http_next_done(le->h);
+    if (!r)
+        return 0;
+    lua_getiuservalue(L, 1, 1);
+    lua_pushlightuserdata(L, r);
+    lua_rawget(L, -2);
+    lua_pushlightuserdata(L, r);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+    return 1;
+}
+
+/* engine:timeout() -> seconds until the engine wants a step, or nil */
+static int l_engine_timeout(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    long t = sa_http_timeout(le->h);
+    if (t < 0)
+        return 0;
+    lua_pushnumber(L, (lua_Number)t / 1000.0);
+    return 1;
+}
+
+static int l_engine_running(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    lua_pushinteger(L, sa_http_running(le->h));
+    return 1;
+}
+
+static lrequest *check_request(lua_State *L, int i)
+{
+    lrequest *lr = luaL_checkudata(L, i, REQUEST_MT);
+    if (!lr->r)
+        luaL_error(L, "attempt to use a closed request");
+    return lr;
+}
+
+static int l_request_done(lua_State *L)
+{
+    lrequest *lr = check_request(L, 1);
+    lua_pushboolean(L, sa_http_req_done(lr->r));
+    return 1;
+}
+
+static int l_request_result(lua_State *L)
+{
+    lrequest *lr = check_request(L, 1);
+    if (!sa_http_req_done(lr->r))
+        return luaL_error(L, "request is still running");
+    return push_response(L, lr->r);
+}
+
+static int l_request_close(lua_State *L)
+{
+    lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
+    if (lr->r) {
+        /* Drop the engine's index entry so a cancelled request is gone. */
+        if (lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA) {
+            lengine *le = luaL_testudata(L, -1, ENGINE_MT);
+            if (le && le->h) {
+                lua_getiuservalue(L, -1, 1);
+                lua_pushlightuserdata(L, lr->r);
+                lua_pushnil(L);
+                lua_rawset(L, -3);
+                lua_pop(L, 1);
+            }
+        }
+        lua_pop(L, 1);
+        sa_http_req_free(lr->r);
+        lr->r = NULL;
+    }
+    return 0;
+}
+
+static int l_request_tostring(lua_State *L)
+{
+    lrequest *lr = luaL_checkudata(L, 1, REQUEST_MT);
+    lua_pushfstring(L, "smartauth.request (%s)",
+                    !lr->r ? "closed" : sa_http_req_done(lr->r) ? "done" : "running");
+    return 1;
+}
+
+/* ------------------------------------------------------------------ open */
+
+static const luaL_Reg engine_methods[] = {
+    { "request", l_engine_request },
+    { "start", l_engine_start },
+    { "step", l_engine_step },
+    { "next_done", l_engine_next_done },
+    { "timeout", l_engine_timeout },
+    { "running", l_engine_running },
+    { "close", l_engine_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg request_methods[] = {
+    { "done", l_request_done },
+    { "result", l_request_result },
+    { "close", l_request_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg core_funcs[] = {
+    { "engine", l_engine_new },
+    { "random", l_random },
+    { "b64url_encode", l_b64url_encode },
+    { "b64url_decode", l_b64url_decode },
+    { "b64_encode", l_b64_encode },
+    { "b64_decode", l_b64_decode },
+    { "sha2", l_sha2 },
+    { "hmac", l_hmac },
+    { "pkce_verifier", l_pkce_verifier },
+    { "pkce_challenge", l_pkce_challenge },
+    { "ct_equal", l_ct_equal },
+    { "form_escape", l_form_escape },
+    { "form_encode", l_form_encode },
+    { "form_decode", l_form_decode },
+    { "basic_auth", l_basic_auth },
+    { NULL, NULL }
+};
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction tostring)
+{
+    luaL_newmetatable(L, name);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pop(L, 1);
+}
+
+SA_EXPORT int luaopen_smartauth_core(lua_State *L)
+{
+    sa_err e;
+    if (sa_http_global_init(&e) != 0)
+        return luaL_error(L, "smartauth.core: %s", e.msg);
+    new_class(L, ENGINE_MT, engine_methods, l_engine_close, l_engine_tostring);
+    new_class(L, REQUEST_MT, request_methods, l_request_close, l_request_tostring);
+    luaL_newlib(L, core_funcs);
+    lua_pushliteral(L, "0.1.0");
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}

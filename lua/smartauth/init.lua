@@ -1,0 +1,43 @@
+--- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.4.
+-- @module smartauth
+local errors = require "smartauth.errors"
+local presets = require "smartauth.presets"
+local provider = require "smartauth.provider"
+local store = require "smartauth.store"
+local token = require "smartauth.token"
+
+local M = {
+  _VERSION = "0.1.0",
+  _DESCRIPTION = "OAuth 2.0 / OpenID Connect client for Lua 5.4 with a C core",
+  errors = errors,
+  store = store,
+  token = token,
+  parse_redirect = provider.parse_redirect,
+}
+
+--- A provider from explicit options (see DESIGN.md).
+-- @return provider or nil, err
+function M.provider(opts)
+  return provider.new(opts)
+end
+
+--- OpenID Connect discovery, then a provider with the endpoints filled in.
+-- @param issuer the issuer URL (must equal the document's `issuer`)
+-- @param opts any provider option
+function M.discover(issuer, opts)
+  if type(issuer) ~= "string" then
+    error("bad argument #1 to 'discover' (string expected, got " .. type(issuer) .. ")", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  o.issuer = issuer
+  local p, err = provider.new(o, "smartauth.discover")
+  if not p then return nil, err end
+  return p:discover()
+end
+
+for _, name in ipairs(presets.NAMES) do
+  M[name] = function(opts) return presets.build(name, opts) end
+end
+
+return M

@@ -1,0 +1,58 @@
+--- Option-table validation shared by every constructor: unknown keys and
+-- wrong types are config errors that name the option.
+local errors = require "smartauth.errors"
+local url = require "smartauth.url"
+
+local M = {}
+
+local function bad(where, key, msg)
+  return nil, errors.new("config", where .. ": option '" .. key .. "' " .. msg, { option = key })
+end
+
+--- Validate opts against schema {key = spec}; spec is a type name
+-- ("string", "number", "boolean", "table", "function", "url", "any") or a
+-- table {type=, enum=, min=, max=}. Returns a shallow copy or nil, err.
+function M.check(where, opts, schema, allow_http)
+  local out = {}
+  for k, v in pairs(opts) do
+    local spec = schema[k]
+    if spec == nil then
+      local names = {}
+      for name in pairs(schema) do names[#names + 1] = name end
+      table.sort(names)
+      -- a close match makes typos obvious
+      local hint = ""
+      if type(k) == "string" then
+        for _, name in ipairs(names) do
+          if name:lower() == k:lower() or name:gsub("_", "") == k:gsub("_", "") then
+            hint = " (did you mean '" .. name .. "'?)"
+          end
+        end
+      end
+      return bad(where, tostring(k), "is not known" .. hint)
+    end
+    if type(spec) == "string" then spec = { type = spec } end
+    local t = spec.type
+    if t == "url" then
+      if type(v) ~= "string" then return bad(where, k, "must be a URL string") end
+      local ok, msg = url.check_endpoint(v, allow_http)
+      if not ok then return bad(where, k, "is not a usable URL: " .. msg) end
+    elseif t ~= "any" and type(v) ~= t then
+      return bad(where, k, "must be a " .. t .. " (got " .. type(v) .. ")")
+    end
+    if spec.enum then
+      local okv = false
+      for _, e in ipairs(spec.enum) do if e == v then okv = true end end
+      if not okv then
+        return bad(where, k, "must be one of " .. table.concat(spec.enum, ", ") ..
+          " (got '" .. tostring(v) .. "')")
+      end
+    end
+    if spec.min and v < spec.min then return bad(where, k, "must be at least " .. spec.min) end
+    if spec.max and v > spec.max then return bad(where, k, "must be at most " .. spec.max) end
+    out[k] = v
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,708 @@
+--- The generic OAuth 2.0 / OpenID Connect provider: every grant, token
+-- caching and refresh, and calling APIs with the token attached. Presets are
+-- this plus data.
+local cjson = require "cjson.safe"
+local core = require "smartauth.core"
+local errors = require "smartauth.errors"
+local http = require "smartauth.http"
+local options = require "smartauth.options"
+local store_mod = require "smartauth.store"
+local token_mod = require "smartauth.token"
+local url = require "smartauth.url"
+
+local M = {}
+
+local Provider = { __name = "smartauth.provider" }
+Provider.__index = Provider
+M.Provider = Provider
+
+-- Secrets live outside the object so that dumping a provider (pairs,
+-- inspect, a debugger) never shows them.
+local secrets = setmetatable({}, { __mode = "k" })
+
+M.ENDPOINTS = {
+  "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+  "revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint",
+  "end_session_endpoint",
+}
+
+M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
+
+local SCHEMA = {
+  name = "string", issuer = "string",
+  authorization_endpoint = "url", token_endpoint = "url", userinfo_endpoint = "url",
+  jwks_uri = "url", revocation_endpoint = "url", introspection_endpoint = "url",
+  device_authorization_endpoint = "url", end_session_endpoint = "url",
+  discovery_url = "url", api_base = "url",
+  client_id = "string", client_secret = "string",
+  client_auth = { type = "string", enum = { "basic", "post", "none", "private_key_jwt", "client_secret_jwt" } },
+  redirect_uri = "string", scope = "string",
+  store = "any", retry = "any",
+  timeout = { type = "number", min = 0.001, max = 86400 },
+  connect_timeout = { type = "number", min = 0.001, max = 86400 },
+  ca_file = "string",
+  leeway = { type = "number", min = 0, max = 86400 },
+  allow_http = "boolean",
+  max_body = { type = "number", min = 1 },
+  grant = { type = "string", enum = { "client_credentials", "password", "authorization_code",
+    "loopback", "device", "oob", "none" } },
+  username = "string", password = "string",
+  api_key = "string", api_password = "string",
+  token_placement = { type = "string", enum = { "header", "query" } },
+  token_param = "string",
+  token_headers = "table",
+}
+M.SCHEMA = SCHEMA
+
+local function cfg_err(msg, fields)
+  return nil, errors.new("config", msg, fields)
+end
+
+local function check_redirect_uri(v, allow_http)
+  if v == "urn:ietf:wg:oauth:2.0:oob" or v == "oob" then return true end
+  local scheme = v:match("^(%a[%w+.-]*):")
+  if not scheme then return nil, "is not an absolute URI" end
+  scheme = scheme:lower()
+  if scheme == "http" or scheme == "https" then
+    return url.check_endpoint(v, allow_http)
+  end
+  -- private-use schemes of native apps (RFC 8252 §7.1) are fine
+  return true
+end
+
+--- Create a provider. See DESIGN.md for the options. Returns provider or
+-- nil, err (config).
+function M.new(opts, where)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'provider' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  where = where or "smartauth.provider"
+  local o, err = options.check(where, opts, SCHEMA, opts.allow_http)
+  if not o then return nil, err end
+  if o.redirect_uri then
+    local ok, msg = check_redirect_uri(o.redirect_uri, o.allow_http)
+    if not ok then return cfg_err(where .. ": option 'redirect_uri' " .. msg, { option = "redirect_uri" }) end
+  end
+  if o.issuer then
+    local ok, msg = url.check_endpoint(o.issuer, o.allow_http)
+    if not ok then return cfg_err(where .. ": option 'issuer' is not a usable URL: " .. msg, { option = "issuer" }) end
+  end
+  if o.store ~= nil then
+    local ok, msg = store_mod.check(o.store)
+    if not ok then return cfg_err(where .. ": option 'store' " .. msg, { option = "store" }) end
+  end
+  if o.client_auth == nil then
+    o.client_auth = o.client_secret and "basic" or "none"
+  end
+  if (o.client_auth == "basic" or o.client_auth == "post" or o.client_auth == "client_secret_jwt")
+      and not o.client_secret then
+    return cfg_err(where .. ": client_auth '" .. o.client_auth .. "' needs option 'client_secret'",
+      { option = "client_secret" })
+  end
+  local self = setmetatable({}, Provider)
+  local s = { client_secret = o.client_secret, password = o.password, api_password = o.api_password }
+  o.client_secret, o.password, o.api_password = nil, nil, nil
+  secrets[self] = s
+  for k, v in pairs(o) do self[k] = v end
+  self.has_client_secret = s.client_secret ~= nil
+  self.leeway = self.leeway or M.DEFAULT_LEEWAY
+  self.store = self.store or store_mod.memory()
+  self.token_placement = self.token_placement or "header"
+  self.token_param = self.token_param or "access_token"
+  return self
+end
+
+function Provider:__tostring()
+  return "smartauth.provider(" .. (self.name or self.issuer or self.token_endpoint or "?") ..
+    (self.client_id and (", client " .. self.client_id) or "") .. ")"
+end
+
+-- Every secret this provider knows, to scrub from error text.
+function Provider:_secrets(extra)
+  local s = secrets[self]
+  local list = { s.client_secret, s.password, s.api_password }
+  if self._tok then
+    list[#list + 1] = self._tok.access_token
+    list[#list + 1] = self._tok.refresh_token
+  end
+  if extra then for _, v in ipairs(extra) do list[#list + 1] = v end end
+  return list
+end
+
+function Provider:_scrub(err, extra)
+  if errors.is(err) then
+    err.description = errors.scrub(err.description, self:_secrets(extra))
+  end
+  return err
+end
+
+-- HTTP options common to every call this provider makes.
+function Provider:_http(req)
+  req.timeout = req.timeout or self.timeout
+  req.connect_timeout = req.connect_timeout or self.connect_timeout
+  req.ca_file = req.ca_file or self.ca_file
+  req.max_body = req.max_body or self.max_body
+  return http.request(req)
+end
+
+------------------------------------------------------------------ discovery
+
+local discovery_cache = {} -- url -> {doc=, at=}
+M.DISCOVERY_TTL = 3600
+
+--- Fetch and apply the OpenID configuration (endpoints the options did not
+-- set). Cached per process for DISCOVERY_TTL seconds.
+function Provider:discover()
+  if not self.issuer and not self.discovery_url then
+    return cfg_err("cannot discover: no 'issuer' or 'discovery_url'")
+  end
+  local durl = self.discovery_url or
+    (self.issuer:gsub("/+$", "") .. "/.well-known/openid-configuration")
+  local cached = discovery_cache[durl]
+  local doc
+  if cached and os.time() - cached.at < M.DISCOVERY_TTL then
+    doc = cached.doc
+  else
+    local res, err = self:_http { url = durl, headers = { "Accept: application/json" } }
+    if not res then return nil, err end
+    if res.status ~= 200 then
+      return nil, errors.new("http", "discovery document request failed", { status = res.status })
+    end
+    local d = res.body:match("^%s*{") and cjson.decode(res.body)
+    if type(d) ~= "table" then
+      return nil, errors.new("validation", "discovery document is not a JSON object")
+    end
+    doc = d
+  end
+  if self.issuer and doc.issuer ~= self.issuer then
+    return nil, errors.new("validation", "discovery document issuer '" ..
+      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self.issuer .. "'")
+  end
+  for _, k in ipairs(M.ENDPOINTS) do
+    local v = doc[k]
+    if self[k] == nil and v ~= nil then
+      local ok, msg = false, "not a string"
+      if type(v) == "string" then ok, msg = url.check_endpoint(v, self.allow_http) end
+      if not ok then
+        return nil, errors.new("validation", "discovery document field '" .. k ..
+          "' is not a usable URL: " .. msg)
+      end
+      self[k] = v
+    end
+  end
+  self.issuer = self.issuer or doc.issuer
+  self.metadata = doc
+  discovery_cache[durl] = { doc = doc, at = cached and cached.at or os.time() }
+  return self
+end
+
+-- An endpoint, discovering once if it is missing and an issuer is known.
+function Provider:_endpoint(name)
+  if self[name] == nil and (self.issuer or self.discovery_url) and not self.metadata then
+    local ok, err = self:discover()
+    if not ok then return nil, err end
+  end
+  if self[name] == nil then
+    return cfg_err("provider has no " .. name .. " (set the option or an issuer to discover it)")
+  end
+  return self[name]
+end
+
+--------------------------------------------------------------- token calls
+
+local function json_object(body)
+  if type(body) ~= "string" or not body:match("^%s*{") then return nil end
+  local t = cjson.decode(body)
+  if type(t) == "table" then return t end
+  return nil
+end
+
+local function clean_text(s, max)
+  if type(s) ~= "string" then return nil end
+  s = s:gsub("[%c]", " ")
+  if #s > max then s = s:sub(1, max) .. "…" end
+  return s
+end
+
+local function retry_after(headers)
+  local v = headers and headers["retry-after"]
+  return v and tonumber(v:match("^%s*(%d+)%s*$")) or nil
+end
+
+--- Turn a token-endpoint response into a token or an error.
+function Provider._token_response(_, res, what)
+  local status = res.status
+  what = what or "token endpoint"
+  if status >= 300 and status < 400 then
+    return nil, errors.new("http", what .. " answered with a redirect; redirects are not followed",
+      { status = status })
+  end
+  local data = json_object(res.body)
+  if data and data.error ~= nil and data.error ~= cjson.null then
+    if type(data.error) ~= "string" then
+      return nil, errors.new("validation", what .. " returned a malformed error field", { status = status })
+    end
+    local desc = clean_text(data.error_description, 500) or ("the " .. what .. " refused the request")
+    return nil, errors.new("oauth", desc, {
+      code = clean_text(data.error, 100), status = status, error_uri = clean_text(data.error_uri, 300),
+      retry_after = retry_after(res.headers),
+    })
+  end
+  if status < 200 or status >= 300 then
+    return nil, errors.new("http", what .. " returned HTTP " .. status, {
+      status = status, retry_after = retry_after(res.headers),
+    })
+  end
+  if not data then
+    local ct = clean_text(res.headers["content-type"] or "no content type", 100)
+    return nil, errors.new("http", what .. " returned a body that is not a JSON object (" .. ct .. ")",
+      { status = status })
+  end
+  return token_mod.from_response(data, os.time())
+end
+
+-- Client authentication (RFC 6749 §2.3) applied to a token-endpoint form.
+function Provider:_client_auth(form, headers)
+  local secret = secrets[self].client_secret
+  local method = self.client_auth
+  if method == "basic" then
+    headers[#headers + 1] = "Authorization: " .. core.basic_auth(self.client_id or "", secret)
+  elseif method == "post" then
+    form.client_id = self.client_id
+    form.client_secret = secret
+  elseif method == "none" then
+    form.client_id = self.client_id
+  else
+    return cfg_err("client_auth '" .. method .. "' is not available yet")
+  end
+  return true
+end
+
+--- POST a form to an endpoint with client authentication; decode as a token.
+function Provider:_post_form(endpoint_name, form)
+  local ep, err = self:_endpoint(endpoint_name)
+  if not ep then return nil, err end
+  local headers = {
+    "Accept: application/json",
+    "Content-Type: application/x-www-form-urlencoded",
+  }
+  if self.token_headers then
+    for k, v in pairs(self.token_headers) do headers[#headers + 1] = k .. ": " .. v end
+  end
+  local ok, aerr = self:_client_auth(form, headers)
+  if not ok then return nil, aerr end
+  local res, herr = self:_http { method = "POST", url = ep, headers = headers, body = url.encode(form) }
+  if not res then return nil, self:_scrub(herr) end
+  return res
+end
+
+function Provider:_grant(form, extra_secrets)
+  local res, err = self:_post_form("token_endpoint", form)
+  if not res then return nil, self:_scrub(err, extra_secrets) end
+  local tok, terr = self:_token_response(res)
+  if not tok then return nil, self:_scrub(terr, extra_secrets) end
+  return tok
+end
+
+-- Extra request parameters: anything not consumed by the grant itself.
+local function add_extra(form, opts, consumed)
+  for k, v in pairs(opts) do
+    if not consumed[k] then
+      if type(k) ~= "string" then error("grant parameters must have string names", 3) end
+      local tv = type(v)
+      if tv == "table" then v = table.concat(v, " ")
+      elseif tv ~= "string" and tv ~= "number" and tv ~= "boolean" then
+        error("grant parameter '" .. k .. "' must be a string, number or boolean", 3)
+      end
+      form[k] = tostring(v)
+    end
+  end
+end
+
+local function check_opts(opts, fname)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  return opts
+end
+
+--- Client credentials grant (RFC 6749 §4.4).
+-- @param opts { scope=, ... any extra parameter (resource, audience) }
+-- @return token or nil, err
+function Provider:client_credentials(opts)
+  opts = check_opts(opts, "client_credentials")
+  local form = { grant_type = "client_credentials", scope = opts.scope or self.scope }
+  add_extra(form, opts, { scope = true })
+  local tok, err = self:_grant(form)
+  if tok then self:_save(tok) end
+  return tok, err
+end
+
+--- Resource owner password grant (RFC 6749 §4.3).
+-- @param opts { username=, password=, scope= } (defaults from the provider)
+function Provider:password(opts)
+  opts = check_opts(opts, "password")
+  local pw = opts.password or secrets[self].password
+  local user = opts.username or self.username
+  if type(user) ~= "string" or type(pw) ~= "string" then
+    return cfg_err("password grant needs 'username' and 'password'")
+  end
+  local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.scope }
+  add_extra(form, opts, { username = true, password = true, scope = true })
+  local tok, err = self:_grant(form, { pw })
+  if tok then self:_save(tok) end
+  return tok, err
+end
+
+--- Refresh a token (RFC 6749 §6). The refresh token is kept when the server
+-- does not rotate it, and so is the ID token.
+-- @param tok token object or refresh token string
+-- @param opts { scope= }
+function Provider:refresh(tok, opts)
+  opts = check_opts(opts, "refresh")
+  local rt = type(tok) == "string" and tok or (type(tok) == "table" and tok.refresh_token)
+  if type(rt) ~= "string" or rt == "" then
+    return nil, errors.new("validation", "token has no refresh_token")
+  end
+  local form = { grant_type = "refresh_token", refresh_token = rt, scope = opts.scope }
+  add_extra(form, opts, { scope = true })
+  local nt, err = self:_grant(form, { rt })
+  if not nt then return nil, err end
+  nt.refresh_token = nt.refresh_token or rt
+  if type(tok) == "table" then
+    nt.id_token = nt.id_token or tok.id_token
+    nt.scope = nt.scope or tok.scope
+  end
+  self:_save(nt)
+  return nt
+end
+
+------------------------------------------------------ authorization code
+
+local function random_token(n)
+  return core.b64url_encode(core.random(n or 32))
+end
+M.random_token = random_token
+
+local function has_word(s, w)
+  return type(s) == "string" and (" " .. s .. " "):find(" " .. w .. " ", 1, true) ~= nil
+end
+
+local AUTHZ_CONSUMED = {
+  redirect_uri = true, scope = true, response_type = true, pkce = true, state = true, nonce = true,
+}
+
+--- Build an authorization request URL (RFC 6749 §4.1.1, RFC 7636, OIDC).
+-- state and PKCE S256 are on by default, nonce whenever an ID token may
+-- come back. Any other field is sent as a request parameter.
+-- @return url, session (a plain table to keep until the callback)
+function Provider:authorization_url(opts)
+  opts = check_opts(opts, "authorization_url")
+  local ep, err = self:_endpoint("authorization_endpoint")
+  if not ep then return nil, err end
+  local response_type = opts.response_type or "code"
+  local scope = opts.scope or self.scope
+  local redirect_uri = opts.redirect_uri or self.redirect_uri
+  if redirect_uri then
+    local ok, msg = check_redirect_uri(redirect_uri, self.allow_http)
+    if not ok then return cfg_err("redirect_uri " .. msg) end
+  end
+  local session = {
+    state = opts.state or random_token(32),
+    redirect_uri = redirect_uri,
+    scope = scope,
+    response_type = response_type,
+    max_age = opts.max_age,
+    issuer = self.issuer,
+    created_at = os.time(),
+  }
+  local params = {
+    response_type = response_type, client_id = self.client_id,
+    redirect_uri = redirect_uri, scope = scope, state = session.state,
+  }
+  if opts.pkce ~= false and has_word(response_type, "code") then
+    session.code_verifier = core.pkce_verifier()
+    params.code_challenge = core.pkce_challenge(session.code_verifier)
+    params.code_challenge_method = "S256"
+  end
+  if opts.nonce ~= false and (has_word(scope, "openid") or has_word(response_type, "id_token")) then
+    session.nonce = type(opts.nonce) == "string" and opts.nonce or random_token(32)
+    params.nonce = session.nonce
+  end
+  for k, v in pairs(opts) do
+    if not AUTHZ_CONSUMED[k] then
+      if type(k) ~= "string" then error("authorization parameters must have string names", 2) end
+      if type(v) == "table" then
+        v = (k == "claims" or k == "authorization_details") and cjson.encode(v) or table.concat(v, " ")
+      end
+      params[k] = tostring(v)
+    end
+  end
+  return url.add_query(ep, params), session
+end
+
+--- Parse the URL (or just the query) the authorization server redirected
+-- to: returns {code=, state=, iss=, id_token=, error=, ...} or nil, err.
+-- Parameters in the fragment (implicit and hybrid flows) are included.
+function M.parse_redirect(s)
+  if type(s) ~= "string" then error("bad argument #1 to 'parse_redirect' (string expected)", 2) end
+  s = s:match("^%s*(.-)%s*$")
+  if #s > 65536 then return nil, errors.new("validation", "redirect URL is too long") end
+  local query, fragment
+  if s:find("^%a[%w+.-]*:") then
+    query, fragment = s:match("^[^?#]*%??([^#]*)#?(.*)$")
+  else
+    query, fragment = s:gsub("^%?", ""), ""
+  end
+  local out, err = url.decode(query)
+  if not out then return nil, errors.new("validation", "redirect URL: " .. err) end
+  if fragment ~= "" then
+    local f, ferr = url.decode(fragment)
+    if not f then return nil, errors.new("validation", "redirect URL fragment: " .. ferr) end
+    for k, v in pairs(f) do if out[k] == nil then out[k] = v end end
+  end
+  return out
+end
+
+--- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
+-- callback against the session: state (constant time), iss (RFC 9207).
+-- @param opts { code=, state=, iss=, url= (the whole redirect), session= }
+function Provider:exchange_code(opts)
+  opts = check_opts(opts, "exchange_code")
+  local session = opts.session
+  if type(session) ~= "table" then
+    error("bad argument to 'exchange_code' (session from authorization_url expected)", 2)
+  end
+  local cb = { code = opts.code, state = opts.state, iss = opts.iss }
+  if opts.url then
+    local parsed, perr = M.parse_redirect(opts.url)
+    if not parsed then return nil, perr end
+    cb = parsed
+  end
+  if cb.error then
+    return nil, errors.new("oauth", clean_text(cb.error_description, 500) or
+      "the authorization server refused the request", { code = clean_text(cb.error, 100) })
+  end
+  if session.state then
+    if type(cb.state) ~= "string" or not core.ct_equal(cb.state, session.state) then
+      return nil, errors.new("validation", "state mismatch: the callback does not belong to this session",
+        { check = "state" })
+    end
+  end
+  local iss = cb.iss
+  if iss ~= nil and self.issuer and iss ~= self.issuer then
+    return nil, errors.new("validation", "iss in the authorization response does not match the issuer",
+      { check = "iss" })
+  end
+  if type(cb.code) ~= "string" or cb.code == "" then
+    return nil, errors.new("validation", "no authorization code in the callback")
+  end
+  local form = {
+    grant_type = "authorization_code", code = cb.code,
+    redirect_uri = opts.redirect_uri or session.redirect_uri,
+    code_verifier = session.code_verifier,
+  }
+  local tok, err = self:_grant(form, { cb.code })
+  if not tok then return nil, err end
+  if self._on_code_token then
+    local ok, verr = self:_on_code_token(tok, session, cb)
+    if not ok then return nil, verr end
+  end
+  self:_save(tok)
+  return tok
+end
+
+-------------------------------------------------------- token() and store
+
+--- The key this provider's token is stored under: readable prefix plus a
+-- digest of what makes the token distinct.
+function Provider:store_key()
+  if not self._store_key then
+    local id = table.concat({
+      self.token_endpoint or self.issuer or "", self.client_id or "", self.username or "",
+      self.scope or "", self.api_key or "",
+    }, "\n")
+    local prefix = (self.name or "provider"):gsub("[^%w_.-]", "_")
+    self._store_key = prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
+  end
+  return self._store_key
+end
+
+-- Refresh this long before expiry: the leeway, but never more than half the
+-- token's lifetime (a 60 s token with a 120 s leeway would always be stale).
+function Provider:_stale(t, now)
+  if not t.expires_at then return false end
+  local margin = self.leeway
+  if t.issued_at then
+    local half = (t.expires_at - t.issued_at) / 2
+    if half < margin then margin = half end
+  end
+  return now + margin >= t.expires_at
+end
+
+function Provider:_save(tok)
+  self._tok = tok
+  local ttl
+  if not tok.refresh_token and tok.expires_at then
+    ttl = math.max(1, tok.expires_at - os.time())
+  end
+  local ok, err = self.store:set(self:store_key(), tok:to_entry(), ttl)
+  if not ok then return nil, err end
+  return true
+end
+
+--- Forget the token (locally and in the store).
+function Provider:forget()
+  self._tok = nil
+  return self.store:delete(self:store_key())
+end
+
+function Provider:_default_grant()
+  if self.grant then return self.grant end
+  if self.username and secrets[self].password then return "password" end
+  if self.has_client_secret and self.token_endpoint then return "client_credentials" end
+  return "none"
+end
+
+function Provider:_obtain_locked(key, opts)
+  local now = os.time()
+  local entry, serr = self.store:get(key)
+  if serr then return nil, serr end
+  local t
+  if entry ~= nil then
+    local terr
+    t, terr = token_mod.from_entry(entry)
+    if not t then return nil, terr end
+  end
+  -- A token someone else stored is good unless it is stale or is the very
+  -- token the caller saw rejected.
+  if t and not self:_stale(t, now) and t.access_token ~= opts.rejected then
+    self._tok = t
+    return t
+  end
+  if t and t.refresh_token then
+    local nt, err = self:refresh(t)
+    if nt then return nt end
+    if err.kind == "oauth" and (err.code == "invalid_grant" or err.code == "invalid_token") then
+      self.store:delete(key)
+    elseif not t:expired(0, now) and t.access_token ~= opts.rejected then
+      -- temporary failure: the old token is still valid, keep using it
+      self._tok = t
+      return t
+    else
+      return nil, err
+    end
+  end
+  local grant = self:_default_grant()
+  if grant == "client_credentials" then
+    return self:client_credentials { scope = opts.scope }
+  elseif grant == "password" then
+    return self:password { scope = opts.scope }
+  end
+  return nil, errors.new("config", "no valid token stored and grant '" .. grant ..
+    "' needs a person: log in first (authorization_url + exchange_code)")
+end
+
+--- A valid token: cached, refreshed when within leeway of expiry, else the
+-- provider's non-interactive grant. With a store that locks across
+-- processes, one caller does the work and the others read its result.
+function Provider:token(opts)
+  local t = self._tok
+  if t and not opts and (not t.expires_at or not self:_stale(t, os.time())) then
+    return t
+  end
+  opts = check_opts(opts, "token")
+  local key = self:store_key()
+  local unlock, lerr = self.store:lock(key, self.lock_ttl or 30)
+  if not unlock then return nil, lerr end
+  local ok, tok, err = pcall(self._obtain_locked, self, key, opts)
+  unlock()
+  if not ok then error(tok, 0) end
+  return tok, err
+end
+
+------------------------------------------------------------- API requests
+
+local function header_lines(h, out)
+  if h == nil then return out end
+  if type(h) ~= "table" then error("'headers' must be a table", 3) end
+  for k, v in pairs(h) do
+    local line
+    if type(k) == "number" then line = v else line = k .. ": " .. tostring(v) end
+    if type(line) ~= "string" or line:find("[\r\n]") then
+      error("header lines must be strings without CR or LF", 3)
+    end
+    out[#out + 1] = line
+  end
+  return out
+end
+
+local function has_header(lines, name)
+  name = name:lower() .. ":"
+  for _, l in ipairs(lines) do
+    if l:sub(1, #name):lower() == name then return true end
+  end
+  return false
+end
+
+--- Call an API with the token attached (header, or query parameter where the
+-- provider needs it). On 401 the token is refreshed once and the call
+-- retried. Any HTTP status is returned as a response.
+-- @param opts { method=, url=, headers=, body= (string or form table), json=, query=, token=, timeout= }
+-- @return { status=, headers=, body= } or nil, err
+function Provider:request(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'request' (table expected)", 2) end
+  if type(opts.url) ~= "string" then error("'url' must be a string", 2) end
+  local target = url.join(self.api_base, opts.url)
+  local ok, msg = url.check_endpoint(target, self.allow_http)
+  if not ok then return cfg_err("request url: " .. msg) end
+  if opts.query then target = url.add_query(target, opts.query) end
+  local headers = header_lines(opts.headers, {})
+  local body = opts.body
+  if type(body) == "table" then
+    body = url.encode(body)
+    if not has_header(headers, "content-type") then
+      headers[#headers + 1] = "Content-Type: application/x-www-form-urlencoded"
+    end
+  elseif opts.json ~= nil then
+    body = cjson.encode(opts.json)
+    headers[#headers + 1] = "Content-Type: application/json"
+  end
+  local method = opts.method or (body and "POST" or "GET")
+
+  local function send(tok)
+    local h, u = { table.unpack(headers) }, target
+    if self.api_key then
+      -- plain HTTP Basic (RFC 7617) with an API key, as SmartFile documents
+      h[#h + 1] = "Authorization: Basic " ..
+        core.b64_encode(self.api_key .. ":" .. (secrets[self].api_password or ""))
+    elseif tok then
+      if self.token_placement == "query" then
+        u = url.add_query(target, { [self.token_param] = tok.access_token })
+      else
+        h[#h + 1] = "Authorization: Bearer " .. tok.access_token
+      end
+    end
+    local res, err = self:_http { method = method, url = u, headers = h, body = body, timeout = opts.timeout }
+    if not res then return nil, self:_scrub(err, tok and { tok.access_token }) end
+    return res
+  end
+
+  if self.api_key then return send(nil) end
+  local tok = opts.token
+  if tok == nil then
+    local err
+    tok, err = self:token()
+    if not tok then return nil, err end
+  end
+  local res, rerr = send(tok)
+  if res and res.status == 401 and opts.token == nil then
+    local nt, terr = self:token { rejected = tok.access_token }
+    if not nt then return nil, terr end
+    res, rerr = send(nt)
+  end
+  return res, rerr
+end
+
+return M

@@ -1,0 +1,131 @@
+--- Token objects: what a grant returns and a store keeps.
+local cjson = require "cjson.safe"
+local errors = require "smartauth.errors"
+
+local M = {}
+
+local Token = { __name = "smartauth.token" }
+Token.__index = Token
+
+M.FORMAT = 1 -- version of the stored entry layout
+
+local KNOWN = {
+  access_token = true, token_type = true, expires_in = true, refresh_token = true,
+  scope = true, id_token = true,
+}
+
+local function invalid(msg)
+  return nil, errors.new("validation", msg)
+end
+
+--- Seconds from an `expires_in` value: a non-negative number or numeric
+-- string ("3600"); nil when absent.
+local function parse_expires_in(v)
+  if v == nil or v == cjson.null then return true, nil end
+  if type(v) == "string" then
+    if not v:match("^%s*%d+%.?%d*%s*$") then return false end
+    v = tonumber(v)
+  end
+  if math.type(v) == nil or v ~= v or v < 0 or v == math.huge then return false end
+  return true, math.floor(v)
+end
+
+--- Build a token from a decoded token response (RFC 6749 §5.1).
+-- @param t decoded JSON object
+-- @param now current time (seconds)
+-- @return token or nil, err (validation)
+function M.from_response(t, now)
+  if type(t) ~= "table" then return invalid("token response is not a JSON object") end
+  local at = t.access_token
+  if type(at) ~= "string" or at == "" then
+    return invalid("token response has no access_token")
+  end
+  local tt = t.token_type
+  if tt == nil then
+    tt = "Bearer" -- some services omit it; RFC 6750 is what they mean
+  elseif type(tt) ~= "string" then
+    return invalid("token response has a non-string token_type")
+  elseif tt:lower() == "bearer" then
+    tt = "Bearer"
+  else
+    return invalid("unsupported token_type '" .. tt:sub(1, 32) .. "' (only Bearer)")
+  end
+  local ok, expires_in = parse_expires_in(t.expires_in)
+  if not ok then return invalid("token response has an invalid expires_in") end
+  for _, k in ipairs { "refresh_token", "scope", "id_token" } do
+    if t[k] ~= nil and type(t[k]) ~= "string" then
+      return invalid("token response has a non-string " .. k)
+    end
+  end
+  local extra
+  for k, v in pairs(t) do
+    if not KNOWN[k] and type(k) == "string" then
+      extra = extra or {}
+      extra[k] = v
+    end
+  end
+  return setmetatable({
+    access_token = at,
+    token_type = tt,
+    expires_in = expires_in,
+    expires_at = expires_in and now + expires_in or nil,
+    refresh_token = t.refresh_token,
+    scope = t.scope,
+    id_token = t.id_token,
+    extra = extra,
+    issued_at = now,
+  }, Token)
+end
+
+--- Is the token expired, or within `leeway` seconds of it? A token without
+-- an expiry never expires by time (the server will say 401).
+function Token:expired(leeway, now)
+  if not self.expires_at then return false end
+  return (now or os.time()) + (leeway or 0) >= self.expires_at
+end
+
+--- Seconds left, or nil when the token has no expiry.
+function Token:ttl(now)
+  if not self.expires_at then return nil end
+  return self.expires_at - (now or os.time())
+end
+
+function Token:__tostring()
+  local parts = { "smartauth.token(", self.token_type, " ", errors.redact(self.access_token) }
+  if self.expires_at then
+    parts[#parts + 1] = ", expires in " .. tostring(self.expires_at - os.time()) .. "s"
+  end
+  if self.refresh_token then parts[#parts + 1] = ", refreshable" end
+  if self.scope then parts[#parts + 1] = ", scope " .. self.scope end
+  parts[#parts + 1] = ")"
+  return table.concat(parts)
+end
+
+--- A plain table for a store (format-versioned).
+function Token:to_entry()
+  return {
+    v = M.FORMAT,
+    access_token = self.access_token, token_type = self.token_type,
+    expires_at = self.expires_at, refresh_token = self.refresh_token,
+    scope = self.scope, id_token = self.id_token, issued_at = self.issued_at,
+  }
+end
+
+--- Rebuild a token from a stored entry; nil, err for an entry that is not one.
+function M.from_entry(e)
+  if type(e) ~= "table" or e.v ~= M.FORMAT or type(e.access_token) ~= "string" then
+    return nil, errors.new("storage", "stored entry is not a token of format " .. M.FORMAT)
+  end
+  return setmetatable({
+    access_token = e.access_token, token_type = e.token_type or "Bearer",
+    expires_at = tonumber(e.expires_at), refresh_token = e.refresh_token,
+    scope = e.scope, id_token = e.id_token, issued_at = tonumber(e.issued_at),
+  }, Token)
+end
+
+--- Is v a token object?
+function M.is(v)
+  return getmetatable(v) == Token
+end
+
+return M

@@ -1,0 +1,94 @@
+--- URL helpers: the few pieces of RFC 3986 the client needs.
+local core = require "smartauth.core"
+
+local M = {}
+
+--- Split an absolute http(s) URL. Returns {scheme, host, port, path, query,
+-- fragment} or nil, message.
+function M.parse(u)
+  if type(u) ~= "string" then return nil, "not a string" end
+  if u:find("[%s%c]") then return nil, "contains whitespace or control characters" end
+  local scheme, rest = u:match("^(%a[%w+.-]*)://(.*)$")
+  if not scheme then return nil, "not an absolute URL" end
+  scheme = scheme:lower()
+  local authority, tail = rest:match("^([^/?#]*)(.*)$")
+  if authority:find("@", 1, true) then return nil, "user information in URLs is not allowed" end
+  local host, port
+  if authority:sub(1, 1) == "[" then
+    host, port = authority:match("^(%[[%x:.]+%])(.*)$")
+  else
+    host, port = authority:match("^([^:]*)(.*)$")
+  end
+  if not host or host == "" then return nil, "no host" end
+  if port ~= "" then
+    port = port:match("^:(%d+)$")
+    if not port or tonumber(port) > 65535 then return nil, "invalid port" end
+    port = tonumber(port)
+  else
+    port = nil
+  end
+  local path, query, fragment = tail:match("^([^?#]*)%??([^#]*)#?(.*)$")
+  return {
+    scheme = scheme, host = host:lower(), port = port, path = path,
+    query = query, fragment = fragment,
+  }
+end
+
+--- Is the host a loopback address (127.0.0.0/8, ::1, localhost)?
+function M.is_loopback(host)
+  host = host:lower()
+  if host == "localhost" or host == "[::1]" or host:match("%.localhost$") then return true end
+  local a = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+  return a ~= nil
+end
+
+--- Check an endpoint: https, or http on a loopback host, or http with the
+-- explicit opt-in. Returns true or nil, message.
+function M.check_endpoint(u, allow_http)
+  local p, err = M.parse(u)
+  if not p then return nil, err end
+  if p.scheme == "https" then return true end
+  if p.scheme == "http" then
+    if allow_http or M.is_loopback(p.host) then return true end
+    return nil, "plain http is only allowed for loopback hosts (or with allow_http = true)"
+  end
+  return nil, "scheme must be https"
+end
+
+--- Encode a table as a query/form string with sorted keys (stable bytes);
+-- a list value repeats the name.
+function M.encode(params)
+  local pairs_list, names = {}, {}
+  for k in pairs(params) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do
+    local v = params[k]
+    if type(v) == "table" then
+      for _, item in ipairs(v) do pairs_list[#pairs_list + 1] = { k, tostring(item) } end
+    elseif v ~= nil and v ~= false then
+      pairs_list[#pairs_list + 1] = { k, tostring(v) }
+    end
+  end
+  return core.form_encode(pairs_list)
+end
+
+--- Append query parameters to a URL (keeps an existing query, drops nothing).
+function M.add_query(u, params)
+  local q = type(params) == "string" and params or M.encode(params)
+  if q == "" then return u end
+  local base, frag = u:match("^([^#]*)(#?.*)$")
+  return base .. (base:find("?", 1, true) and "&" or "?") .. q .. frag
+end
+
+--- Parse a query string into a table; nil, message on a malformed escape.
+function M.decode(q)
+  return core.form_decode(q)
+end
+
+--- Resolve a path against a base URL ("https://h/api/2/" + "/user" -> ".../api/2/user").
+function M.join(base, path)
+  if path:match("^%a[%w+.-]*://") or not base then return path end
+  return (base:gsub("/+$", "")) .. "/" .. (path:gsub("^/+", ""))
+end
+
+return M

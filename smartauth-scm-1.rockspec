@@ -1,0 +1,54 @@
+rockspec_format = "3.0"
+package = "smartauth"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
+}
+description = {
+  summary = "OAuth 2.0 / OpenID Connect client for Lua 5.4 with a C core",
+  detailed = [[
+Every grant, OpenID Connect, token caching and refresh, connection reuse on
+libcurl, and presets for SmartFile, SmartConnect, SmartSense and SmartTask.]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4",
+  "lua-cjson",
+}
+-- Only libraries are checked, so Debian's multiarch curl headers need no
+-- CURL_INCDIR: the compiler finds them on its default path.
+external_dependencies = {
+  CURL = { library = "curl" },
+  CRYPTO = { library = "crypto" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["smartauth.core"] = {
+      sources = {
+        "csrc/lsmartauth.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
+        "csrc/buf.c", "csrc/sa_err.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+      libraries = { "curl", "crypto", "pthread" },
+    },
+    ["smartauth"] = "lua/smartauth/init.lua",
+    ["smartauth.errors"] = "lua/smartauth/errors.lua",
+    ["smartauth.http"] = "lua/smartauth/http.lua",
+    ["smartauth.options"] = "lua/smartauth/options.lua",
+    ["smartauth.presets"] = "lua/smartauth/presets.lua",
+    ["smartauth.provider"] = "lua/smartauth/provider.lua",
+    ["smartauth.store"] = "lua/smartauth/store.lua",
+    ["smartauth.token"] = "lua/smartauth/token.lua",
+    ["smartauth.url"] = "lua/smartauth/url.lua",
+    ["smartauth.providers.smartconnect"] = "lua/smartauth/providers/smartconnect.lua",
+    ["smartauth.providers.smartfile"] = "lua/smartauth/providers/smartfile.lua",
+    ["smartauth.providers.smartsense"] = "lua/smartauth/providers/smartsense.lua",
+    ["smartauth.providers.smarttask"] = "lua/smartauth/providers/smarttask.lua",
+  },
+}
+test = {
+  type = "busted",
+}

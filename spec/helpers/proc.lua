@@ -1,0 +1,91 @@
+--- Small process helpers for the specs: run a command, temporary directories,
+-- sleeping, shell quoting, and checking whether a process is still alive.
+-- POSIX shell and Linux /proc are assumed (the specs run on Debian).
+local socket = require "socket"
+
+local M = {}
+
+--- Quotes a string for /bin/sh: the result is one word whose value is exactly `s`.
+-- @param s string (numbers are converted)
+-- @return string
+function M.shell_quote(s)
+  s = tostring(s)
+  return "'" .. s:gsub("'", [['\'']]) .. "'"
+end
+
+--- Runs a shell command and captures its standard output (stderr is not touched).
+-- @param cmd string, passed to /bin/sh
+-- @return ok (true when the exit status is 0), exit code (number; 128+N for a signal),
+--   stdout (string)
+function M.run(cmd)
+  local f = assert(io.popen(cmd, "r"))
+  local out = f:read("a")
+  local _, how, code = f:close()
+  if how == "signal" then code = 128 + code end
+  return code == 0, code, out
+end
+
+--- Creates a fresh private temporary directory (mktemp -d) and returns its path.
+-- @param template optional mktemp template name, e.g. "smartauth-certs.XXXXXX"
+-- @return string
+function M.tmpdir(template)
+  local cmd = "mktemp -d"
+  if template then cmd = cmd .. " -t " .. M.shell_quote(template) end
+  local ok, code, out = M.run(cmd)
+  if not ok then error("mktemp -d failed (exit " .. tostring(code) .. ")", 2) end
+  return (out:gsub("%s+$", ""))
+end
+
+--- Removes a directory tree made by `tmpdir`. Refuses anything outside the temporary
+-- directory, so a bad argument cannot delete something else.
+-- @param dir string
+function M.rmtree(dir)
+  local tmp = os.getenv("TMPDIR") or "/tmp"
+  tmp = tmp:gsub("/+$", "")
+  if type(dir) ~= "string" or dir:sub(1, #tmp + 1) ~= tmp .. "/" or dir:find("/%.%.") then
+    error("proc.rmtree: refusing to remove " .. tostring(dir), 2)
+  end
+  M.run("rm -rf -- " .. M.shell_quote(dir))
+end
+
+--- Sleeps for `seconds` (fractions allowed).
+function M.sleep(seconds)
+  socket.sleep(seconds)
+end
+
+--- Monotonic-enough wall clock in seconds with sub-millisecond resolution.
+function M.now()
+  return socket.gettime()
+end
+
+--- Reads a whole file, or returns nil when it cannot be opened.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+--- True when process `pid` exists and is not a zombie. (kill -0 succeeds on zombies,
+-- which is what an exited child of ours is until it is reaped, so /proc is read.)
+-- @param pid number
+function M.alive(pid)
+  local stat = M.read_file("/proc/" .. math.tointeger(pid) .. "/stat")
+  if not stat then return false end
+  -- the state letter follows the command name in parentheses, which may contain spaces
+  local state = stat:match("%) (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
+--- Waits up to `timeout` seconds for `pid` to be gone; returns true when it is.
+function M.wait_gone(pid, timeout)
+  local deadline = socket.gettime() + (timeout or 5)
+  while M.alive(pid) do
+    if socket.gettime() > deadline then return false end
+    socket.sleep(0.01)
+  end
+  return true
+end
+
+return M
