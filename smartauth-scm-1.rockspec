@@ -35,6 +35,7 @@ build = {
       libraries = { "curl", "crypto", "pthread" },
     },
     ["smartauth"] = "lua/smartauth/init.lua",
+    ["smartauth.clock"] = "lua/smartauth/clock.lua",
     ["smartauth.errors"] = "lua/smartauth/errors.lua",
     ["smartauth.http"] = "lua/smartauth/http.lua",
     ["smartauth.options"] = "lua/smartauth/options.lua",

@@ -1,6 +1,7 @@
 --- The generic OAuth 2.0 / OpenID Connect provider: every grant, token
 -- caching and refresh, and calling APIs with the token attached. Presets are
 -- this plus data.
+local clock = require "smartauth.clock"
 local cjson = require "cjson.safe"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
@@ -160,7 +161,7 @@ function Provider:discover()
     (self.issuer:gsub("/+$", "") .. "/.well-known/openid-configuration")
   local cached = discovery_cache[durl]
   local doc
-  if cached and os.time() - cached.at < M.DISCOVERY_TTL then
+  if cached and clock.now() - cached.at < M.DISCOVERY_TTL then
     doc = cached.doc
   else
     local res, err = self:_http { url = durl, headers = { "Accept: application/json" } }
@@ -192,7 +193,7 @@ function Provider:discover()
   end
   self.issuer = self.issuer or doc.issuer
   self.metadata = doc
-  discovery_cache[durl] = { doc = doc, at = cached and cached.at or os.time() }
+  discovery_cache[durl] = { doc = doc, at = cached and cached.at or clock.now() }
   return self
 end
 
@@ -258,7 +259,7 @@ function Provider._token_response(_, res, what)
     return nil, errors.new("http", what .. " returned a body that is not a JSON object (" .. ct .. ")",
       { status = status })
   end
-  return token_mod.from_response(data, os.time())
+  return token_mod.from_response(data, clock.now())
 end
 
 -- Client authentication (RFC 6749 §2.3) applied to a token-endpoint form.
@@ -415,7 +416,7 @@ function Provider:authorization_url(opts)
     response_type = response_type,
     max_age = opts.max_age,
     issuer = self.issuer,
-    created_at = os.time(),
+    created_at = clock.now(),
   }
   local params = {
     response_type = response_type, client_id = self.client_id,
@@ -545,7 +546,7 @@ function Provider:_save(tok)
   self._tok = tok
   local ttl
   if not tok.refresh_token and tok.expires_at then
-    ttl = math.max(1, tok.expires_at - os.time())
+    ttl = math.max(1, tok.expires_at - clock.now())
   end
   local ok, err = self.store:set(self:store_key(), tok:to_entry(), ttl)
   if not ok then return nil, err end
@@ -566,7 +567,7 @@ function Provider:_default_grant()
 end
 
 function Provider:_obtain_locked(key, opts)
-  local now = os.time()
+  local now = clock.now()
   local entry, serr = self.store:get(key)
   if serr then return nil, serr end
   local t
@@ -609,7 +610,7 @@ end
 -- processes, one caller does the work and the others read its result.
 function Provider:token(opts)
   local t = self._tok
-  if t and not opts and (not t.expires_at or not self:_stale(t, os.time())) then
+  if t and not opts and (not t.expires_at or not self:_stale(t, clock.now())) then
     return t
   end
   opts = check_opts(opts, "token")

@@ -3,6 +3,7 @@
 --   store:set(key, entry, ttl) -> true | nil, err
 --   store:delete(key)          -> true | nil, err
 --   store:lock(key, ttl)       -> unlock function | nil, err
+local clock = require "smartauth.clock"
 local M = {}
 
 local Memory = { __name = "smartauth.store.memory" }
@@ -15,7 +16,7 @@ end
 
 function Memory:get(key)
   local exp = self.expiry[key]
-  if exp and os.time() >= exp then
+  if exp and clock.now() >= exp then
     self.entries[key], self.expiry[key] = nil, nil
   end
   return self.entries[key]
@@ -23,7 +24,7 @@ end
 
 function Memory:set(key, entry, ttl)
   self.entries[key] = entry
-  self.expiry[key] = ttl and os.time() + ttl or nil
+  self.expiry[key] = ttl and clock.now() + ttl or nil
   return true
 end
 

@@ -1,4 +1,5 @@
 --- Token objects: what a grant returns and a store keeps.
+local clock = require "smartauth.clock"
 local cjson = require "cjson.safe"
 local errors = require "smartauth.errors"
 
@@ -81,19 +82,19 @@ end
 -- an expiry never expires by time (the server will say 401).
 function Token:expired(leeway, now)
   if not self.expires_at then return false end
-  return (now or os.time()) + (leeway or 0) >= self.expires_at
+  return (now or clock.now()) + (leeway or 0) >= self.expires_at
 end
 
 --- Seconds left, or nil when the token has no expiry.
 function Token:ttl(now)
   if not self.expires_at then return nil end
-  return self.expires_at - (now or os.time())
+  return self.expires_at - (now or clock.now())
 end
 
 function Token:__tostring()
   local parts = { "smartauth.token(", self.token_type, " ", errors.redact(self.access_token) }
   if self.expires_at then
-    parts[#parts + 1] = ", expires in " .. tostring(self.expires_at - os.time()) .. "s"
+    parts[#parts + 1] = ", expires in " .. tostring(self.expires_at - clock.now()) .. "s"
   end
   if self.refresh_token then parts[#parts + 1] = ", refreshable" end
   if self.scope then parts[#parts + 1] = ", scope " .. self.scope end

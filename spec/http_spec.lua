@@ -1,0 +1,228 @@
+-- The HTTP engine against a real server on loopback: reuse, limits,
+-- timeouts, TLS, failure classification, and the non-blocking API.
+local core = require "smartauth.core"
+local http = require "smartauth.http"
+local server = require "helpers.server"
+local certs = require "helpers.certs"
+
+describe("http engine", function()
+  local s
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  it("reuses one TCP connection for 50 sequential requests", function()
+    local engine = core.engine()
+    local before = s:connections()
+    for i = 1, 50 do
+      local res = assert(engine:request { method = "POST", url = s.url .. "/token",
+        headers = { "Content-Type: application/x-www-form-urlencoded" },
+        body = "grant_type=client_credentials" })
+      assert.equal(200, res.status)
+      assert.equal(i == 1 and 1 or 0, res.connects)
+    end
+    assert.equal(1, s:connections() - before)
+    engine:close()
+  end)
+
+  it("shares the Lua state's engine between callers", function()
+    local before = s:connections()
+    for _ = 1, 5 do assert(http.request { url = s.url .. "/nothing" }) end
+    assert.equal(1, s:connections() - before)
+  end)
+
+  it("sends the method, headers and body it was given, byte for byte", function()
+    local res = assert(http.request { method = "PUT", url = s.url .. "/echo?x=1",
+      headers = { "X-Test: a b", "Accept: application/json" }, body = "k=v&\0raw" })
+    assert.equal(404, res.status)
+    local r = s:last_request()
+    assert.equal("PUT", r.method)
+    assert.equal("/echo", r.path)
+    assert.equal("x=1", r.query)
+    assert.equal("a b", r.headers["x-test"])
+    assert.equal("k=v&\0raw", r.body_raw)
+    assert.is_nil(r.headers.expect)
+  end)
+
+  it("returns response headers with lower-case names and joins repeats", function()
+    s:script("/h", { status = 201, headers = { ["X-One"] = "1", ["Set-Thing"] = { "a", "b" } }, body = "ok" })
+    local res = assert(http.request { url = s.url .. "/h" })
+    assert.equal(201, res.status)
+    assert.equal("1", res.headers["x-one"])
+    assert.equal("a, b", res.headers["set-thing"])
+    assert.equal("ok", res.body)
+  end)
+
+  it("does not follow redirects", function()
+    local res = assert(http.request { url = s.url .. "/redirect" })
+    assert.equal(302, res.status)
+    assert.equal(1, #s:requests())
+  end)
+
+  it("refuses a 10 MiB body with a size error (content-length and chunked)", function()
+    s:script("/big", { body_size = 10 * 1024 * 1024 })
+    local res, err = http.request { url = s.url .. "/big" }
+    assert.is_nil(res)
+    assert.equal("http", err.kind)
+    assert.matches("exceeds the limit of 1048576 bytes", err.description)
+    s:script("/chunked", { chunked_size = 3 * 1024 * 1024 })
+    res, err = http.request { url = s.url .. "/chunked" }
+    assert.is_nil(res)
+    assert.matches("exceeds the limit", err.description)
+  end)
+
+  it("honours a custom size limit", function()
+    s:script("/small", { body = ("x"):rep(100) })
+    assert.is_nil((http.request { url = s.url .. "/small", max_body = 99 }))
+    s:script("/small", { body = ("x"):rep(100) })
+    assert.equal(100, #assert(http.request { url = s.url .. "/small", max_body = 100 }).body)
+  end)
+
+  it("times out on a server that never answers", function()
+    s:script("/hang", { hang = true })
+    local t0 = os.clock()
+    local res, err = http.request { url = s.url .. "/hang", timeout = 0.3 }
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind)
+    assert.is_true(err.retryable)
+    assert.is_true(os.clock() - t0 < 2)
+  end)
+
+  it("classifies a closed port as a network error", function()
+    local res, err = http.request { url = "http://127.0.0.1:1/x" }
+    assert.is_nil(res)
+    assert.equal("network", err.kind)
+    assert.is_true(err.retryable)
+  end)
+
+  it("classifies a connection closed mid-answer as a network error", function()
+    s:script("/close", { close = true })
+    local _, err = http.request { url = s.url .. "/close" }
+    assert.equal("network", err.kind)
+    s:script("/trunc", { body = "{\"a\":1}", truncate = true })
+    _, err = http.request { url = s.url .. "/trunc" }
+    assert.equal("network", err.kind)
+  end)
+
+  it("refuses other schemes", function()
+    local _, err = http.request { url = "file:///etc/passwd" }
+    assert.equal("config", err.kind)
+  end)
+
+  it("refuses header lines with CR or LF", function()
+    assert.has_error(function()
+      http.request { url = s.url .. "/x", headers = { "X-A: 1\r\nX-Injected: 2" } }
+    end)
+  end)
+
+  describe("non-blocking API", function()
+    it("runs transfers concurrently and hands each result out once", function()
+      local engine = core.engine()
+      for i = 1, 5 do s:script("/slow" .. i, { delay_ms = 200, body = "r" .. i }) end
+      local reqs = {}
+      local t0 = require("socket").gettime()
+      for i = 1, 5 do reqs[i] = assert(engine:start { url = s.url .. "/slow" .. i }) end
+      assert.equal(5, engine:running())
+      local done = {}
+      while #done < 5 do
+        engine:step(0.05)
+        local r = engine:next_done()
+        while r do done[#done + 1] = r; r = engine:next_done() end
+      end
+      local elapsed = require("socket").gettime() - t0
+      assert.is_true(elapsed < 0.9, "took " .. elapsed)
+      for i = 1, 5 do
+        assert.is_true(reqs[i]:done())
+        assert.equal("r" .. i, reqs[i]:result().body)
+      end
+      assert.is_nil(engine:next_done())
+      engine:close()
+    end)
+
+    it("step(0) returns at once while a transfer waits", function()
+      local engine = core.engine()
+      s:script("/wait", { delay_ms = 300 })
+      local r = engine:start { url = s.url .. "/wait" }
+      local socket = require "socket"
+      local t0 = socket.gettime()
+      for _ = 1, 20 do engine:step(0) end
+      assert.is_true(socket.gettime() - t0 < 0.25)
+      assert.is_false(r:done())
+      assert.has_error(function() r:result() end, "request is still running")
+      r:close()
+      assert.equal(0, engine:running())
+      engine:close()
+    end)
+
+    it("closing the engine with transfers pending releases them", function()
+      local engine = core.engine()
+      s:script("/hang", { hang = true })
+      local r = engine:start { url = s.url .. "/hang" }
+      engine:close()
+      assert.has_error(function() r:done() end, "attempt to use a closed request")
+      r:close()
+    end)
+
+    it("collects dropped requests and engines", function()
+      local weak = setmetatable({}, { __mode = "v" })
+      do
+        local engine = core.engine()
+        weak.e = engine
+        weak.r = engine:start { url = s.url .. "/x" }
+      end
+      collectgarbage(); collectgarbage()
+      assert.is_nil(weak.r)
+      assert.is_nil(weak.e)
+    end)
+  end)
+end)
+
+describe("https", function()
+  local c, s
+  setup(function()
+    c = certs.make()
+    s = server.start { tls = { cert = c.cert, key = c.key } }
+  end)
+  teardown(function()
+    s:stop()
+    certs.cleanup(c)
+  end)
+
+  it("refuses a certificate from an unknown CA", function()
+    local res, err = http.request { url = s.url .. "/api" }
+    assert.is_nil(res)
+    assert.equal("tls", err.kind)
+    assert.is_false(err.retryable)
+    res, err = http.request { url = s.url .. "/api", ca_file = c.other_ca_file }
+    assert.is_nil(res)
+    assert.equal("tls", err.kind)
+  end)
+
+  it("accepts it with the right ca_file and reuses the TLS connection", function()
+    local engine = core.engine()
+    local before = s:connections()
+    for _ = 1, 10 do
+      local res = assert(engine:request { url = s.url .. "/nothing", ca_file = c.ca_file })
+      assert.equal(404, res.status)
+    end
+    assert.equal(1, s:connections() - before)
+    engine:close()
+  end)
+
+  it("refuses a certificate for another host name", function()
+    local s2 = server.start { tls = { cert = c.wrong_host_cert, key = c.wrong_host_key } }
+    local res, err = http.request { url = s2.url .. "/api", ca_file = c.ca_file }
+    s2:stop()
+    assert.is_nil(res)
+    assert.equal("tls", err.kind)
+  end)
+
+  it("refuses an expired certificate", function()
+    local s2 = server.start { tls = { cert = c.expired_cert, key = c.expired_key } }
+    local res, err = http.request { url = s2.url .. "/api", ca_file = c.ca_file }
+    s2:stop()
+    assert.is_nil(res)
+    assert.equal("tls", err.kind)
+  end)
+end)

@@ -1,0 +1,59 @@
+-- The package itself: one version, every module listed in the rockspec,
+-- and a LuaRocks build that installs and loads offline.
+local proc = require "helpers.proc"
+
+local function read(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function rockspec()
+  local env = {}
+  local chunk = assert(load(read("smartauth-scm-1.rockspec"), "rockspec", "t", env))
+  chunk()
+  return env
+end
+
+describe("package", function()
+  it("has one version, matching the rockspec", function()
+    local smartauth = require "smartauth"
+    local spec = rockspec()
+    assert.equal("scm-1", spec.version)
+    assert.matches("^%d+%.%d+%.%d+$", smartauth._VERSION)
+    assert.equal(smartauth._VERSION, require("smartauth.core")._VERSION)
+  end)
+
+  it("lists every Lua module file and every C source in the rockspec", function()
+    local modules = rockspec().build.modules
+    local ok, _, out = proc.run("cd lua && find smartauth -name '*.lua' | sort")
+    assert.is_true(ok)
+    for file in out:gmatch("[^\n]+") do
+      local name = file:gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      assert.equal("lua/" .. file, modules[name], "module " .. name .. " missing from the rockspec")
+    end
+    local listed = {}
+    for _, src in ipairs(modules["smartauth.core"].sources) do listed[src] = true end
+    ok, _, out = proc.run("ls csrc/*.c")
+    for file in out:gmatch("[^\n]+") do
+      assert.is_true(listed[file] == true, file .. " missing from the rockspec")
+    end
+  end)
+
+  it("builds and installs with luarocks offline, and loads from the tree", function()
+    local tree = proc.tmpdir("smartauth-tree.XXXXXX")
+    local ok, code, out = proc.run("luarocks --lua-version=5.4 make --deps-mode=none --tree "
+      .. proc.shell_quote(tree) .. " smartauth-scm-1.rockspec 2>&1")
+    assert.is_true(ok, "luarocks make failed (" .. tostring(code) .. "):\n" .. out)
+    local env = ("LUA_PATH=%s/share/lua/5.4/?.lua\\;%s/share/lua/5.4/?/init.lua\\;\\; LUA_CPATH=%s/lib/lua/5.4/?.so\\;\\;")
+      :format(tree, tree, tree)
+    ok, _, out = proc.run("cd / && env " .. env .. " lua5.4 -e "
+      .. proc.shell_quote('local s = require "smartauth"; io.write(s._VERSION, " ", '
+      .. 'package.searchpath("smartauth.core", package.cpath))'))
+    proc.rmtree(tree)
+    assert.is_true(ok, out)
+    assert.matches("^%d+%.%d+%.%d+ .*/lib/lua/5%.4/smartauth/core%.so$", out)
+    assert.matches(tree, out, 1, true)
+  end)
+end)

@@ -1,0 +1,393 @@
+-- The generic provider against the recording server: the bytes of every
+-- grant, client authentication, the authorization request, token caching,
+-- refresh and calling an API.
+local smartauth = require "smartauth"
+local core = require "smartauth.core"
+local clock = require "smartauth.clock"
+local server = require "helpers.server"
+
+local ODD_ID = "cl:ie nt%+ü"
+local ODD_SECRET = "se:cr et%+ü=&"
+
+describe("provider", function()
+  local s
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  local function provider(extra)
+    local o = { token_endpoint = s.url .. "/token", client_id = "cid", client_secret = "csecret" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(smartauth.provider(o))
+  end
+
+  describe("construction", function()
+    it("exposes resolved endpoints as fields", function()
+      local p = provider { authorization_endpoint = "https://idp.example/authorize" }
+      assert.equal(s.url .. "/token", p.token_endpoint)
+      assert.equal("https://idp.example/authorize", p.authorization_endpoint)
+    end)
+
+    it("rejects unknown options, naming them", function()
+      local p, err = smartauth.provider { token_endpoint = s.url, clientid = "x" }
+      assert.is_nil(p)
+      assert.equal("config", err.kind)
+      assert.matches("'clientid' is not known %(did you mean 'client_id'%?%)", err.description)
+    end)
+
+    it("rejects wrong option types, naming them", function()
+      local _, err = smartauth.provider { token_endpoint = s.url, timeout = "5" }
+      assert.equal("config", err.kind)
+      assert.matches("'timeout' must be a number", err.description)
+      _, err = smartauth.provider { token_endpoint = s.url, client_auth = "magic" }
+      assert.matches("'client_auth' must be one of", err.description)
+    end)
+
+    it("accepts plain http only for loopback hosts or with allow_http", function()
+      assert.is_nil((smartauth.provider { token_endpoint = "http://idp.example/token" }))
+      assert.is_nil((smartauth.provider { token_endpoint = "http://127.0.0.1.evil.example/token" }))
+      assert.is_nil((smartauth.provider { token_endpoint = "ftp://idp.example/token" }))
+      assert.is_nil((smartauth.provider { token_endpoint = "https://user@idp.example/token" }))
+      assert.truthy(smartauth.provider { token_endpoint = "http://localhost:8080/token" })
+      assert.truthy(smartauth.provider { token_endpoint = "http://[::1]:8080/token" })
+      assert.truthy(smartauth.provider { token_endpoint = "http://idp.example/token", allow_http = true })
+      local _, err = smartauth.provider { token_endpoint = "https://x/t", redirect_uri = "http://app.example/cb" }
+      assert.matches("redirect_uri", err.description)
+    end)
+
+    it("needs a client_secret for secret-based client authentication", function()
+      local _, err = smartauth.provider { token_endpoint = s.url, client_id = "a", client_auth = "post" }
+      assert.matches("needs option 'client_secret'", err.description)
+    end)
+
+    it("raises on a non-table argument", function()
+      assert.has_error(function() smartauth.provider("x") end)
+    end)
+
+    it("never shows the client secret when printed or dumped", function()
+      local p = provider { client_secret = "very-secret-value" }
+      assert.not_matches("very%-secret", tostring(p))
+      for k, v in pairs(p) do
+        assert.not_equal("very-secret-value", v, k)
+      end
+    end)
+  end)
+
+  describe("client_credentials", function()
+    it("sends id and secret form-encoded in HTTP Basic (RFC 6749 §2.3.1)", function()
+      local p = provider { client_id = ODD_ID, client_secret = ODD_SECRET }
+      local tok = assert(p:client_credentials { scope = "read write" })
+      assert.matches("^at%-", tok.access_token)
+      local r = s:last_request()
+      assert.equal("POST", r.method)
+      assert.equal("/token", r.path)
+      assert.equal(ODD_ID, r.basic.user)
+      assert.equal(ODD_SECRET, r.basic.pass)
+      assert.equal("application/json", r.headers.accept)
+      assert.equal("application/x-www-form-urlencoded", r.headers["content-type"])
+      assert.equal("grant_type=client_credentials&scope=read%20write", r.body)
+      assert.is_nil(r.form.client_secret)
+    end)
+
+    it("sends credentials in the body with client_auth = post", function()
+      local p = provider { client_id = ODD_ID, client_secret = ODD_SECRET, client_auth = "post" }
+      assert(p:client_credentials())
+      local r = s:last_request()
+      assert.is_nil(r.headers.authorization)
+      assert.equal(ODD_ID, r.form.client_id)
+      assert.equal(ODD_SECRET, r.form.client_secret)
+      assert.equal("client_credentials", r.form.grant_type)
+    end)
+
+    it("sends only client_id with client_auth = none", function()
+      local p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "pub" })
+      assert.equal("none", p.client_auth)
+      assert(p:client_credentials())
+      local r = s:last_request()
+      assert.is_nil(r.headers.authorization)
+      assert.same({ grant_type = "client_credentials", client_id = "pub" }, r.form)
+    end)
+
+    it("sends extra parameters such as resource and audience", function()
+      local p = provider()
+      assert(p:client_credentials { resource = "https://api.example/", audience = "api" })
+      local r = s:last_request()
+      assert.equal("https://api.example/", r.form.resource)
+      assert.equal("api", r.form.audience)
+    end)
+  end)
+
+  describe("password", function()
+    it("sends username and password, and keeps the password out of errors", function()
+      s:script("/token", { status = 400, json = { error = "invalid_grant",
+        error_description = "bad password p@ss w0rd!" } })
+      local p = provider()
+      local tok, err = p:password { username = "me@example.com", password = "p@ss w0rd!", scope = "x" }
+      assert.is_nil(tok)
+      assert.equal("oauth", err.kind)
+      assert.equal("invalid_grant", err.code)
+      assert.equal(400, err.status)
+      assert.is_false(err.retryable)
+      assert.not_matches("p@ss", tostring(err))
+      local r = s:last_request()
+      assert.same({ grant_type = "password", username = "me@example.com", password = "p@ss w0rd!", scope = "x" },
+        r.form)
+    end)
+
+    it("uses the provider's username and password by default", function()
+      local p = provider { username = "u", password = "pw" }
+      assert(p:password())
+      assert.equal("u", s:last_request().form.username)
+    end)
+
+    it("is a config error without credentials", function()
+      local _, err = provider():password()
+      assert.equal("config", err.kind)
+    end)
+  end)
+
+  describe("authorization code", function()
+    local function authz_provider(extra)
+      local o = { authorization_endpoint = "https://idp.example/authorize?tenant=a",
+        redirect_uri = "http://127.0.0.1:8765/cb", scope = "openid email" }
+      for k, v in pairs(extra or {}) do o[k] = v end
+      return provider(o)
+    end
+
+    it("builds a request with state, nonce and PKCE S256 by default", function()
+      local p = authz_provider()
+      local u, session = p:authorization_url { prompt = "login", login_hint = "a b", max_age = 60 }
+      assert.matches("^https://idp%.example/authorize%?tenant=a&", u)
+      local q = core.form_decode(u:match("%?(.*)$"))
+      assert.equal("code", q.response_type)
+      assert.equal("cid", q.client_id)
+      assert.equal("http://127.0.0.1:8765/cb", q.redirect_uri)
+      assert.equal("openid email", q.scope)
+      assert.equal(session.state, q.state)
+      assert.equal(session.nonce, q.nonce)
+      assert.equal("S256", q.code_challenge_method)
+      assert.equal(core.pkce_challenge(session.code_verifier), q.code_challenge)
+      assert.equal("login", q.prompt)
+      assert.equal("a b", q.login_hint)
+      assert.equal("60", q.max_age)
+      assert.is_true(#session.state >= 43)
+      local _, s2 = p:authorization_url()
+      assert.not_equal(session.state, s2.state)
+      assert.not_equal(session.code_verifier, s2.code_verifier)
+    end)
+
+    it("can turn PKCE off and leaves nonce out without openid", function()
+      local p = authz_provider { scope = "files" }
+      local u, session = p:authorization_url { pkce = false }
+      assert.not_matches("code_challenge", u)
+      assert.not_matches("nonce", u)
+      assert.is_nil(session.code_verifier)
+    end)
+
+    it("exchanges the code with the verifier and redirect URI", function()
+      local p = authz_provider()
+      local _, session = p:authorization_url()
+      local tok = assert(p:exchange_code { code = "the-code", state = session.state, session = session })
+      assert.matches("^rt%-", tok.refresh_token)
+      local f = s:last_request().form
+      assert.equal("authorization_code", f.grant_type)
+      assert.equal("the-code", f.code)
+      assert.equal(session.code_verifier, f.code_verifier)
+      assert.equal("http://127.0.0.1:8765/cb", f.redirect_uri)
+    end)
+
+    it("rejects a callback whose state does not match, without a request", function()
+      local p = authz_provider()
+      local _, session = p:authorization_url()
+      for _, st in ipairs { "wrong", "", session.state .. "x" } do
+        local tok, err = p:exchange_code { code = "c", state = st, session = session }
+        assert.is_nil(tok)
+        assert.equal("validation", err.kind)
+        assert.equal("state", err.check)
+      end
+      local _, err = p:exchange_code { code = "c", session = session }
+      assert.equal("state", err.check)
+      assert.equal(0, #s:requests())
+    end)
+
+    it("takes the whole redirect URL, and checks iss (RFC 9207)", function()
+      local p = authz_provider { issuer = "https://idp.example" }
+      local _, session = p:authorization_url()
+      local cb = "http://127.0.0.1:8765/cb?code=abc&state=" .. session.state .. "&iss=https%3A%2F%2Fevil.example"
+      local _, err = p:exchange_code { url = cb, session = session }
+      assert.equal("iss", err.check)
+      cb = "http://127.0.0.1:8765/cb?code=abc&state=" .. session.state .. "&iss=https%3A%2F%2Fidp.example"
+      assert(p:exchange_code { url = cb, session = session })
+      assert.equal("abc", s:last_request().form.code)
+    end)
+
+    it("returns the authorization server's error from the callback", function()
+      local p = authz_provider()
+      local _, session = p:authorization_url()
+      local _, err = p:exchange_code { url = "http://127.0.0.1/cb?error=access_denied&error_description=no&state="
+        .. session.state, session = session }
+      assert.equal("oauth", err.kind)
+      assert.equal("access_denied", err.code)
+    end)
+
+    it("parses redirect URLs, fragments included, and rejects malformed ones", function()
+      assert.same({ code = "a b", state = "s" }, smartauth.parse_redirect("http://x/cb?code=a+b&state=s"))
+      assert.same({ code = "c", id_token = "t", state = "s" },
+        smartauth.parse_redirect("http://x/cb?code=c#id_token=t&state=s"))
+      assert.same({ code = "p" }, smartauth.parse_redirect("  code=p\n"))
+      local v, err = smartauth.parse_redirect("http://x/cb?code=%zz")
+      assert.is_nil(v)
+      assert.equal("validation", err.kind)
+      assert.is_nil((smartauth.parse_redirect("http://x/cb?" .. ("a"):rep(70000))))
+    end)
+  end)
+
+  describe("refresh", function()
+    it("keeps the refresh token when the server does not rotate it", function()
+      local p = provider()
+      s:script("/token", { json = { access_token = "new-at", token_type = "Bearer", expires_in = 60 } })
+      local tok = assert(p:refresh("old-rt"))
+      assert.equal("new-at", tok.access_token)
+      assert.equal("old-rt", tok.refresh_token)
+      assert.same({ grant_type = "refresh_token", refresh_token = "old-rt" }, s:last_request().form)
+    end)
+
+    it("takes the new refresh token when the server rotates it", function()
+      local p = provider()
+      local tok = assert(p:refresh("old-rt"))
+      assert.not_equal("old-rt", tok.refresh_token)
+    end)
+
+    it("is a validation error without a refresh token", function()
+      local _, err = provider():refresh({ access_token = "x" })
+      assert.equal("validation", err.kind)
+    end)
+  end)
+
+  describe("token()", function()
+    after_each(function() clock.offset = 0 end)
+    it("runs the grant once and then answers from the cache", function()
+      local p = provider()
+      local t1 = assert(p:token())
+      for _ = 1, 10 do assert.equal(t1, p:token()) end
+      assert.equal(1, #s:requests())
+    end)
+
+    it("refreshes within leeway of expiry", function()
+      local p = provider { leeway = 100 }
+      s:script("/token", { json = { access_token = "short", token_type = "bearer", expires_in = 1000,
+        refresh_token = "rt-1" } })
+      assert.equal("short", p:token().access_token)
+      clock.offset = 950 -- 50 s left: within the leeway
+      local t2 = assert(p:token())
+      assert.not_equal("short", t2.access_token)
+      assert.equal("refresh_token", s:last_request().form.grant_type)
+      assert.equal("rt-1", s:last_request().form.refresh_token)
+    end)
+
+    it("runs the grant again when the refresh token is dead", function()
+      local p = provider()
+      s:script("/token", { json = { access_token = "a1", expires_in = 1000, refresh_token = "dead" } })
+      assert(p:token())
+      clock.offset = 1000
+      s:script("/token", { status = 400, json = { error = "invalid_grant" } })
+      local t = assert(p:token())
+      local reqs = s:requests()
+      assert.equal("refresh_token", reqs[2].form.grant_type)
+      assert.equal("client_credentials", reqs[3].form.grant_type)
+      assert.matches("^at%-", t.access_token)
+    end)
+
+    it("keeps a still-valid token when a refresh fails for a passing reason", function()
+      local p = provider { leeway = 100 }
+      s:script("/token", { json = { access_token = "keep", expires_in = 1000, refresh_token = "rt" } })
+      assert(p:token())
+      clock.offset = 950
+      s:script("/token", { status = 503, body = "busy" })
+      assert.equal("keep", assert(p:token()).access_token)
+    end)
+
+    it("shares a store between providers of the same client", function()
+      local store = smartauth.store.memory()
+      local p1, p2 = provider { store = store }, provider { store = store }
+      local t = assert(p1:token())
+      assert.equal(t.access_token, p2:token().access_token)
+      assert.equal(1, #s:requests())
+    end)
+
+    it("is a config error when only a person can log in", function()
+      local p = assert(smartauth.provider { authorization_endpoint = "https://idp.example/a",
+        token_endpoint = s.url .. "/token", client_id = "pub" })
+      local _, err = p:token()
+      assert.equal("config", err.kind)
+      assert.matches("log in first", err.description)
+    end)
+  end)
+
+  describe("request()", function()
+    it("attaches the token as a Bearer header", function()
+      local p = provider()
+      local res = assert(p:request { url = s.url .. "/api/items", query = { q = "a b" } })
+      assert.equal(200, res.status)
+      local r = s:last_request()
+      assert.equal("/api/items", r.path)
+      assert.equal("q=a%20b", r.query)
+      assert.matches("^Bearer at%-", r.headers.authorization)
+    end)
+
+    it("refreshes once and retries on 401", function()
+      local p = provider()
+      assert(p:token())
+      s:revoke_all()
+      local res = assert(p:request { url = s.url .. "/api" })
+      assert.equal(200, res.status)
+      local reqs = s:requests()
+      assert.equal(4, #reqs) -- grant, 401, new grant, 200
+      assert.equal("/api", reqs[2].path)
+      assert.equal("/token", reqs[3].path)
+      assert.not_equal(reqs[2].headers.authorization, reqs[4].headers.authorization)
+    end)
+
+    it("returns the second 401 as a response instead of looping", function()
+      local p = provider()
+      s:script("/api", { status = 401, body = "no" }, 5)
+      local res = assert(p:request { url = s.url .. "/api" })
+      assert.equal(401, res.status)
+      assert.equal(4, #s:requests())
+    end)
+
+    it("sends form and JSON bodies", function()
+      local p = provider()
+      assert(p:request { url = s.url .. "/api", body = { b = "2", a = "1" } })
+      local r = s:last_request()
+      assert.equal("POST", r.method)
+      assert.equal("a=1&b=2", r.body)
+      assert.equal("application/x-www-form-urlencoded", r.headers["content-type"])
+      assert(p:request { method = "PUT", url = s.url .. "/api", json = { x = 1 } })
+      r = s:last_request()
+      assert.equal('{"x":1}', r.body)
+      assert.equal("application/json", r.headers["content-type"])
+    end)
+
+    it("resolves relative URLs against api_base", function()
+      local p = provider { api_base = s.url .. "/api/v2/" }
+      assert(p:request { url = "/things" })
+      assert.equal("/api/v2/things", s:last_request().path)
+    end)
+
+    it("refuses plain http to a non-loopback API host", function()
+      local _, err = provider():request { url = "http://api.example/x" }
+      assert.equal("config", err.kind)
+      assert.equal(0, #s:requests())
+    end)
+
+    it("keeps the token out of transport errors", function()
+      local p = provider { token_placement = "query" }
+      local tok = assert(p:token())
+      local _, err = p:request { url = "http://127.0.0.1:1/api" }
+      assert.equal("network", err.kind)
+      assert.not_matches(tok.access_token, tostring(err), 1, true)
+    end)
+  end)
+end)
