@@ -38,7 +38,7 @@ test-lua: all
 	$(BUSTED)
 
 lint:
-	luacheck lua spec bin examples
+	luacheck lua spec examples $(wildcard bin/*)
 
 demo: all
 	$(LUA) examples/demo.lua

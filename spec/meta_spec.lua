@@ -35,7 +35,7 @@ describe("package", function()
     end
     local listed = {}
     for _, src in ipairs(modules["smartauth.core"].sources) do listed[src] = true end
-    ok, _, out = proc.run("ls csrc/*.c")
+    _, _, out = proc.run("ls csrc/*.c")
     for file in out:gmatch("[^\n]+") do
       assert.is_true(listed[file] == true, file .. " missing from the rockspec")
     end
@@ -46,8 +46,9 @@ describe("package", function()
     local ok, code, out = proc.run("luarocks --lua-version=5.4 make --deps-mode=none --tree "
       .. proc.shell_quote(tree) .. " smartauth-scm-1.rockspec 2>&1")
     assert.is_true(ok, "luarocks make failed (" .. tostring(code) .. "):\n" .. out)
-    local env = ("LUA_PATH=%s/share/lua/5.4/?.lua\\;%s/share/lua/5.4/?/init.lua\\;\\; LUA_CPATH=%s/lib/lua/5.4/?.so\\;\\;")
-      :format(tree, tree, tree)
+    local env = ("LUA_PATH=%s/share/lua/5.4/?.lua\\;%s/share/lua/5.4/?/init.lua\\;\\; "
+      .. "LUA_CPATH=%s/lib/lua/5.4/?.so\\;\\;"):format(tree, tree, tree)
+    local _
     ok, _, out = proc.run("cd / && env " .. env .. " lua5.4 -e "
       .. proc.shell_quote('local s = require "smartauth"; io.write(s._VERSION, " ", '
       .. 'package.searchpath("smartauth.core", package.cpath))'))

@@ -38,6 +38,7 @@ function M.build(name, opts)
   for k, v in pairs(preset.defaults) do merged[k] = v end
   for k, v in pairs(preset.endpoints(opts)) do merged[k] = v end
   for k, v in pairs(base) do merged[k] = v end
+  if preset.adjust then preset.adjust(merged, opts) end
   local p, err = provider.new(merged, where)
   if not p then return nil, err end
   p.preset = name

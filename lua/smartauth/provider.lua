@@ -132,7 +132,10 @@ end
 
 function Provider:_scrub(err, extra)
   if errors.is(err) then
-    err.description = errors.scrub(err.description, self:_secrets(extra))
+    local list = self:_secrets(extra)
+    err.description = errors.scrub(err.description, list)
+    err.code = errors.scrub(err.code, list)
+    err.error_uri = errors.scrub(err.error_uri, list)
   end
   return err
 end
@@ -231,8 +234,13 @@ local function retry_after(headers)
 end
 
 --- Turn a token-endpoint response into a token or an error.
-function Provider._token_response(_, res, what)
+function Provider:_token_response(res, what, extra_secrets)
   local status = res.status
+  -- scrub before anything is shortened, or a cut secret escapes the scrubber
+  local function text(v, max)
+    if type(v) ~= "string" then return nil end
+    return clean_text(errors.scrub(v, self:_secrets(extra_secrets)), max)
+  end
   what = what or "token endpoint"
   if status >= 300 and status < 400 then
     return nil, errors.new("http", what .. " answered with a redirect; redirects are not followed",
@@ -243,9 +251,9 @@ function Provider._token_response(_, res, what)
     if type(data.error) ~= "string" then
       return nil, errors.new("validation", what .. " returned a malformed error field", { status = status })
     end
-    local desc = clean_text(data.error_description, 500) or ("the " .. what .. " refused the request")
+    local desc = text(data.error_description, 500) or ("the " .. what .. " refused the request")
     return nil, errors.new("oauth", desc, {
-      code = clean_text(data.error, 100), status = status, error_uri = clean_text(data.error_uri, 300),
+      code = text(data.error, 100), status = status, error_uri = text(data.error_uri, 300),
       retry_after = retry_after(res.headers),
     })
   end
@@ -300,7 +308,7 @@ end
 function Provider:_grant(form, extra_secrets)
   local res, err = self:_post_form("token_endpoint", form)
   if not res then return nil, self:_scrub(err, extra_secrets) end
-  local tok, terr = self:_token_response(res)
+  local tok, terr = self:_token_response(res, nil, extra_secrets)
   if not tok then return nil, self:_scrub(terr, extra_secrets) end
   return tok
 end

@@ -114,13 +114,22 @@ end
 
 --- Rebuild a token from a stored entry; nil, err for an entry that is not one.
 function M.from_entry(e)
-  if type(e) ~= "table" or e.v ~= M.FORMAT or type(e.access_token) ~= "string" then
-    return nil, errors.new("storage", "stored entry is not a token of format " .. M.FORMAT)
+  local function bad(what)
+    return nil, errors.new("storage", "stored entry is not a valid token (" .. what .. ")")
+  end
+  if type(e) ~= "table" then return bad("not a table") end
+  if e.v ~= M.FORMAT then return bad("format " .. tostring(e.v) .. ", expected " .. M.FORMAT) end
+  if type(e.access_token) ~= "string" or e.access_token == "" then return bad("access_token") end
+  for _, k in ipairs { "expires_at", "issued_at" } do
+    if e[k] ~= nil and (math.type(e[k]) == nil or e[k] ~= e[k]) then return bad(k) end
+  end
+  for _, k in ipairs { "refresh_token", "scope", "id_token", "token_type" } do
+    if e[k] ~= nil and type(e[k]) ~= "string" then return bad(k) end
   end
   return setmetatable({
     access_token = e.access_token, token_type = e.token_type or "Bearer",
-    expires_at = tonumber(e.expires_at), refresh_token = e.refresh_token,
-    scope = e.scope, id_token = e.id_token, issued_at = tonumber(e.issued_at),
+    expires_at = e.expires_at, refresh_token = e.refresh_token,
+    scope = e.scope, id_token = e.id_token, issued_at = e.issued_at,
   }, Token)
 end
 

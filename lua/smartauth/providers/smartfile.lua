@@ -15,6 +15,11 @@ end
 
 M.extra_options = { domain = "string" }
 
+-- API-key mode has no OAuth client, so no client authentication.
+function M.adjust(merged, opts)
+  if opts.api_key and opts.client_auth == nil then merged.client_auth = "none" end
+end
+
 -- A host name only: a slash, '@' or scheme would send credentials elsewhere.
 function M.validate(opts)
   local d = opts.domain

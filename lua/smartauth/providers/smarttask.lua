@@ -14,6 +14,15 @@ M.defaults = {
   grant = "authorization_code",
 }
 
+-- Another issuer (a staging tenant, a test server) has its own discovery
+-- document and userinfo endpoint: SmartTask's must not leak onto it.
+function M.adjust(merged, opts)
+  if opts.issuer and opts.issuer ~= M.defaults.issuer then
+    if opts.discovery_url == nil then merged.discovery_url = nil end
+    if opts.userinfo_endpoint == nil then merged.userinfo_endpoint = nil end
+  end
+end
+
 function M.endpoints()
   return {}
 end
