@@ -9,7 +9,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidd
 LIBS       = -lcurl -lcrypto -lpthread
 BUSTED     ?= busted
 
-CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/form.c csrc/http.c
+CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/form.c csrc/http.c csrc/jws.c
 BIND_SRC   = csrc/lsmartauth.c
 HDRS       = $(wildcard csrc/*.h)
 CORE_SO    = build/smartauth/core.so

@@ -27,7 +27,7 @@ build = {
     ["smartauth.core"] = {
       sources = {
         "csrc/lsmartauth.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
-        "csrc/buf.c", "csrc/sa_err.c",
+        "csrc/buf.c", "csrc/sa_err.c", "csrc/jws.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
@@ -38,6 +38,9 @@ build = {
     ["smartauth.clock"] = "lua/smartauth/clock.lua",
     ["smartauth.errors"] = "lua/smartauth/errors.lua",
     ["smartauth.http"] = "lua/smartauth/http.lua",
+    ["smartauth.jwks"] = "lua/smartauth/jwks.lua",
+    ["smartauth.jwt"] = "lua/smartauth/jwt.lua",
+    ["smartauth.oidc"] = "lua/smartauth/oidc.lua",
     ["smartauth.options"] = "lua/smartauth/options.lua",
     ["smartauth.presets"] = "lua/smartauth/presets.lua",
     ["smartauth.provider"] = "lua/smartauth/provider.lua",

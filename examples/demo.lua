@@ -47,11 +47,16 @@ local redirect = op:login(url, { login = "alice", password = "any" })
 print("redirected to:    ", (redirect:gsub("code=[^&]+", "code=...")))
 local tok = check(p:exchange_code { url = redirect, session = session })
 print(tok)
+-- exchange_code verified the ID token: signature from the JWKS, iss, aud,
+-- exp, iat, nonce, at_hash
+print("ID token verified; claims:", tok.claims.sub, tok.claims.email, "exp " .. tok.claims.exp)
 
 step("calling a protected endpoint (userinfo) with the token")
 local res = check(p:request { url = p.userinfo_endpoint, token = tok })
 print("HTTP " .. res.status .. ": " .. res.body)
 if res.status ~= 200 then os.exit(1) end
+local info = check(p:userinfo(tok)) -- the same, decoded, with sub checked against the ID token
+print("userinfo sub matches the ID token:", info.sub == tok.claims.sub)
 
 step("refresh (the provider rotates refresh tokens)")
 local fresh = check(p:refresh(tok))

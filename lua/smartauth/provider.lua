@@ -6,6 +6,9 @@ local cjson = require "cjson.safe"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
 local http = require "smartauth.http"
+local jwks_mod = require "smartauth.jwks"
+local jwt = require "smartauth.jwt"
+local oidc = require "smartauth.oidc"
 local options = require "smartauth.options"
 local store_mod = require "smartauth.store"
 local token_mod = require "smartauth.token"
@@ -16,6 +19,11 @@ local M = {}
 local Provider = { __name = "smartauth.provider" }
 Provider.__index = Provider
 M.Provider = Provider
+
+local function random_token(n)
+  return core.b64url_encode(core.random(n or 32))
+end
+M.random_token = random_token
 
 -- Secrets live outside the object so that dumping a provider (pairs,
 -- inspect, a debugger) never shows them.
@@ -52,6 +60,14 @@ local SCHEMA = {
   token_placement = { type = "string", enum = { "header", "query" } },
   token_param = "string",
   token_headers = "table",
+  -- OpenID Connect
+  id_token_algs = "table",                 -- allow-list; default: what discovery says, within what we verify
+  id_token_signed_response_alg = "string", -- HS256/384/512 only when the client is registered for it
+  jwks = "table",                          -- a static key set instead of fetching jwks_uri
+  -- RFC 7523 client assertions
+  client_assertion_key = "any",            -- PEM text, path to a PEM file, or a private JWK table
+  client_assertion_alg = "string",
+  client_assertion_kid = "string",
 }
 M.SCHEMA = SCHEMA
 
@@ -95,14 +111,19 @@ function M.new(opts, where)
   if o.client_auth == nil then
     o.client_auth = o.client_secret and "basic" or "none"
   end
+  if o.client_auth == "private_key_jwt" and o.client_assertion_key == nil then
+    return cfg_err(where .. ": client_auth 'private_key_jwt' needs option 'client_assertion_key'",
+      { option = "client_assertion_key" })
+  end
   if (o.client_auth == "basic" or o.client_auth == "post" or o.client_auth == "client_secret_jwt")
       and not o.client_secret then
     return cfg_err(where .. ": client_auth '" .. o.client_auth .. "' needs option 'client_secret'",
       { option = "client_secret" })
   end
   local self = setmetatable({}, Provider)
-  local s = { client_secret = o.client_secret, password = o.password, api_password = o.api_password }
-  o.client_secret, o.password, o.api_password = nil, nil, nil
+  local s = { client_secret = o.client_secret, password = o.password, api_password = o.api_password,
+    client_assertion_key = o.client_assertion_key }
+  o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
   secrets[self] = s
   for k, v in pairs(o) do self[k] = v end
   self.has_client_secret = s.client_secret ~= nil
@@ -271,7 +292,7 @@ function Provider:_token_response(res, what, extra_secrets)
 end
 
 -- Client authentication (RFC 6749 §2.3) applied to a token-endpoint form.
-function Provider:_client_auth(form, headers)
+function Provider:_client_auth(form, headers, audience)
   local secret = secrets[self].client_secret
   local method = self.client_auth
   if method == "basic" then
@@ -282,9 +303,73 @@ function Provider:_client_auth(form, headers)
   elseif method == "none" then
     form.client_id = self.client_id
   else
-    return cfg_err("client_auth '" .. method .. "' is not available yet")
+    local assertion, err = self:_client_assertion(audience)
+    if not assertion then return nil, err end
+    form.client_id = self.client_id
+    form.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    form.client_assertion = assertion
   end
   return true
+end
+
+-- The signing key for private_key_jwt, parsed once.
+function Provider:_assertion_key()
+  local s = secrets[self]
+  if s.assertion_key then return s.assertion_key, s.assertion_alg end
+  local src = s.client_assertion_key
+  local key, kind, msg
+  if type(src) == "table" then
+    key, msg = jwks_mod.parse_private_jwk(src)
+    kind = "config"
+  elseif type(src) == "string" then
+    local pem = src
+    if not src:find("-----BEGIN", 1, true) then
+      local f, ferr = io.open(src, "rb")
+      if not f then return cfg_err("client_assertion_key: cannot read " .. tostring(ferr)) end
+      pem = f:read("a")
+      f:close()
+    end
+    key, kind, msg = core.key_pem(pem)
+  else
+    return cfg_err("private_key_jwt needs option 'client_assertion_key' (PEM, PEM file or JWK)")
+  end
+  if not key then return cfg_err("client_assertion_key: " .. tostring(msg or kind)) end
+  local alg = self.client_assertion_alg
+  if not alg then
+    local kty, _, crv = key:type()
+    alg = (kty == "RSA" and "RS256") or (kty == "OKP" and "EdDSA") or
+      (crv == "P-384" and "ES384") or (crv == "P-521" and "ES512") or "ES256"
+  end
+  local ok, why = key:alg_ok(alg)
+  if not ok then return cfg_err("client_assertion_key cannot sign " .. alg .. ": " .. tostring(why)) end
+  s.assertion_key, s.assertion_alg = key, alg
+  return key, alg
+end
+
+--- RFC 7523 client assertion for client_secret_jwt / private_key_jwt.
+function Provider:_client_assertion(audience)
+  local now = clock.now()
+  local claims = {
+    iss = self.client_id, sub = self.client_id, aud = audience,
+    jti = random_token(24), iat = now, exp = now + 60,
+  }
+  local header, tmp = { typ = "JWT" }, false
+  local key
+  if self.client_auth == "client_secret_jwt" then
+    header.alg = self.client_assertion_alg or "HS256"
+    key = core.key_oct(secrets[self].client_secret)
+    tmp = true
+  else
+    local alg
+    key, alg = self:_assertion_key()
+    if not key then return nil, alg end
+    header.alg = alg
+    header.kid = self.client_assertion_kid
+  end
+  local out, kind, msg = jwt.encode(header, claims, key)
+  if tmp then key:close() end
+  if not out then return cfg_err("cannot sign the client assertion: " .. tostring(msg or kind)) end
+  return out
 end
 
 --- POST a form to an endpoint with client authentication; decode as a token.
@@ -298,7 +383,7 @@ function Provider:_post_form(endpoint_name, form)
   if self.token_headers then
     for k, v in pairs(self.token_headers) do headers[#headers + 1] = k .. ": " .. v end
   end
-  local ok, aerr = self:_client_auth(form, headers)
+  local ok, aerr = self:_client_auth(form, headers, ep)
   if not ok then return nil, aerr end
   local res, herr = self:_http { method = "POST", url = ep, headers = headers, body = url.encode(form) }
   if not res then return nil, self:_scrub(herr) end
@@ -389,10 +474,6 @@ end
 
 ------------------------------------------------------ authorization code
 
-local function random_token(n)
-  return core.b64url_encode(core.random(n or 32))
-end
-M.random_token = random_token
 
 local function has_word(s, w)
   return type(s) == "string" and (" " .. s .. " "):find(" " .. w .. " ", 1, true) ~= nil
@@ -504,6 +585,20 @@ function Provider:exchange_code(opts)
     return nil, errors.new("validation", "iss in the authorization response does not match the issuer",
       { check = "iss" })
   end
+  local rt = session.response_type or "code"
+  if has_word(rt, "id_token") then
+    -- implicit or hybrid: the front-channel ID token binds the code (c_hash)
+    if type(cb.id_token) ~= "string" then
+      return nil, errors.new("validation", "no id_token in the callback", { check = "id_token" })
+    end
+    local claims, verr = self:verify_id_token(cb.id_token, { nonce = session.nonce,
+      max_age = session.max_age, code = cb.code, require_c_hash = has_word(rt, "code") })
+    if not claims then return nil, verr end
+    cb.claims = claims
+    if not has_word(rt, "code") then
+      return { id_token = cb.id_token, claims = claims }
+    end
+  end
   if type(cb.code) ~= "string" or cb.code == "" then
     return nil, errors.new("validation", "no authorization code in the callback")
   end
@@ -520,6 +615,166 @@ function Provider:exchange_code(opts)
   end
   self:_save(tok)
   return tok
+end
+
+------------------------------------------------------------ OpenID Connect
+
+function Provider:_client_secret()
+  return secrets[self].client_secret
+end
+
+-- The provider's key set: static (option jwks) or fetched from jwks_uri.
+function Provider:_jwks()
+  if self._keyset then return self._keyset end
+  local set = jwks_mod.new(function()
+    local ep, err = self:_endpoint("jwks_uri")
+    if not ep then return nil, err end
+    local res, herr = self:_http { url = ep, headers = { "Accept: application/json" } }
+    if not res then return nil, herr end
+    if res.status ~= 200 then
+      return nil, errors.new("http", "JWKS request failed", { status = res.status })
+    end
+    return res.body
+  end)
+  if self.jwks then
+    local ok, err = set:load(self.jwks)
+    if not ok then return nil, err end
+    set.fetch = function() return nil, "static key set" end
+  end
+  self._keyset = set
+  return set
+end
+
+--- Verify an ID token: signature (JWKS or, for HS*, the client secret),
+-- alg allow-list, iss, aud, azp, exp, iat, nonce, auth_time, at_hash, c_hash.
+-- @param id_token compact JWS
+-- @param opts { nonce=, max_age=, access_token=, code= }
+-- @return claims or nil, err (validation, err.check names the failed check)
+function Provider:verify_id_token(id_token, opts)
+  if type(id_token) ~= "string" then
+    error("bad argument #1 to 'verify_id_token' (string expected, got " .. type(id_token) .. ")", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'verify_id_token' (table expected)", 2)
+  end
+  if not self.issuer then return cfg_err("verify_id_token needs the provider's issuer") end
+  if not self.jwks and not self.jwks_uri and not self.metadata then
+    local ok, err = self:discover()
+    if not ok then return nil, err end
+  end
+  local claims, err = oidc.verify(self, id_token, opts)
+  if not claims then return nil, self:_scrub(err) end
+  return claims
+end
+
+-- Called by exchange_code: the ID token of a code response must verify.
+function Provider:_on_code_token(tok, session, cb)
+  if not tok.id_token then
+    if has_word(session.scope, "openid") and has_word(session.response_type, "code") then
+      return nil, errors.new("validation", "ID token missing from the token response", { check = "id_token" })
+    end
+    return true
+  end
+  local claims, err = self:verify_id_token(tok.id_token, {
+    nonce = session.nonce, max_age = session.max_age,
+    access_token = tok.access_token,
+  })
+  if not claims then return nil, err end
+  if cb.claims and cb.claims.sub ~= claims.sub then
+    return nil, errors.new("validation", "ID tokens of the front and back channel name different users",
+      { check = "sub" })
+  end
+  tok.claims = claims
+  return true
+end
+
+local function token_string(tok, field)
+  if type(tok) == "string" then return tok end
+  if type(tok) == "table" then return tok[field or "access_token"] end
+  return nil
+end
+
+--- UserInfo (OIDC Core §5.3) with the token; `sub` must match the ID
+-- token's when both are known.
+-- @param tok token object (default: p:token())
+-- @return claims table or nil, err
+function Provider:userinfo(tok)
+  local ep, err = self:_endpoint("userinfo_endpoint")
+  if not ep then return nil, err end
+  if tok == nil then
+    tok, err = self:token()
+    if not tok then return nil, err end
+  end
+  local res, rerr = self:request { url = ep, token = type(tok) == "string" and { access_token = tok } or tok,
+    headers = { "Accept: application/json" } }
+  if not res then return nil, rerr end
+  if res.status ~= 200 then
+    local _, e = self:_token_response(res, "userinfo endpoint")
+    if e and e.kind == "oauth" then return nil, e end
+    return nil, errors.new("http", "userinfo endpoint returned HTTP " .. res.status, { status = res.status })
+  end
+  local ct = (res.headers["content-type"] or ""):lower()
+  local info
+  if ct:find("application/jwt", 1, true) then
+    return nil, errors.new("validation", "signed UserInfo responses are not supported")
+  end
+  info = res.body:match("^%s*{") and cjson.decode(res.body)
+  if type(info) ~= "table" then
+    return nil, errors.new("validation", "UserInfo response is not a JSON object")
+  end
+  if type(info.sub) ~= "string" then return nil, errors.new("validation", "UserInfo has no sub", { check = "sub" }) end
+  local known = type(tok) == "table" and (tok.claims or (tok.id_token and jwt.decode(tok.id_token)))
+  local known_sub = known and (known.sub or (known.claims and known.claims.sub))
+  if known_sub and known_sub ~= info.sub then
+    return nil, errors.new("validation", "UserInfo sub does not match the ID token's", { check = "sub" })
+  end
+  return info
+end
+
+--- Revoke a token (RFC 7009). A token object's refresh token is revoked
+-- when it has one (which ends the grant), else its access token; the
+-- provider forgets it too.
+-- @param tok token object or token string
+-- @param opts { hint = "access_token"|"refresh_token" }
+function Provider:revoke(tok, opts)
+  opts = check_opts(opts, "revoke")
+  local value, hint
+  if type(tok) == "table" and tok.refresh_token and opts.hint ~= "access_token" then
+    value, hint = tok.refresh_token, "refresh_token"
+  else
+    value, hint = token_string(tok), opts.hint or (type(tok) == "table" and "access_token" or nil)
+  end
+  if type(value) ~= "string" then error("bad argument #1 to 'revoke' (token expected)", 2) end
+  local res, err = self:_post_form("revocation_endpoint", { token = value, token_type_hint = hint })
+  if not res then return nil, self:_scrub(err, { value }) end
+  if res.status ~= 200 then
+    local _, e = self:_token_response(res, "revocation endpoint", { value })
+    return nil, self:_scrub(e or errors.new("http", "revocation failed", { status = res.status }), { value })
+  end
+  if self._tok and (self._tok.access_token == value or self._tok.refresh_token == value
+      or (type(tok) == "table" and self._tok.access_token == tok.access_token)) then
+    self:forget()
+  end
+  return true
+end
+
+--- Token introspection (RFC 7662).
+-- @return the response object ({active=true, scope=, sub=, exp=, ...}) or nil, err
+function Provider:introspect(tok, opts)
+  opts = check_opts(opts, "introspect")
+  local value = token_string(tok, opts.hint == "refresh_token" and "refresh_token" or "access_token")
+  if type(value) ~= "string" then error("bad argument #1 to 'introspect' (token expected)", 2) end
+  local res, err = self:_post_form("introspection_endpoint", { token = value, token_type_hint = opts.hint })
+  if not res then return nil, self:_scrub(err, { value }) end
+  if res.status ~= 200 then
+    local _, e = self:_token_response(res, "introspection endpoint", { value })
+    return nil, self:_scrub(e or errors.new("http", "introspection failed", { status = res.status }), { value })
+  end
+  local data = res.body:match("^%s*{") and cjson.decode(res.body)
+  if type(data) ~= "table" or type(data.active) ~= "boolean" then
+    return nil, errors.new("validation", "introspection response has no boolean 'active'")
+  end
+  return data
 end
 
 -------------------------------------------------------- token() and store

@@ -1,0 +1,64 @@
+--- Compact JWS parsing (RFC 7515 §7.1) with strict limits: what comes in
+-- is outside input until its signature is checked.
+local cjson = require "cjson.safe"
+local core = require "smartauth.core"
+local errors = require "smartauth.errors"
+
+local M = {}
+
+M.MAX_LENGTH = 64 * 1024 -- an ID token is a few KiB; anything near this is hostile
+
+local function invalid(check, msg)
+  return nil, errors.new("validation", msg, { check = check })
+end
+
+local function json_object(s, what)
+  if not s:match("^%s*{") then return nil end
+  local t = cjson.decode(s)
+  if type(t) ~= "table" then return nil end
+  return t, what
+end
+
+--- Split and decode a compact JWS. Returns {header=, claims=, signing_input=,
+-- signature=, raw_header=, raw_claims=} or nil, err (validation, check="format").
+function M.decode(jwt)
+  if type(jwt) ~= "string" then return invalid("format", "JWT is not a string") end
+  if #jwt > M.MAX_LENGTH then
+    return invalid("format", "JWT is longer than " .. M.MAX_LENGTH .. " bytes")
+  end
+  local h, p, s = jwt:match("^([%w_-]*)%.([%w_-]*)%.([%w_-]*)$")
+  if not h then
+    return invalid("format", "JWT must be three base64url segments separated by dots")
+  end
+  if h == "" or p == "" then return invalid("format", "JWT has an empty header or payload") end
+  local rh, herr = core.b64url_decode(h)
+  if not rh then return invalid("format", "JWT header: " .. herr) end
+  local rp, perr = core.b64url_decode(p)
+  if not rp then return invalid("format", "JWT payload: " .. perr) end
+  local sig, serr = core.b64url_decode(s)
+  if not sig then return invalid("format", "JWT signature: " .. serr) end
+  local header = json_object(rh)
+  if not header then return invalid("format", "JWT header is not a JSON object") end
+  local claims = json_object(rp)
+  if not claims then return invalid("format", "JWT payload is not a JSON object") end
+  if header.crit ~= nil then
+    -- RFC 7515 §4.1.11: we understand no extensions, so must refuse
+    return invalid("crit", "JWT header has critical extensions this client does not understand")
+  end
+  return {
+    header = header, claims = claims, signature = sig,
+    signing_input = h .. "." .. p, raw_header = rh, raw_claims = rp,
+  }
+end
+
+--- Encode and sign: header and claims tables, key object, alg.
+function M.encode(header, claims, key)
+  local h = core.b64url_encode(assert(cjson.encode(header)))
+  local p = core.b64url_encode(assert(cjson.encode(claims)))
+  local input = h .. "." .. p
+  local sig, err = key:sign(header.alg, input)
+  if not sig then return nil, err end
+  return input .. "." .. core.b64url_encode(sig)
+end
+
+return M

@@ -1,0 +1,145 @@
+--- OpenID Connect ID token validation (OIDC Core §3.1.3.7, §3.2.2.11,
+-- §3.3.2.12): signature from the JWKS or the client secret, alg from an
+-- allow-list, then every claim check. Each rejection is a validation error
+-- whose `check` names the failed check.
+local clock = require "smartauth.clock"
+local core = require "smartauth.core"
+local errors = require "smartauth.errors"
+local jwt = require "smartauth.jwt"
+
+local M = {}
+
+M.ASYMMETRIC = {
+  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
+}
+local HMAC = { HS256 = true, HS384 = true, HS512 = true }
+
+local function reject(check, msg)
+  return nil, errors.new("validation", "ID token rejected: " .. msg, { check = check })
+end
+
+local function is_number(v)
+  return math.type(v) ~= nil and v == v and v ~= math.huge and v ~= -math.huge
+end
+
+-- OIDC Core §3.1.3.6: base64url of the left half of the alg's hash.
+function M.half_hash(alg, value)
+  local digest = core.jws_hash(alg, value)
+  return core.b64url_encode(digest:sub(1, #digest // 2))
+end
+
+--- The algorithms this provider accepts for ID tokens.
+function M.allowed_algs(p)
+  local allowed = {}
+  if p.id_token_algs then
+    for _, a in ipairs(p.id_token_algs) do allowed[a] = true end
+  else
+    local supported = p.metadata and p.metadata.id_token_signing_alg_values_supported
+    for _, a in ipairs(M.ASYMMETRIC) do allowed[a] = true end
+    if type(supported) == "table" then
+      -- only what the provider says it uses, within what we implement
+      local narrowed = {}
+      for _, a in ipairs(supported) do if allowed[a] then narrowed[a] = true end end
+      if next(narrowed) then allowed = narrowed end
+    end
+  end
+  -- HMAC only when this client is registered for it: the secret is the key
+  local hs = p.id_token_signed_response_alg
+  if hs and HMAC[hs] then allowed[hs] = true end
+  for a in pairs(HMAC) do
+    if a ~= hs then allowed[a] = nil end
+  end
+  allowed.none = nil
+  return allowed
+end
+
+--- Verify the signature and claims of an ID token.
+-- @param p provider
+-- @param id_token compact JWS string
+-- @param opts { nonce=, max_age=, access_token= (for at_hash), code= (for c_hash),
+--               require_at_hash=, require_c_hash=, leeway= }
+-- @return claims or nil, err
+function M.verify(p, id_token, opts)
+  opts = opts or {}
+  local t, err = jwt.decode(id_token)
+  if not t then return nil, err end
+  local h, c = t.header, t.claims
+  local alg = h.alg
+  if type(alg) ~= "string" then return reject("alg", "header has no alg") end
+  if alg == "none" then return reject("alg", "alg none is never accepted") end
+  local allowed = M.allowed_algs(p)
+  if not allowed[alg] then return reject("alg", "alg " .. alg:sub(1, 20) .. " is not allowed for this client") end
+
+  -- signature
+  local verified = false
+  if HMAC[alg] then
+    local secret = p:_client_secret()
+    if not secret then return reject("alg", alg .. " needs the client secret") end
+    local key = core.key_oct(secret)
+    verified = key:verify(alg, t.signing_input, t.signature) == true
+    key:close()
+  else
+    local set, serr = p:_jwks()
+    if not set then return nil, serr end
+    local cands, cerr = set:candidates(h.kid, alg)
+    if not cands then return nil, cerr end
+    for _, e in ipairs(cands) do
+      if not e.key:alg_ok(alg) then
+        if h.kid then return reject("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg) end
+      elseif e.key:verify(alg, t.signing_input, t.signature) == true then
+        verified = true
+        break
+      end
+    end
+  end
+  if not verified then return reject("signature", "signature does not verify") end
+
+  -- claims
+  local now = clock.now()
+  local leeway = opts.leeway or p.leeway or 0
+  if type(c.iss) ~= "string" or c.iss ~= p.issuer then
+    return reject("iss", "iss does not match the issuer")
+  end
+  if type(c.sub) ~= "string" or c.sub == "" then return reject("sub", "no sub claim") end
+  local aud = c.aud
+  local client = p.client_id
+  if type(aud) == "string" then
+    if aud ~= client then return reject("aud", "aud is not this client") end
+  elseif type(aud) == "table" and #aud > 0 then
+    local found = false
+    for _, a in ipairs(aud) do if a == client then found = true end end
+    if not found then return reject("aud", "aud does not contain this client") end
+    if #aud > 1 and c.azp == nil then return reject("azp", "several audiences and no azp") end
+  else
+    return reject("aud", "no aud claim")
+  end
+  if c.azp ~= nil and c.azp ~= client then return reject("azp", "azp is not this client") end
+  if not is_number(c.exp) then return reject("exp", "no exp claim") end
+  if now - leeway >= c.exp then return reject("exp", "expired") end
+  if not is_number(c.iat) then return reject("iat", "no iat claim") end
+  if c.iat > now + leeway then return reject("iat", "iat is in the future") end
+  if opts.nonce ~= nil then
+    if type(c.nonce) ~= "string" or not core.ct_equal(c.nonce, opts.nonce) then
+      return reject("nonce", c.nonce == nil and "nonce missing" or "nonce does not match")
+    end
+  end
+  if opts.max_age ~= nil then
+    if not is_number(c.auth_time) then return reject("auth_time", "max_age was asked but auth_time is missing") end
+    if c.auth_time + opts.max_age + leeway < now then
+      return reject("auth_time", "authentication is older than max_age")
+    end
+  end
+  if opts.access_token and (c.at_hash ~= nil or opts.require_at_hash) then
+    if type(c.at_hash) ~= "string" or not core.ct_equal(c.at_hash, M.half_hash(alg, opts.access_token)) then
+      return reject("at_hash", "at_hash does not match the access token")
+    end
+  end
+  if opts.code and (c.c_hash ~= nil or opts.require_c_hash) then
+    if type(c.c_hash) ~= "string" or not core.ct_equal(c.c_hash, M.half_hash(alg, opts.code)) then
+      return reject("c_hash", "c_hash does not match the code")
+    end
+  end
+  return c
+end
+
+return M

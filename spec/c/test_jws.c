@@ -1,0 +1,1075 @@
+/* Tests for csrc/jws.c: keys are generated with OpenSSL at run time, their
+ * public JWK members exported and rebuilt into sa_keys, and every alg signed
+ * and verified; tampering, alg/key mismatches, bad keys, bad PEM and two
+ * published test vectors (RFC 7515 A.1 HS256, RFC 8037 A.4 Ed25519) and the
+ * OIDC Core at_hash example are checked.
+ *
+ * Run: build/test_jws  (prints "test_jws: N passed, M failed") */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/encoder.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+
+#include "jws.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            passed++;                                                                    \
+        } else {                                                                         \
+            failed++;                                                                    \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);    \
+        }                                                                                \
+    } while (0)
+
+/* CHECK with a label, for checks inside loops over algs. */
+#define CHECKL(label, cond)                                                              \
+    do {                                                                                 \
+        if (cond) {                                                                      \
+            passed++;                                                                    \
+        } else {                                                                         \
+            failed++;                                                                    \
+            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__,        \
+                    (label), #cond);                                                     \
+        }                                                                                \
+    } while (0)
+
+#define U(s) ((const unsigned char *)(s))
+
+/* ------------------------------------------------------------ helpers */
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+/* Unpadded base64url to bytes; returns the length or (size_t)-1. */
+static size_t b64url(const char *s, unsigned char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (; *s; s++) {
+        int v = b64val((unsigned char)*s);
+        if (v < 0)
+            return (size_t)-1;
+        acc = (acc << 6) | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n >= cap)
+                return (size_t)-1;
+            out[n++] = (unsigned char)((acc >> bits) & 0xff);
+        }
+    }
+    return n;
+}
+
+static char *pem_encode(EVP_PKEY *pk, int selection, const char *structure, size_t *len)
+{
+    OSSL_ENCODER_CTX *ctx =
+        OSSL_ENCODER_CTX_new_for_pkey(pk, selection, "PEM", structure, NULL);
+    unsigned char *data = NULL;
+    size_t dlen = 0;
+    char *s = NULL;
+    if (ctx && OSSL_ENCODER_to_data(ctx, &data, &dlen) == 1) {
+        s = malloc(dlen + 1);
+        if (s) {
+            memcpy(s, data, dlen);
+            s[dlen] = '\0';
+            *len = dlen;
+        }
+    }
+    OPENSSL_free(data);
+    OSSL_ENCODER_CTX_free(ctx);
+    return s;
+}
+
+static size_t bn_bytes(EVP_PKEY *pk, const char *name, unsigned char *out, int pad)
+{
+    BIGNUM *bn = NULL;
+    int n = -1;
+    if (EVP_PKEY_get_bn_param(pk, name, &bn) == 1)
+        n = pad ? BN_bn2binpad(bn, out, pad) : BN_bn2bin(bn, out);
+    BN_clear_free(bn);
+    return n < 0 ? (size_t)-1 : (size_t)n;
+}
+
+static int contains(const char *hay, const char *needle)
+{
+    return strstr(hay, needle) != NULL;
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+typedef struct {
+    const char *name;
+    EVP_PKEY *pk;
+    sa_key *priv;   /* from PKCS#8 PEM */
+    sa_key *pubpem; /* from SubjectPublicKeyInfo PEM */
+    sa_key *pub;    /* from exported JWK members */
+    sa_jwk_public jwk;
+} fixture;
+
+static void fixture_load(fixture *f, const char *name, EVP_PKEY *pk, int type,
+                         const char *curve, int bits)
+{
+    sa_err err;
+    size_t len = 0, n;
+    char *pem;
+    unsigned char buf[2048];
+    sa_jwk_public again;
+
+    memset(f, 0, sizeof *f);
+    f->name = name;
+    f->pk = pk;
+    CHECKL(name, pk != NULL);
+    if (!pk)
+        return;
+
+    pem = pem_encode(pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len);
+    CHECKL(name, pem && contains(pem, "BEGIN PRIVATE KEY"));
+    f->priv = pem ? sa_key_pem(pem, len, &err) : NULL;
+    CHECKL(name, f->priv != NULL);
+    free(pem);
+    pem = pem_encode(pk, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", &len);
+    CHECKL(name, pem && contains(pem, "BEGIN PUBLIC KEY"));
+    f->pubpem = pem ? sa_key_pem(pem, len, &err) : NULL;
+    CHECKL(name, f->pubpem != NULL);
+    free(pem);
+    if (!f->priv || !f->pubpem)
+        return;
+
+    CHECKL(name, sa_key_type_of(f->priv) == type && sa_key_type_of(f->pubpem) == type);
+    CHECKL(name, sa_key_bits(f->priv) == bits && sa_key_bits(f->pubpem) == bits);
+    CHECKL(name, sa_key_has_private(f->priv) == 1);
+    CHECKL(name, sa_key_has_private(f->pubpem) == 0);
+    if (curve) {
+        CHECKL(name, sa_key_curve(f->priv) && strcmp(sa_key_curve(f->priv), curve) == 0);
+    } else {
+        CHECKL(name, sa_key_curve(f->priv) == NULL);
+    }
+
+    /* export, cross-checked against OpenSSL's own view of the key */
+    CHECKL(name, sa_key_public_jwk(f->priv, &f->jwk, &err) == 0);
+    CHECKL(name, strcmp(f->jwk.kty, sa_key_kty(f->priv)) == 0);
+    if (type == SA_KEY_RSA) {
+        n = bn_bytes(pk, OSSL_PKEY_PARAM_RSA_N, buf, 0);
+        CHECKL(name, n == f->jwk.nlen && memcmp(buf, f->jwk.n, n) == 0);
+        n = bn_bytes(pk, OSSL_PKEY_PARAM_RSA_E, buf, 0);
+        CHECKL(name, n == f->jwk.elen && memcmp(buf, f->jwk.e, n) == 0);
+        CHECKL(name, f->jwk.elen == 3 && f->jwk.e[0] == 1 && f->jwk.e[2] == 1); /* 65537 */
+        f->pub = sa_key_rsa(f->jwk.n, f->jwk.nlen, f->jwk.e, f->jwk.elen, &err);
+    } else if (type == SA_KEY_EC) {
+        int coord = (bits + 7) / 8;
+        CHECKL(name, f->jwk.xlen == (size_t)coord && f->jwk.ylen == (size_t)coord);
+        n = bn_bytes(pk, OSSL_PKEY_PARAM_EC_PUB_X, buf, coord);
+        CHECKL(name, n == f->jwk.xlen && memcmp(buf, f->jwk.x, n) == 0);
+        n = bn_bytes(pk, OSSL_PKEY_PARAM_EC_PUB_Y, buf, coord);
+        CHECKL(name, n == f->jwk.ylen && memcmp(buf, f->jwk.y, n) == 0);
+        f->pub = sa_key_ec(f->jwk.crv, f->jwk.x, f->jwk.xlen, f->jwk.y, f->jwk.ylen, &err);
+    } else {
+        n = sizeof buf;
+        CHECKL(name, EVP_PKEY_get_raw_public_key(pk, buf, &n) == 1);
+        CHECKL(name, n == 32 && f->jwk.xlen == 32 && memcmp(buf, f->jwk.x, 32) == 0);
+        f->pub = sa_key_okp(f->jwk.crv, f->jwk.x, f->jwk.xlen, &err);
+    }
+    CHECKL(name, f->pub != NULL);
+    if (!f->pub)
+        return;
+    CHECKL(name, sa_key_has_private(f->pub) == 0 && sa_key_bits(f->pub) == bits);
+    /* the rebuilt key exports the same members */
+    CHECKL(name, sa_key_public_jwk(f->pub, &again, &err) == 0);
+    CHECKL(name, again.nlen == f->jwk.nlen && memcmp(again.n, f->jwk.n, again.nlen) == 0 &&
+                     again.elen == f->jwk.elen && memcmp(again.e, f->jwk.e, again.elen) == 0 &&
+                     again.xlen == f->jwk.xlen && memcmp(again.x, f->jwk.x, again.xlen) == 0 &&
+                     again.ylen == f->jwk.ylen && memcmp(again.y, f->jwk.y, again.ylen) == 0);
+}
+
+static void fixture_free(fixture *f)
+{
+    sa_key_free(f->priv);
+    sa_key_free(f->pubpem);
+    sa_key_free(f->pub);
+    EVP_PKEY_free(f->pk);
+}
+
+/* ---------------------------------------------------- sign and verify */
+
+static const unsigned char INPUT[] =
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIn0";
+#define INLEN (sizeof INPUT - 1)
+
+/* Sign with f->priv, verify with every form of the key, then tamper. */
+static void roundtrip(const char *alg, fixture *f, const sa_key *other, size_t want_len)
+{
+    sa_err err;
+    unsigned char *sig = NULL, *sig2 = NULL, *bad;
+    size_t siglen = 0, sig2len = 0, size = 0;
+    unsigned char in[INLEN];
+    char label[64];
+
+    snprintf(label, sizeof label, "%s/%s", alg, f->name);
+    if (!f->priv || !f->pub || !f->pubpem) {
+        CHECKL(label, 0);
+        return;
+    }
+    CHECKL(label, sa_jws_alg_ok(f->pub, alg, &err) == 0);
+    CHECKL(label, sa_jws_sign_size(f->priv, alg, &size, &err) == 0 && size == want_len);
+    CHECKL(label, sa_jws_sign(f->priv, alg, INPUT, INLEN, &sig, &siglen, &err) == 0);
+    if (!sig) {
+        fprintf(stderr, "  %s: %s\n", label, err.msg);
+        return;
+    }
+    CHECKL(label, siglen == want_len);
+    CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, sig, siglen, &err) == 1);
+    CHECKL(label, sa_jws_verify(f->pubpem, alg, INPUT, INLEN, sig, siglen, &err) == 1);
+    CHECKL(label, sa_jws_verify(f->priv, alg, INPUT, INLEN, sig, siglen, &err) == 1);
+
+    /* a second signature: deterministic for RS and EdDSA, randomized for PS and ES */
+    CHECKL(label, sa_jws_sign(f->priv, alg, INPUT, INLEN, &sig2, &sig2len, &err) == 0);
+    if (sig2) {
+        int same = sig2len == siglen && memcmp(sig, sig2, siglen) == 0;
+        CHECKL(label, (alg[0] == 'R' || (alg[0] == 'E' && alg[1] == 'd')) ? same : !same);
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, sig2, sig2len, &err) == 1);
+        free(sig2);
+    }
+
+    /* one bit of the signature flipped, first and last byte */
+    bad = malloc(siglen + 1);
+    if (bad) {
+        memcpy(bad, sig, siglen);
+        bad[0] ^= 0x01;
+        err.msg[0] = '\0';
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, bad, siglen, &err) == 0);
+        CHECKL(label, strcmp(err.msg, "signature mismatch") == 0);
+        CHECKL(label, err.kind == SA_EVALIDATION);
+        memcpy(bad, sig, siglen);
+        bad[siglen - 1] ^= 0x80;
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, bad, siglen, &err) == 0);
+        /* wrong lengths: truncated, extended, empty */
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, sig, siglen - 1, &err) == 0);
+        memcpy(bad, sig, siglen);
+        bad[siglen] = 0;
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, bad, siglen + 1, &err) == 0);
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, sig, 0, &err) == 0);
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, NULL, 0, &err) == 0);
+        /* all zero, all 0xff */
+        memset(bad, 0, siglen);
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, bad, siglen, &err) == 0);
+        memset(bad, 0xff, siglen);
+        CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN, bad, siglen, &err) == 0);
+        free(bad);
+    }
+
+    /* one bit of the input flipped; input cut short */
+    memcpy(in, INPUT, INLEN);
+    in[INLEN / 2] ^= 0x01;
+    CHECKL(label, sa_jws_verify(f->pub, alg, in, INLEN, sig, siglen, &err) == 0);
+    CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, INLEN - 1, sig, siglen, &err) == 0);
+    CHECKL(label, sa_jws_verify(f->pub, alg, INPUT, 0, sig, siglen, &err) == 0);
+
+    /* another key of the same kind */
+    if (other)
+        CHECKL(label, sa_jws_verify(other, alg, INPUT, INLEN, sig, siglen, &err) == 0);
+
+    /* public keys cannot sign */
+    CHECKL(label, sa_jws_sign(f->pub, alg, INPUT, INLEN, &sig2, &sig2len, &err) == -1);
+    CHECKL(label, sig2 == NULL && contains(err.msg, "no private part"));
+
+    /* nothing left on OpenSSL's error queue (libcurl shares it) */
+    CHECKL(label, ERR_peek_error() == 0);
+    free(sig);
+}
+
+static void hs_roundtrip(const char *alg, const sa_key *k, const sa_key *other, size_t want)
+{
+    sa_err err;
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    unsigned char bad[64];
+
+    CHECKL(alg, sa_jws_sign(k, alg, INPUT, INLEN, &sig, &siglen, &err) == 0);
+    if (!sig)
+        return;
+    CHECKL(alg, siglen == want);
+    CHECKL(alg, sa_jws_verify(k, alg, INPUT, INLEN, sig, siglen, &err) == 1);
+    CHECKL(alg, sa_jws_verify(other, alg, INPUT, INLEN, sig, siglen, &err) == 0);
+    memcpy(bad, sig, siglen);
+    bad[siglen - 1] ^= 1;
+    CHECKL(alg, sa_jws_verify(k, alg, INPUT, INLEN, bad, siglen, &err) == 0);
+    CHECKL(alg, strcmp(err.msg, "signature mismatch") == 0);
+    /* a truncated MAC is not accepted, nor an empty one */
+    CHECKL(alg, sa_jws_verify(k, alg, INPUT, INLEN, sig, siglen / 2, &err) == 0);
+    CHECKL(alg, sa_jws_verify(k, alg, INPUT, INLEN, sig, 0, &err) == 0);
+    CHECKL(alg, sa_jws_verify(k, alg, INPUT, INLEN - 1, sig, siglen, &err) == 0);
+    free(sig);
+}
+
+/* ---------------------------------------- signatures made by plain EVP */
+
+/* Sign with OpenSSL directly (DER for ECDSA), as another JOSE library would. */
+static size_t evp_sign(EVP_PKEY *pk, const char *md, int pss_saltlen, const unsigned char *in,
+                       size_t inlen, unsigned char *out, size_t cap)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pc = NULL;
+    size_t len = cap;
+    int ok = m && EVP_DigestSignInit_ex(m, &pc, md, NULL, NULL, pk, NULL) == 1;
+    if (ok && pss_saltlen != 0)
+        ok = EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) > 0 &&
+             EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, pss_saltlen) > 0;
+    ok = ok && EVP_DigestSign(m, out, &len, in, inlen) == 1;
+    EVP_MD_CTX_free(m);
+    return ok ? len : 0;
+}
+
+static int evp_verify(EVP_PKEY *pk, const char *md, const unsigned char *in, size_t inlen,
+                      const unsigned char *sig, size_t siglen)
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    int ok = m && EVP_DigestVerifyInit_ex(m, NULL, md, NULL, NULL, pk, NULL) == 1 &&
+             EVP_DigestVerify(m, sig, siglen, in, inlen) == 1;
+    EVP_MD_CTX_free(m);
+    return ok;
+}
+
+static void test_interop(fixture *rsa, fixture *p256, fixture *p521)
+{
+    sa_err err;
+    unsigned char der[1024], raw[132], *sig = NULL;
+    const unsigned char *p;
+    const BIGNUM *r, *s;
+    size_t n, siglen = 0;
+    ECDSA_SIG *es;
+    int i;
+
+    if (!rsa->pub || !p256->pub || !p521->pub)
+        return;
+    /* RS256 by plain EVP */
+    n = evp_sign(rsa->pk, "SHA256", 0, INPUT, INLEN, der, sizeof der);
+    CHECK(n == 256 && sa_jws_verify(rsa->pub, "RS256", INPUT, INLEN, der, n, &err) == 1);
+    /* PS256 by plain EVP: salt = hash length is accepted, any other salt is not */
+    n = evp_sign(rsa->pk, "SHA256", RSA_PSS_SALTLEN_DIGEST, INPUT, INLEN, der, sizeof der);
+    CHECK(n == 256 && sa_jws_verify(rsa->pub, "PS256", INPUT, INLEN, der, n, &err) == 1);
+    n = evp_sign(rsa->pk, "SHA256", RSA_PSS_SALTLEN_MAX, INPUT, INLEN, der, sizeof der);
+    CHECK(n == 256 && sa_jws_verify(rsa->pub, "PS256", INPUT, INLEN, der, n, &err) == 0);
+    /* a PKCS#1 v1.5 signature is not a PSS one and vice versa */
+    n = evp_sign(rsa->pk, "SHA256", 0, INPUT, INLEN, der, sizeof der);
+    CHECK(sa_jws_verify(rsa->pub, "PS256", INPUT, INLEN, der, n, &err) == 0);
+    CHECK(sa_jws_verify(rsa->pub, "RS384", INPUT, INLEN, der, n, &err) == 0);
+
+    /* ES256 / ES512: DER from plain EVP converted to R||S by hand */
+    for (i = 0; i < 2; i++) {
+        fixture *f = i ? p521 : p256;
+        const char *md = i ? "SHA512" : "SHA256", *alg = i ? "ES512" : "ES256";
+        int coord = i ? 66 : 32;
+        n = evp_sign(f->pk, md, 0, INPUT, INLEN, der, sizeof der);
+        p = der;
+        es = n ? d2i_ECDSA_SIG(NULL, &p, (long)n) : NULL;
+        CHECKL(alg, es != NULL);
+        if (!es)
+            continue;
+        ECDSA_SIG_get0(es, &r, &s);
+        CHECKL(alg, BN_bn2binpad(r, raw, coord) == coord &&
+                        BN_bn2binpad(s, raw + coord, coord) == coord);
+        ECDSA_SIG_free(es);
+        CHECKL(alg, sa_jws_verify(f->pub, alg, INPUT, INLEN, raw, (size_t)(2 * coord), &err) == 1);
+        /* and the DER form itself is refused: JWS wants R||S */
+        CHECKL(alg, sa_jws_verify(f->pub, alg, INPUT, INLEN, der, n, &err) == 0);
+
+        /* our R||S converted to DER by hand verifies with plain EVP */
+        CHECKL(alg, sa_jws_sign(f->priv, alg, INPUT, INLEN, &sig, &siglen, &err) == 0);
+        if (!sig)
+            continue;
+        es = ECDSA_SIG_new();
+        if (es) {
+            unsigned char *d = NULL;
+            int dl;
+            BIGNUM *br = BN_bin2bn(sig, coord, NULL), *bs = BN_bin2bn(sig + coord, coord, NULL);
+            ECDSA_SIG_set0(es, br, bs);
+            dl = i2d_ECDSA_SIG(es, &d);
+            CHECKL(alg, dl > 0 && evp_verify(f->pk, md, INPUT, INLEN, d, (size_t)dl));
+            OPENSSL_free(d);
+            ECDSA_SIG_free(es);
+        }
+        free(sig);
+        sig = NULL;
+    }
+    ERR_clear_error();
+}
+
+/* ------------------------------------------------------------- tests */
+
+static void test_mismatch(fixture *rsa, fixture *rsa1024, fixture *p256, fixture *p384,
+                          fixture *ed, const sa_key *oct)
+{
+    sa_err err;
+    unsigned char sig[64] = { 0 };
+    static const char *const refused[] = { "none", "", "None", "NONE", "rs256", "RS", "RS1",
+                                           "RS2560", "HS1", "ES256K", "Ed25519", "EDDSA",
+                                           "PS256 ", "XS256", "A128KW", "dir" };
+    size_t i;
+
+    /* RS256 with an EC key */
+    CHECK(sa_jws_alg_ok(p256->pub, "RS256", &err) == -1);
+    CHECK(contains(err.msg, "RS256") && contains(err.msg, "RSA"));
+    CHECK(sa_jws_verify(p256->pub, "RS256", INPUT, INLEN, sig, 64, &err) == -1);
+    CHECK(sa_jws_verify(p256->pub, "PS256", INPUT, INLEN, sig, 64, &err) == -1);
+    /* ES256 with a P-384 key, ES384 with P-256 */
+    CHECK(sa_jws_alg_ok(p384->pub, "ES256", &err) == -1);
+    CHECK(contains(err.msg, "P-256") && contains(err.msg, "P-384"));
+    CHECK(sa_jws_verify(p384->pub, "ES256", INPUT, INLEN, sig, 64, &err) == -1);
+    CHECK(sa_jws_alg_ok(p256->pub, "ES384", &err) == -1);
+    CHECK(sa_jws_alg_ok(p256->pub, "ES512", &err) == -1);
+    CHECK(sa_jws_alg_ok(rsa->pub, "ES256", &err) == -1);
+    /* HS256 with an RSA key: no HMAC key from a public key */
+    CHECK(sa_jws_alg_ok(rsa->pub, "HS256", &err) == -1);
+    CHECK(contains(err.msg, "HS256") && contains(err.msg, "oct"));
+    CHECK(sa_jws_verify(rsa->pub, "HS256", INPUT, INLEN, sig, 32, &err) == -1);
+    CHECK(sa_jws_alg_ok(p256->pub, "HS256", &err) == -1);
+    CHECK(sa_jws_alg_ok(ed->pub, "HS512", &err) == -1);
+    /* EdDSA needs Ed25519 */
+    CHECK(sa_jws_alg_ok(p256->pub, "EdDSA", &err) == -1);
+    CHECK(sa_jws_alg_ok(rsa->pub, "EdDSA", &err) == -1);
+    CHECK(sa_jws_alg_ok(ed->pub, "ES256", &err) == -1);
+    CHECK(sa_jws_alg_ok(ed->pub, "RS256", &err) == -1);
+    /* oct keys only do HS* */
+    CHECK(sa_jws_alg_ok(oct, "RS256", &err) == -1);
+    CHECK(sa_jws_alg_ok(oct, "ES256", &err) == -1);
+    CHECK(sa_jws_alg_ok(oct, "EdDSA", &err) == -1);
+    /* "none", empty, wrong case, unknown */
+    for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        CHECKL(refused[i], sa_jws_alg_ok(rsa->pub, refused[i], &err) == -1);
+        CHECKL(refused[i], sa_jws_alg_ok(oct, refused[i], &err) == -1);
+        CHECKL(refused[i], sa_jws_verify(rsa->pub, refused[i], INPUT, INLEN, sig, 0, &err) == -1);
+        CHECKL(refused[i], sa_jws_verify(oct, refused[i], INPUT, INLEN, sig, 0, &err) == -1);
+        CHECKL(refused[i], err.kind == SA_EVALIDATION);
+    }
+    CHECK(sa_jws_alg_ok(rsa->pub, "none", &err) == -1 && contains(err.msg, "none"));
+    CHECK(sa_jws_alg_ok(rsa->pub, NULL, &err) == -1);
+    CHECK(sa_jws_verify(rsa->pub, NULL, INPUT, INLEN, sig, 0, &err) == -1);
+    CHECK(sa_jws_alg_ok(NULL, "RS256", &err) == -1);
+    CHECK(sa_jws_verify(NULL, "RS256", INPUT, INLEN, sig, 0, &err) == -1);
+    /* an alg from a token header is echoed only in a safe, bounded form */
+    CHECK(sa_jws_alg_ok(rsa->pub, "X\n\x01\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", &err) == -1);
+    CHECK(!contains(err.msg, "\n") && !contains(err.msg, "\x01") && strlen(err.msg) < 80);
+    /* RSA keys under 2048 bits are refused for RS and PS */
+    if (rsa1024->pub) {
+        CHECK(sa_key_bits(rsa1024->pub) == 1024);
+        CHECK(sa_jws_alg_ok(rsa1024->pub, "RS256", &err) == -1);
+        CHECK(contains(err.msg, "2048") && contains(err.msg, "1024"));
+        CHECK(sa_jws_alg_ok(rsa1024->pub, "PS512", &err) == -1);
+        CHECK(sa_jws_verify(rsa1024->pub, "RS256", INPUT, INLEN, sig, 64, &err) == -1);
+        CHECK(sa_jws_sign_size(rsa1024->priv, "RS256", &i, &err) == -1);
+    }
+    CHECK(ERR_peek_error() == 0);
+}
+
+/* x + p for a P-521 point still fits 66 bytes: a non-canonical coordinate
+ * for the same point must be refused. */
+static void test_ec_noncanonical(fixture *p521)
+{
+    sa_err err;
+    unsigned char x[66];
+    BIGNUM *bx = NULL, *bp = NULL;
+    sa_key *k;
+
+    if (!p521->pub)
+        return;
+    bx = BN_bin2bn(p521->jwk.x, 66, NULL);
+    bp = BN_new();
+    CHECK(bx && bp && BN_set_bit(bp, 521) && BN_sub_word(bp, 1) && BN_add(bx, bx, bp) &&
+          BN_bn2binpad(bx, x, 66) == 66);
+    k = sa_key_ec("P-521", x, 66, p521->jwk.y, 66, &err);
+    CHECK(k == NULL);
+    sa_key_free(k);
+    BN_free(bx);
+    BN_free(bp);
+    CHECK(ERR_peek_error() == 0);
+}
+
+static void test_ec_keys(fixture *p256, fixture *p384)
+{
+    sa_err err;
+    unsigned char x[66], y[66];
+    sa_key *k;
+
+    if (!p256->pub || !p384->pub)
+        return;
+    memcpy(x, p256->jwk.x, 32);
+    memcpy(y, p256->jwk.y, 32);
+    /* point not on the curve: y off by one bit */
+    y[31] ^= 0x01;
+    k = sa_key_ec("P-256", x, 32, y, 32, &err);
+    CHECK(k == NULL && contains(err.msg, "not on the curve"));
+    sa_key_free(k);
+    /* (0, 0) and all-0xff */
+    memset(x, 0, sizeof x);
+    memset(y, 0, sizeof y);
+    CHECK((k = sa_key_ec("P-256", x, 32, y, 32, &err)) == NULL);
+    sa_key_free(k);
+    memset(x, 0xff, sizeof x);
+    memset(y, 0xff, sizeof y);
+    CHECK((k = sa_key_ec("P-256", x, 32, y, 32, &err)) == NULL);
+    sa_key_free(k);
+    /* a P-384 point presented as P-256 (and the reverse) */
+    CHECK((k = sa_key_ec("P-256", p384->jwk.x, 48, p384->jwk.y, 48, &err)) == NULL);
+    CHECK(contains(err.msg, "32 bytes"));
+    sa_key_free(k);
+    CHECK((k = sa_key_ec("P-384", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    /* wrong coordinate lengths */
+    CHECK((k = sa_key_ec("P-256", p256->jwk.x, 31, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_ec("P-256", p256->jwk.x, 32, p256->jwk.y, 31, &err)) == NULL);
+    sa_key_free(k);
+    memset(x, 0, sizeof x);
+    memcpy(x + 1, p256->jwk.x, 32); /* leading zero: 33 bytes */
+    CHECK((k = sa_key_ec("P-256", x, 33, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    /* unknown curves */
+    CHECK((k = sa_key_ec("P-192", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
+    CHECK(contains(err.msg, "P-192"));
+    sa_key_free(k);
+    CHECK((k = sa_key_ec("secp256k1", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_ec("prime256v1", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_ec(NULL, p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_ec("P-256", NULL, 32, p256->jwk.y, 32, &err)) == NULL);
+    sa_key_free(k);
+    /* the original is fine */
+    k = sa_key_ec("P-256", p256->jwk.x, 32, p256->jwk.y, 32, &err);
+    CHECK(k != NULL && sa_key_bits(k) == 256 && strcmp(sa_key_kty(k), "EC") == 0);
+    sa_key_free(k);
+    CHECK(ERR_peek_error() == 0);
+}
+
+static void test_rsa_keys(fixture *rsa)
+{
+    sa_err err;
+    unsigned char n[600], e[40];
+    sa_key *k;
+    size_t nlen = rsa->jwk.nlen;
+
+    if (!rsa->pub)
+        return;
+    memcpy(n, rsa->jwk.n, nlen);
+    /* leading zero bytes in n and e are tolerated */
+    memset(e, 0, sizeof e);
+    e[3] = 1, e[4] = 0, e[5] = 1;
+    memmove(n + 2, n, nlen);
+    n[0] = n[1] = 0;
+    k = sa_key_rsa(n, nlen + 2, e, 6, &err);
+    CHECK(k != NULL && sa_key_bits(k) == 2048);
+    sa_key_free(k);
+    memcpy(n, rsa->jwk.n, nlen);
+    /* even modulus, e = 1, e even, e empty, n empty, e >= n */
+    n[nlen - 1] &= 0xfe;
+    CHECK((k = sa_key_rsa(n, nlen, rsa->jwk.e, rsa->jwk.elen, &err)) == NULL);
+    sa_key_free(k);
+    n[nlen - 1] |= 1;
+    e[0] = 1;
+    CHECK((k = sa_key_rsa(n, nlen, e, 1, &err)) == NULL);
+    sa_key_free(k);
+    e[0] = 4;
+    CHECK((k = sa_key_rsa(n, nlen, e, 1, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_rsa(n, nlen, e, 0, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_rsa(n, 0, rsa->jwk.e, rsa->jwk.elen, &err)) == NULL);
+    sa_key_free(k);
+    memset(e, 0xff, sizeof e);
+    CHECK((k = sa_key_rsa(n, nlen, e, 33, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_rsa(n, nlen, NULL, 3, &err)) == NULL);
+    sa_key_free(k);
+    CHECK(ERR_peek_error() == 0);
+}
+
+static void test_okp_keys(fixture *ed)
+{
+    sa_err err;
+    sa_key *k;
+    if (!ed->pub)
+        return;
+    CHECK((k = sa_key_okp("Ed448", ed->jwk.x, 32, &err)) == NULL);
+    CHECK(contains(err.msg, "Ed448"));
+    sa_key_free(k);
+    CHECK((k = sa_key_okp("X25519", ed->jwk.x, 32, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_okp("Ed25519", ed->jwk.x, 31, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_okp("Ed25519", ed->jwk.x, 33, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_okp(NULL, ed->jwk.x, 32, &err)) == NULL);
+    sa_key_free(k);
+    CHECK((k = sa_key_okp("Ed25519", NULL, 32, &err)) == NULL);
+    sa_key_free(k);
+    k = sa_key_okp("Ed25519", ed->jwk.x, 32, &err);
+    CHECK(k && strcmp(sa_key_kty(k), "OKP") == 0 && strcmp(sa_key_curve(k), "Ed25519") == 0);
+    sa_key_free(k);
+}
+
+static void test_pem(fixture *rsa, fixture *p384, fixture *ed)
+{
+    sa_err err;
+    sa_key *k;
+    char *pem, *cut;
+    size_t len = 0;
+    static const char garbage[] = "-----BEGIN PUBLIC KEY-----\nnot base64 at all!!\n"
+                                  "-----END PUBLIC KEY-----\n";
+    static const char header_only[] = "-----BEGIN PRIVATE KEY-----\n";
+    static const char cert_like[] = "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                                    "-----END CERTIFICATE-----\n";
+    BIO *bio;
+    EVP_PKEY *other;
+
+    CHECK((k = sa_key_pem("", 0, &err)) == NULL);
+    CHECK((k = sa_key_pem(NULL, 10, &err)) == NULL);
+    CHECK((k = sa_key_pem("hello", 5, &err)) == NULL);
+    CHECK((k = sa_key_pem(garbage, sizeof garbage - 1, &err)) == NULL);
+    CHECK((k = sa_key_pem(header_only, sizeof header_only - 1, &err)) == NULL);
+    CHECK((k = sa_key_pem(cert_like, sizeof cert_like - 1, &err)) == NULL);
+    CHECK(err.msg[0] != '\0');
+
+    /* truncated: half a valid PEM; and a valid PEM with length one short of the footer */
+    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len))) {
+        CHECK((k = sa_key_pem(pem, len / 2, &err)) == NULL);
+        CHECK((k = sa_key_pem(pem, len - 10, &err)) == NULL);
+        /* the length is honoured: no reading past it, no NUL needed */
+        cut = malloc(len);
+        if (cut) {
+            memcpy(cut, pem, len);
+            k = sa_key_pem(cut, len, &err);
+            CHECK(k != NULL && sa_key_has_private(k));
+            sa_key_free(k);
+            free(cut);
+        }
+        /* one base64 character corrupted in the body */
+        pem[len / 2] = pem[len / 2] == 'A' ? 'B' : 'A';
+        CHECK((k = sa_key_pem(pem, len, &err)) == NULL);
+        sa_key_free(k);
+        free(pem);
+    }
+
+    /* traditional forms: RSA PRIVATE KEY, RSA PUBLIC KEY, EC PRIVATE KEY */
+    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_KEYPAIR, "type-specific", &len))) {
+        CHECK(contains(pem, "BEGIN RSA PRIVATE KEY"));
+        k = sa_key_pem(pem, len, &err);
+        CHECK(k && sa_key_type_of(k) == SA_KEY_RSA && sa_key_has_private(k));
+        sa_key_free(k);
+        free(pem);
+    }
+    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_PUBLIC_KEY, "type-specific", &len))) {
+        CHECK(contains(pem, "BEGIN RSA PUBLIC KEY"));
+        k = sa_key_pem(pem, len, &err);
+        CHECK(k && sa_key_type_of(k) == SA_KEY_RSA && !sa_key_has_private(k));
+        sa_key_free(k);
+        free(pem);
+    }
+    if (p384->pk && (pem = pem_encode(p384->pk, EVP_PKEY_KEYPAIR, "type-specific", &len))) {
+        CHECK(contains(pem, "BEGIN EC PRIVATE KEY"));
+        k = sa_key_pem(pem, len, &err);
+        CHECK(k && sa_key_type_of(k) == SA_KEY_EC && sa_key_has_private(k) &&
+              strcmp(sa_key_curve(k), "P-384") == 0 && sa_key_bits(k) == 384);
+        sa_key_free(k);
+        free(pem);
+    }
+
+    /* encrypted PEM is refused, without prompting for a passphrase */
+    if (ed->pk && (bio = BIO_new(BIO_s_mem()))) {
+        char *data;
+        long dl;
+        if (PEM_write_bio_PKCS8PrivateKey(bio, ed->pk, EVP_aes_256_cbc(), "secretpw", 8, NULL,
+                                          NULL) == 1) {
+            dl = BIO_get_mem_data(bio, &data);
+            CHECK(dl > 0 && contains(data, "ENCRYPTED PRIVATE KEY"));
+            k = sa_key_pem(data, (size_t)dl, &err);
+            CHECK(k == NULL && contains(err.msg, "encrypted"));
+            sa_key_free(k);
+        } else {
+            CHECK(0);
+        }
+        BIO_free(bio);
+    }
+
+    /* EC parameters are not a key */
+    if (p384->pk && (pem = pem_encode(p384->pk, EVP_PKEY_KEY_PARAMETERS, "type-specific", &len))) {
+        CHECK(contains(pem, "BEGIN EC PARAMETERS"));
+        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "parameters"));
+        free(pem);
+    } else {
+        CHECK(0);
+    }
+
+    /* key types it does not do: secp256k1, X25519, RSA-PSS-restricted keys */
+    other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
+    if (other && (pem = pem_encode(other, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", &len))) {
+        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "curve"));
+        free(pem);
+    }
+    EVP_PKEY_free(other);
+    other = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    if (other && (pem = pem_encode(other, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len))) {
+        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "X25519"));
+        free(pem);
+    }
+    EVP_PKEY_free(other);
+    other = NULL;
+    {
+        EVP_PKEY_CTX *gc = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
+        CHECK(gc && EVP_PKEY_keygen_init(gc) == 1 &&
+              EVP_PKEY_CTX_set_rsa_keygen_bits(gc, 2048) == 1 &&
+              EVP_PKEY_generate(gc, &other) == 1);
+        EVP_PKEY_CTX_free(gc);
+    }
+    if (other && (pem = pem_encode(other, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", &len))) {
+        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "RSA-PSS"));
+        free(pem);
+    } else {
+        CHECK(0);
+    }
+    EVP_PKEY_free(other);
+    CHECK(ERR_peek_error() == 0);
+}
+
+static void test_private_jwk(fixture *rsa, fixture *rsa2, fixture *p256, fixture *p256b,
+                             fixture *ed)
+{
+    sa_err err;
+    unsigned char b[8][300], d[66], *sig = NULL;
+    size_t l[8], siglen = 0, dl;
+    static const char *const names[8] = {
+        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
+        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
+        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
+        OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+    };
+    sa_jwk_rsa_priv c;
+    sa_key *k;
+    int i;
+
+    if (!rsa->pub || !rsa2->pub || !p256->pub || !p256b->pub || !ed->pub)
+        return;
+    for (i = 0; i < 8; i++) {
+        l[i] = bn_bytes(rsa->pk, names[i], b[i], 0);
+        CHECK(l[i] != (size_t)-1);
+    }
+    memset(&c, 0, sizeof c);
+    c.n = b[0], c.nlen = l[0];
+    c.e = b[1], c.elen = l[1];
+    c.d = b[2], c.dlen = l[2];
+    c.p = b[3], c.plen = l[3];
+    c.q = b[4], c.qlen = l[4];
+    c.dp = b[5], c.dplen = l[5];
+    c.dq = b[6], c.dqlen = l[6];
+    c.qi = b[7], c.qilen = l[7];
+    /* full CRT key */
+    k = sa_key_rsa_private(&c, &err);
+    CHECK(k && sa_key_has_private(k) && sa_key_bits(k) == 2048);
+    if (k) {
+        CHECK(sa_jws_sign(k, "RS256", INPUT, INLEN, &sig, &siglen, &err) == 0);
+        CHECK(sig && sa_jws_verify(rsa->pub, "RS256", INPUT, INLEN, sig, siglen, &err) == 1);
+        free(sig);
+        sig = NULL;
+        CHECK(sa_jws_sign(k, "PS384", INPUT, INLEN, &sig, &siglen, &err) == 0);
+        CHECK(sig && sa_jws_verify(rsa->pub, "PS384", INPUT, INLEN, sig, siglen, &err) == 1);
+        free(sig);
+        sig = NULL;
+    }
+    sa_key_free(k);
+    /* n, e, d only */
+    c.p = c.q = c.dp = c.dq = c.qi = NULL;
+    c.plen = c.qlen = c.dplen = c.dqlen = c.qilen = 0;
+    k = sa_key_rsa_private(&c, &err);
+    CHECK(k && sa_key_has_private(k));
+    if (k) {
+        CHECK(sa_jws_sign(k, "RS512", INPUT, INLEN, &sig, &siglen, &err) == 0);
+        CHECK(sig && sa_jws_verify(rsa->pub, "RS512", INPUT, INLEN, sig, siglen, &err) == 1);
+        free(sig);
+        sig = NULL;
+    }
+    sa_key_free(k);
+    /* only some CRT members */
+    c.p = b[3], c.plen = l[3];
+    CHECK((k = sa_key_rsa_private(&c, &err)) == NULL && contains(err.msg, "p, q"));
+    /* inconsistent: q of another key */
+    c.q = b[4], c.qlen = l[4];
+    c.dp = b[5], c.dplen = l[5];
+    c.dq = b[6], c.dqlen = l[6];
+    c.qi = b[7], c.qilen = l[7];
+    {
+        unsigned char q2[300];
+        size_t q2len = bn_bytes(rsa2->pk, OSSL_PKEY_PARAM_RSA_FACTOR2, q2, 0);
+        c.q = q2, c.qlen = q2len;
+        CHECK((k = sa_key_rsa_private(&c, &err)) == NULL);
+        c.q = b[4], c.qlen = l[4];
+    }
+    /* inconsistent: d off by two */
+    b[2][l[2] - 1] ^= 0x02;
+    CHECK((k = sa_key_rsa_private(&c, &err)) == NULL);
+    b[2][l[2] - 1] ^= 0x02;
+    CHECK((k = sa_key_rsa_private(NULL, &err)) == NULL);
+
+    /* EC: d of the key, and d of another key with this x, y */
+    dl = bn_bytes(p256->pk, OSSL_PKEY_PARAM_PRIV_KEY, d, 32);
+    CHECK(dl == 32);
+    k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y, 32, d, dl, &err);
+    CHECK(k && sa_key_has_private(k));
+    if (k) {
+        CHECK(sa_jws_sign(k, "ES256", INPUT, INLEN, &sig, &siglen, &err) == 0 && siglen == 64);
+        CHECK(sig && sa_jws_verify(p256->pub, "ES256", INPUT, INLEN, sig, siglen, &err) == 1);
+        free(sig);
+        sig = NULL;
+    }
+    sa_key_free(k);
+    CHECK((k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y, 32, d, 31, &err)) == NULL);
+    dl = bn_bytes(p256b->pk, OSSL_PKEY_PARAM_PRIV_KEY, d, 32);
+    k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y, 32, d, dl, &err);
+    CHECK(k == NULL && contains(err.msg, "does not match"));
+    sa_key_free(k);
+
+    /* Ed25519: seed with and without x; seed with a wrong x */
+    dl = sizeof d;
+    CHECK(EVP_PKEY_get_raw_private_key(ed->pk, d, &dl) == 1 && dl == 32);
+    k = sa_key_okp_private("Ed25519", ed->jwk.x, 32, d, 32, &err);
+    CHECK(k && sa_key_has_private(k));
+    if (k) {
+        CHECK(sa_jws_sign(k, "EdDSA", INPUT, INLEN, &sig, &siglen, &err) == 0 && siglen == 64);
+        CHECK(sig && sa_jws_verify(ed->pub, "EdDSA", INPUT, INLEN, sig, siglen, &err) == 1);
+        free(sig);
+        sig = NULL;
+    }
+    sa_key_free(k);
+    k = sa_key_okp_private("Ed25519", NULL, 0, d, 32, &err);
+    CHECK(k != NULL);
+    sa_key_free(k);
+    d[0] ^= 1;
+    CHECK((k = sa_key_okp_private("Ed25519", ed->jwk.x, 32, d, 32, &err)) == NULL);
+    CHECK((k = sa_key_okp_private("Ed25519", NULL, 0, d, 31, &err)) == NULL);
+    CHECK(ERR_peek_error() == 0);
+}
+
+static void test_oct(void)
+{
+    sa_err err;
+    sa_key *k, *k2;
+    sa_jwk_public j;
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    static const unsigned char secret[] =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    static const unsigned char secret2[] =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF";
+
+    CHECK(sizeof secret == 65 && sizeof secret2 == 65);
+    k = sa_key_oct(secret, 64, &err);
+    k2 = sa_key_oct(secret2, 64, &err);
+    CHECK(k && k2);
+    if (!k || !k2) {
+        sa_key_free(k);
+        sa_key_free(k2);
+        return;
+    }
+    CHECK(sa_key_type_of(k) == SA_KEY_OCT && strcmp(sa_key_kty(k), "oct") == 0);
+    CHECK(sa_key_bits(k) == 512 && sa_key_curve(k) == NULL && sa_key_has_private(k));
+    hs_roundtrip("HS256", k, k2, 32);
+    hs_roundtrip("HS384", k, k2, 48);
+    hs_roundtrip("HS512", k, k2, 64);
+    /* an HS256 MAC does not pass as HS384/HS512 */
+    CHECK(sa_jws_sign(k, "HS256", INPUT, INLEN, &sig, &siglen, &err) == 0);
+    CHECK(sig && sa_jws_verify(k, "HS384", INPUT, INLEN, sig, siglen, &err) == 0);
+    free(sig);
+    CHECK(sa_key_public_jwk(k, &j, &err) == -1);
+    CHECK((sa_key_oct(secret, 0, &err)) == NULL);
+    CHECK((sa_key_oct(NULL, 4, &err)) == NULL);
+    sa_key_free(k);
+    sa_key_free(k2);
+}
+
+static void test_vectors(void)
+{
+    sa_err err;
+    unsigned char key[128], sig[128], x[64], d[64], *mine = NULL;
+    size_t klen, siglen, xlen, dlen, minelen = 0;
+    sa_key *k;
+
+    /* RFC 7515 Appendix A.1: HS256 */
+    static const char a1_input[] =
+        "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9"
+        ".eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    klen = b64url("AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow",
+                  key, sizeof key);
+    siglen = b64url("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", sig, sizeof sig);
+    CHECK(klen == 64 && siglen == 32);
+    k = sa_key_oct(key, klen, &err);
+    CHECK(k && sa_jws_verify(k, "HS256", U(a1_input), sizeof a1_input - 1, sig, siglen, &err) == 1);
+    CHECK(k && sa_jws_sign(k, "HS256", U(a1_input), sizeof a1_input - 1, &mine, &minelen, &err) == 0 &&
+          minelen == 32 && memcmp(mine, sig, 32) == 0);
+    free(mine);
+    mine = NULL;
+    sa_key_free(k);
+
+    /* RFC 8037 Appendix A.4: Ed25519 (deterministic, so the signature is reproduced) */
+    static const char a4_input[] = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc";
+    xlen = b64url("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", x, sizeof x);
+    dlen = b64url("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A", d, sizeof d);
+    siglen = b64url("hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg",
+                    sig, sizeof sig);
+    CHECK(xlen == 32 && dlen == 32 && siglen == 64);
+    k = sa_key_okp("Ed25519", x, xlen, &err);
+    CHECK(k && sa_jws_verify(k, "EdDSA", U(a4_input), sizeof a4_input - 1, sig, siglen, &err) == 1);
+    sig[10] ^= 4;
+    CHECK(k && sa_jws_verify(k, "EdDSA", U(a4_input), sizeof a4_input - 1, sig, siglen, &err) == 0);
+    sig[10] ^= 4;
+    sa_key_free(k);
+    k = sa_key_okp_private("Ed25519", x, xlen, d, dlen, &err); /* x checked against d */
+    CHECK(k && sa_jws_sign(k, "EdDSA", U(a4_input), sizeof a4_input - 1, &mine, &minelen, &err) == 0 &&
+          minelen == 64 && memcmp(mine, sig, 64) == 0);
+    free(mine);
+    sa_key_free(k);
+}
+
+static void test_hash(void)
+{
+    sa_err err;
+    unsigned char out[64], want[32];
+    static const char abc256[] =
+        "\xba\x78\x16\xbf\x8f\x01\xcf\xea\x41\x41\x40\xde\x5d\xae\x22\x23"
+        "\xb0\x03\x61\xa3\x96\x17\x7a\x9c\xb4\x10\xff\x61\xf2\x00\x15\xad";
+    static const char tok[] = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+    size_t wl;
+
+    CHECK(sa_jws_hash_for_alg("RS256", U("abc"), 3, out, &err) == 32 && memcmp(out, abc256, 32) == 0);
+    CHECK(sa_jws_hash_for_alg("ES256", U("abc"), 3, out, &err) == 32 && memcmp(out, abc256, 32) == 0);
+    CHECK(sa_jws_hash_for_alg("HS256", U("abc"), 3, out, &err) == 32);
+    CHECK(sa_jws_hash_for_alg("PS384", U("abc"), 3, out, &err) == 48);
+    CHECK(sa_jws_hash_for_alg("ES512", U("abc"), 3, out, &err) == 64);
+    CHECK(sa_jws_hash_for_alg("EdDSA", U("abc"), 3, out, &err) == 64);
+    CHECK(sa_jws_hash_for_alg("RS256", NULL, 0, out, &err) == 32);
+    CHECK(sa_jws_hash_for_alg("none", U("abc"), 3, out, &err) == -1);
+    CHECK(sa_jws_hash_for_alg("", U("abc"), 3, out, &err) == -1);
+    CHECK(sa_jws_hash_for_alg(NULL, U("abc"), 3, out, &err) == -1);
+    CHECK(sa_jws_hash_for_alg("XS256", U("abc"), 3, out, &err) == -1);
+    /* OpenID Connect Core 1.0, Appendix A.3/A.4: at_hash of the example access token */
+    wl = b64url("77QmUPtjPfzWtF2AnpK9RQ", want, sizeof want);
+    CHECK(wl == 16);
+    CHECK(sa_jws_hash_for_alg("RS256", U(tok), sizeof tok - 1, out, &err) == 32 &&
+          memcmp(out, want, 16) == 0);
+}
+
+static void test_misc(fixture *rsa)
+{
+    sa_err err;
+    unsigned char small[8];
+    size_t outlen = 1;
+    sa_jwk_public j;
+
+    sa_key_free(NULL);
+    CHECK(sa_key_type_of(NULL) == 0 && sa_key_bits(NULL) == 0 && sa_key_curve(NULL) == NULL &&
+          sa_key_kty(NULL) == NULL && sa_key_has_private(NULL) == 0);
+    CHECK(sa_key_public_jwk(NULL, &j, &err) == -1);
+    if (!rsa->priv)
+        return;
+    CHECK(sa_jws_sign_to(rsa->priv, "RS256", INPUT, INLEN, small, sizeof small, &outlen,
+                         &err) == -1 && outlen == 0 && contains(err.msg, "too small"));
+    CHECK(sa_jws_sign(rsa->priv, "RS256", INPUT, INLEN, NULL, &outlen, &err) == -1);
+    CHECK(sa_jws_verify(rsa->pub, "RS256", NULL, 5, small, 8, &err) == -1);
+    CHECK(sa_jws_verify(rsa->pub, "RS256", INPUT, INLEN, NULL, 5, &err) == -1);
+    /* sa_err may be NULL */
+    CHECK(sa_jws_verify(rsa->pub, "none", INPUT, INLEN, small, 8, NULL) == -1);
+    CHECK(sa_jws_verify(rsa->pub, "RS256", INPUT, INLEN, small, 8, NULL) == 0);
+    CHECK(sa_key_pem("x", 1, NULL) == NULL);
+}
+
+int main(void)
+{
+    fixture rsa, rsa2, rsa1024, p256, p256b, p384, p521, ed, ed2;
+    sa_key *oct;
+    sa_err err;
+    static const struct {
+        const char *alg;
+        int which; /* 0 rsa, 1 p256, 2 p384, 3 p521, 4 ed */
+        size_t len;
+    } cases[] = {
+        { "RS256", 0, 256 }, { "RS384", 0, 256 }, { "RS512", 0, 256 },
+        { "PS256", 0, 256 }, { "PS384", 0, 256 }, { "PS512", 0, 256 },
+        { "ES256", 1, 64 },  { "ES384", 2, 96 },  { "ES512", 3, 132 },
+        { "EdDSA", 4, 64 },
+    };
+    size_t i;
+
+    fixture_load(&rsa, "rsa2048", EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048), SA_KEY_RSA,
+                 NULL, 2048);
+    fixture_load(&rsa2, "rsa2048b", EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048),
+                 SA_KEY_RSA, NULL, 2048);
+    fixture_load(&rsa1024, "rsa1024", EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024),
+                 SA_KEY_RSA, NULL, 1024);
+    fixture_load(&p256, "p256", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), SA_KEY_EC,
+                 "P-256", 256);
+    fixture_load(&p256b, "p256b", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256"), SA_KEY_EC,
+                 "P-256", 256);
+    fixture_load(&p384, "p384", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384"), SA_KEY_EC,
+                 "P-384", 384);
+    fixture_load(&p521, "p521", EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521"), SA_KEY_EC,
+                 "P-521", 521);
+    fixture_load(&ed, "ed25519", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), SA_KEY_OKP,
+                 "Ed25519", 256);
+    fixture_load(&ed2, "ed25519b", EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), SA_KEY_OKP,
+                 "Ed25519", 256);
+    oct = sa_key_oct(U("a shared secret of at least 32 bytes!"), 37, &err);
+    CHECK(oct != NULL);
+
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fixture *f = cases[i].which == 0 ? &rsa : cases[i].which == 1 ? &p256
+                   : cases[i].which == 2 ? &p384 : cases[i].which == 3 ? &p521 : &ed;
+        const sa_key *other = cases[i].which == 0 ? rsa2.pub : cases[i].which == 1 ? p256b.pub
+                            : cases[i].which == 4 ? ed2.pub : NULL;
+        roundtrip(cases[i].alg, f, other, cases[i].len);
+    }
+    test_interop(&rsa, &p256, &p521);
+    if (oct)
+        test_mismatch(&rsa, &rsa1024, &p256, &p384, &ed, oct);
+    test_ec_keys(&p256, &p384);
+    test_ec_noncanonical(&p521);
+    test_rsa_keys(&rsa);
+    test_okp_keys(&ed);
+    test_pem(&rsa, &p384, &ed);
+    test_private_jwk(&rsa, &rsa2, &p256, &p256b, &ed);
+    test_oct();
+    test_vectors();
+    test_hash();
+    test_misc(&rsa);
+
+    sa_key_free(oct);
+    fixture_free(&rsa);
+    fixture_free(&rsa2);
+    fixture_free(&rsa1024);
+    fixture_free(&p256);
+    fixture_free(&p256b);
+    fixture_free(&p384);
+    fixture_free(&p521);
+    fixture_free(&ed);
+    fixture_free(&ed2);
+
+    printf("test_jws: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
