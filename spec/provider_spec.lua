@@ -186,7 +186,7 @@ describe("provider", function()
     end)
 
     it("exchanges the code with the verifier and redirect URI", function()
-      local p = authz_provider()
+      local p = authz_provider { scope = "files" }
       local _, session = p:authorization_url()
       local tok = assert(p:exchange_code { code = "the-code", state = session.state, session = session })
       assert.matches("^rt%-", tok.refresh_token)
@@ -212,7 +212,7 @@ describe("provider", function()
     end)
 
     it("takes the whole redirect URL, and checks iss (RFC 9207)", function()
-      local p = authz_provider { issuer = "https://idp.example" }
+      local p = authz_provider { issuer = "https://idp.example", scope = "files" }
       local _, session = p:authorization_url()
       local cb = "http://127.0.0.1:8765/cb?code=abc&state=" .. session.state .. "&iss=https%3A%2F%2Fevil.example"
       local _, err = p:exchange_code { url = cb, session = session }
@@ -220,6 +220,14 @@ describe("provider", function()
       cb = "http://127.0.0.1:8765/cb?code=abc&state=" .. session.state .. "&iss=https%3A%2F%2Fidp.example"
       assert(p:exchange_code { url = cb, session = session })
       assert.equal("abc", s:last_request().form.code)
+    end)
+
+    it("insists on an ID token when openid was asked for", function()
+      local p = authz_provider()
+      local _, session = p:authorization_url()
+      local tok, err = p:exchange_code { code = "c", state = session.state, session = session }
+      assert.is_nil(tok)
+      assert.equal("id_token", err.check)
     end)
 
     it("returns the authorization server's error from the callback", function()
