@@ -12,6 +12,7 @@ local M = {}
 M.REFETCH_INTERVAL = 60 -- seconds between refetches triggered by unknown kids
 M.TTL = 24 * 3600       -- a set older than this is fetched again
 M.MAX_KEYS = 100
+M.FAILURE_BACKOFF = 5   -- seconds before a failed fetch is tried again
 
 local function b64(jwk, field)
   local v = jwk[field]
@@ -85,7 +86,7 @@ Set.__index = Set
 
 --- A key set that fetches with fetch() -> body string | nil, err.
 function M.new(fetch)
-  return setmetatable({ fetch = fetch, keys = {}, list = {}, fetched_at = nil, last_fetch = nil }, Set)
+  return setmetatable({ fetch = fetch, keys = {}, list = {}, fetched_at = nil, last_refetch = nil }, Set)
 end
 
 --- Replace the keys from a JWKS document (string or table). Keys that do not
@@ -118,15 +119,28 @@ function Set:load(doc)
   return true
 end
 
+-- force: a refetch for an unknown kid, allowed once per REFETCH_INTERVAL
+-- (the first one at once: a rotation right after the first fetch must work).
 function Set:_refresh(force)
   local now = clock.now()
-  if self.last_fetch and now - self.last_fetch < M.REFETCH_INTERVAL and (force or self.fetched_at) then
-    return nil, "rate-limited"
+  if force then
+    if self.last_refetch and now - self.last_refetch < M.REFETCH_INTERVAL then
+      return nil, "rate-limited"
+    end
+    self.last_refetch = now
+  elseif self.failed_at and now - self.failed_at < M.FAILURE_BACKOFF then
+    return nil, self.failure
   end
-  self.last_fetch = now
   local body, err = self.fetch()
-  if not body then return nil, err end
-  return self:load(body)
+  local ok
+  if body then ok, err = self:load(body) end
+  if not ok then
+    -- a broken JWKS endpoint must not be hit once per incoming token
+    self.failed_at, self.failure = now, err
+    return nil, err
+  end
+  self.failed_at, self.failure = nil, nil
+  return true
 end
 
 local KTY_FOR_ALG = {
