@@ -381,7 +381,9 @@ int sa_http_step(sa_http *h, long timeout_ms, sa_err *err)
 {
     int still = 0;
     CURLMcode mc = curl_multi_perform(h->multi, &still);
-    if (mc == CURLM_OK && timeout_ms > 0 && still > 0) {
+    /* Waits even with nothing running: a host's step(timeout) is also its
+     * idle wait, and curl_multi_poll sleeps when it has no sockets. */
+    if (mc == CURLM_OK && timeout_ms > 0) {
         long t = -1;
         curl_multi_timeout(h->multi, &t);
         if (t < 0 || t > timeout_ms)

@@ -308,7 +308,7 @@ describe("provider", function()
     end)
 
     it("keeps a still-valid token when a refresh fails for a passing reason", function()
-      local p = provider { leeway = 100 }
+      local p = provider { leeway = 100, retry = false }
       s:script("/token", { json = { access_token = "keep", expires_in = 1000, refresh_token = "rt" } })
       assert(p:token())
       clock.offset = 950

@@ -1,8 +1,10 @@
 --- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.4.
 -- @module smartauth
+local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
 local presets = require "smartauth.presets"
 local provider = require "smartauth.provider"
+local retry = require "smartauth.retry"
 local store = require "smartauth.store"
 local token = require "smartauth.token"
 
@@ -13,6 +15,13 @@ local M = {
   store = store,
   token = token,
   parse_redirect = provider.parse_redirect,
+  retry = retry,
+  -- non-blocking use: see lua/smartauth/engine.lua
+  spawn = engine.spawn,
+  step = engine.step,
+  run = engine.run,
+  pending = engine.pending,
+  sleep = engine.sleep,
 }
 
 --- A provider from explicit options (see DESIGN.md).

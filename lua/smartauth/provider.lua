@@ -5,7 +5,8 @@ local clock = require "smartauth.clock"
 local cjson = require "cjson.safe"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
-local http = require "smartauth.http"
+local engine = require "smartauth.engine"
+local retry = require "smartauth.retry"
 local jwks_mod = require "smartauth.jwks"
 local jwt = require "smartauth.jwt"
 local oidc = require "smartauth.oidc"
@@ -108,6 +109,14 @@ function M.new(opts, where)
     local ok, msg = store_mod.check(o.store)
     if not ok then return cfg_err(where .. ": option 'store' " .. msg, { option = "store" }) end
   end
+  if o.retry ~= nil and o.retry ~= false and getmetatable(o.retry) == nil then
+    if type(o.retry) ~= "table" then
+      return cfg_err(where .. ": option 'retry' must be a retry policy, its options, or false", { option = "retry" })
+    end
+    local ok, pol = pcall(retry.policy, o.retry)
+    if not ok then return cfg_err(where .. ": option 'retry': " .. tostring(pol), { option = "retry" }) end
+    o.retry = pol
+  end
   if o.client_auth == nil then
     o.client_auth = o.client_secret and "basic" or "none"
   end
@@ -161,13 +170,25 @@ function Provider:_scrub(err, extra)
   return err
 end
 
--- HTTP options common to every call this provider makes.
+local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true }
+
+-- HTTP options common to every call this provider makes, through the
+-- engine (yields inside a task) and the retry policy. Token requests are
+-- safe to retry; API calls with other methods are retried on 429 only.
 function Provider:_http(req)
   req.timeout = req.timeout or self.timeout
   req.connect_timeout = req.connect_timeout or self.connect_timeout
   req.ca_file = req.ca_file or self.ca_file
   req.max_body = req.max_body or self.max_body
-  return http.request(req)
+  local policy = self.retry
+  if policy == false or req.no_retry then return engine.request(req) end
+  local only_429 = req.api and not IDEMPOTENT[req.method or "GET"]
+  req.no_retry, req.api = nil, nil
+  return (policy or retry.default):run(function()
+    local res, err = engine.request(req)
+    if only_429 and not (res and res.status == 429) then return res, err, true end
+    return res, err
+  end, engine.sleep)
 end
 
 ------------------------------------------------------------------ discovery
@@ -877,11 +898,26 @@ function Provider:token(opts)
     return t
   end
   opts = check_opts(opts, "token")
+  -- single flight in this process: concurrent callers share one request
+  local flight = self._flight
+  if flight and not opts.rejected then return flight:wait() end
+  flight = engine.flight()
+  self._flight = flight
   local key = self:store_key()
   local unlock, lerr = self.store:lock(key, self.lock_ttl or 30)
-  if not unlock then return nil, lerr end
-  local ok, tok, err = pcall(self._obtain_locked, self, key, opts)
-  unlock()
+  local ok, tok, err
+  if unlock then
+    ok, tok, err = pcall(self._obtain_locked, self, key, opts)
+    unlock()
+  else
+    ok, tok, err = true, nil, lerr
+  end
+  if self._flight == flight then self._flight = nil end
+  if ok then
+    flight:resolve(tok, err)
+  else
+    flight:resolve(nil, errors.new("config", "token() failed: " .. tostring(tok)))
+  end
   if not ok then error(tok, 0) end
   return tok, err
 end
@@ -948,7 +984,8 @@ function Provider:request(opts)
         h[#h + 1] = "Authorization: Bearer " .. tok.access_token
       end
     end
-    local res, err = self:_http { method = method, url = u, headers = h, body = body, timeout = opts.timeout }
+    local res, err = self:_http { method = method, url = u, headers = h, body = body, timeout = opts.timeout,
+      api = true }
     if not res then return nil, self:_scrub(err, tok and { tok.access_token }) end
     return res
   end

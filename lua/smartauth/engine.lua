@@ -1,0 +1,270 @@
+--- The non-blocking engine: coroutines spawned here make their network
+-- calls and waits without blocking the host; smartauth.step drives
+-- transfers and timers and resumes whoever is ready. Outside a spawned
+-- coroutine every call blocks, as before.
+local socket = require "socket"
+local http = require "smartauth.http"
+
+local M = {}
+
+local now = socket.gettime
+
+local tasks = {}        -- coroutine -> task
+local ntasks = 0
+local waiting = {}      -- request userdata -> task (transfer in flight)
+local timers = {}       -- sorted list of {at=, task=, seq=}
+local ready = {}        -- tasks to resume on the next step (yielded cooperatively)
+local timer_seq = 0
+local current           -- task being resumed, if any
+
+local Task = { __name = "smartauth.task" }
+Task.__index = Task
+
+local WAIT = setmetatable({}, { __name = "smartauth.wait" }) -- what our yields carry
+
+local function add_timer(at, task)
+  timer_seq = timer_seq + 1
+  local t = { at = at, task = task, seq = timer_seq }
+  local i = #timers
+  while i > 0 and timers[i].at > at do i = i - 1 end
+  table.insert(timers, i + 1, t)
+  return t
+end
+
+local function remove_timer(t)
+  for i, v in ipairs(timers) do
+    if v == t then table.remove(timers, i) return end
+  end
+end
+
+local function finish(task, ok, ...)
+  tasks[task.co] = nil
+  ntasks = ntasks - 1
+  task.status = ok and "done" or "failed"
+  if ok then
+    task.results = table.pack(...)
+  else
+    task.error = ...
+    if task.on_error then task.on_error(task.error, task) end
+  end
+  for _, w in ipairs(task.joiners) do M._wake(w, task) end
+  task.joiners = {}
+end
+
+local function resume(task, ...)
+  local prev = current
+  current = task
+  local r = table.pack(coroutine.resume(task.co, ...))
+  current = prev
+  if coroutine.status(task.co) == "dead" then
+    if r[1] then
+      finish(task, true, table.unpack(r, 2, r.n))
+    else
+      -- keep the traceback: the error happened on the task's own stack
+      local msg = r[2]
+      if type(msg) == "string" then msg = debug.traceback(task.co, msg) end
+      finish(task, false, msg)
+    end
+  elseif r[2] ~= WAIT then
+    -- the task yielded on its own account: run it again next step
+    ready[#ready + 1] = task
+  end
+end
+
+function M._wake(task, ...)
+  task.wake_args = table.pack(...)
+  ready[#ready + 1] = task
+end
+
+--- The task running now, or nil outside spawned coroutines.
+function M.current()
+  local co, main = coroutine.running()
+  if main then return nil end
+  return tasks[co]
+end
+
+--- Run fn(...) in a coroutine whose network calls and waits yield.
+-- @return task: task.status ("running", "done", "failed"), task:result()
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+  end
+  local task = setmetatable({ co = coroutine.create(fn), status = "running", joiners = {} }, Task)
+  tasks[task.co] = task
+  ntasks = ntasks + 1
+  resume(task, ...)
+  return task
+end
+
+--- true, results... when done; false, err when it failed; nil while running.
+function Task:result()
+  if self.status == "done" then return true, table.unpack(self.results, 1, self.results.n) end
+  if self.status == "failed" then return false, self.error end
+  return nil
+end
+
+--- Wait for the task: yields inside another task, else drives the engine
+-- until it ends. Returns its results, or raises its error.
+function Task:wait()
+  if self.status == "running" then
+    local me = M.current()
+    if me then
+      self.joiners[#self.joiners + 1] = me
+      coroutine.yield(WAIT)
+    else
+      while self.status == "running" do M.step(0.05) end
+    end
+  end
+  if self.status == "failed" then error(self.error, 0) end
+  return table.unpack(self.results, 1, self.results.n)
+end
+
+function Task:__tostring()
+  return "smartauth.task (" .. self.status .. ")"
+end
+
+--- Cancel a running task: its transfer is dropped and it never resumes.
+function Task:cancel()
+  if self.status ~= "running" then return false end
+  for req, t in pairs(waiting) do
+    if t == self then waiting[req] = nil; req:close() end
+  end
+  if self.timer then remove_timer(self.timer) end
+  for i = #ready, 1, -1 do if ready[i] == self then table.remove(ready, i) end end
+  tasks[self.co] = nil
+  ntasks = ntasks - 1
+  self.status = "failed"
+  self.error = "cancelled"
+  for _, w in ipairs(self.joiners) do M._wake(w, self) end
+  return true
+end
+
+--- Perform an HTTP request (see smartauth.http): yields inside a task.
+function M.request(opts)
+  local task = M.current()
+  if not task then return http.request(opts) end
+  local req, kind, msg, code = http.engine():start(opts)
+  if not req then return nil, http.core_error(kind, msg, code) end
+  waiting[req] = task
+  task.req = req
+  coroutine.yield(WAIT)
+  task.req = nil
+  local res, k2, m2, c2 = req:result()
+  req:close()
+  if not res then return nil, http.core_error(k2, m2, c2) end
+  return res
+end
+
+--- Wait `seconds`: a timer inside a task, a plain sleep outside.
+function M.sleep(seconds)
+  if seconds <= 0 then return end
+  local task = M.current()
+  if not task then
+    socket.sleep(seconds)
+    return
+  end
+  task.timer = add_timer(now() + seconds, task)
+  coroutine.yield(WAIT)
+  task.timer = nil
+end
+
+--- A value many tasks can wait for (used for single flight).
+local Flight = {}
+Flight.__index = Flight
+
+function M.flight()
+  return setmetatable({ waiters = {}, done = false }, Flight)
+end
+
+function Flight:resolve(...)
+  self.done = true
+  self.values = table.pack(...)
+  for _, w in ipairs(self.waiters) do M._wake(w) end
+  self.waiters = {}
+end
+
+--- Wait for resolve (inside a task); returns what resolve was given.
+function Flight:wait()
+  if not self.done then
+    local me = M.current()
+    if me then
+      self.waiters[#self.waiters + 1] = me
+      repeat coroutine.yield(WAIT) until self.done
+    else
+      -- a blocking caller drives the engine until the task in flight is done
+      while not self.done do M.step(0.05) end
+    end
+  end
+  return table.unpack(self.values, 1, self.values.n)
+end
+
+local function run_ready()
+  local n = 0
+  while #ready > 0 do
+    local batch = ready
+    ready = {}
+    for _, task in ipairs(batch) do
+      if task.status == "running" and tasks[task.co] then
+        local args = task.wake_args
+        task.wake_args = nil
+        if args then resume(task, table.unpack(args, 1, args.n)) else resume(task) end
+        n = n + 1
+      end
+    end
+  end
+  return n
+end
+
+local function run_timers()
+  local t = now()
+  while timers[1] and timers[1].at <= t do
+    local tm = table.remove(timers, 1)
+    if tm.task.status == "running" then resume(tm.task) end
+  end
+end
+
+--- Drive transfers and timers, resume what is ready. Waits at most
+-- `timeout` seconds (0: never blocks). Returns the number of tasks alive.
+function M.step(timeout)
+  timeout = timeout or 0
+  if current then error("smartauth.step called from inside a task", 2) end
+  run_timers()
+  run_ready()
+  local wait = timeout
+  if #ready > 0 then wait = 0 end
+  if timers[1] then wait = math.min(wait, math.max(0, timers[1].at - now())) end
+  local engine = http.engine()
+  if next(waiting) or wait > 0 then
+    local _, kind, msg = engine:step(wait)
+    if kind then error("smartauth engine: " .. tostring(msg), 2) end
+  end
+  local req = engine:next_done()
+  while req do
+    local task = waiting[req]
+    waiting[req] = nil
+    if task and task.status == "running" then resume(task) else req:close() end
+    req = engine:next_done()
+  end
+  run_timers()
+  run_ready()
+  return ntasks
+end
+
+--- Step until no task is left.
+function M.run()
+  while ntasks > 0 do M.step(0.1) end
+end
+
+--- Number of tasks alive, and seconds until the engine needs a step (nil:
+-- only when something happens on a socket), for hosts with their own loop.
+function M.pending()
+  local t = http.engine():timeout()
+  if #ready > 0 then t = 0 end
+  if timers[1] then
+    local d = math.max(0, timers[1].at - now())
+    t = t and math.min(t, d) or d
+  end
+  return ntasks, t
+end
+
+return M
