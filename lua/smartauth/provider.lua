@@ -277,6 +277,12 @@ end
 
 --- Turn a token-endpoint response into a token or an error.
 function Provider:_token_response(res, what, extra_secrets)
+  local tok, err = self:_decode_token_response(res, what, extra_secrets)
+  if err and res.attempts then err.attempts = res.attempts end
+  return tok, err
+end
+
+function Provider:_decode_token_response(res, what, extra_secrets)
   local status = res.status
   -- scrub before anything is shortened, or a cut secret escapes the scrubber
   local function text(v, max)

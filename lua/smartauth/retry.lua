@@ -95,7 +95,10 @@ function Policy:run(fn, sleep)
     attempt = attempt + 1
     local res, err, final = fn(attempt)
     if final or not M.retryable(res, err) or attempt >= self.attempts then
-      if err and attempt > 1 and errors.is(err) then err.attempts = attempt end
+      if attempt > 1 then
+        if err and errors.is(err) then err.attempts = attempt end
+        if type(res) == "table" then res.attempts = attempt end
+      end
       return res, err
     end
     local headers = (res and res.headers) or (err and err.headers)
