@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/select.h>
+#include <time.h>
+
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
@@ -414,6 +417,36 @@ long sa_http_timeout(sa_http *h)
     long t = -1;
     curl_multi_timeout(h->multi, &t);
     return t;
+}
+
+int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err)
+{
+    fd_set r, w, x;
+    int maxfd = -1, fd, n = 0;
+    CURLMcode mc;
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    FD_ZERO(&x);
+    mc = curl_multi_fdset(h->multi, &r, &w, &x, &maxfd);
+    if (mc != CURLM_OK)
+        return sa_err_set(err, SA_ENETWORK, (long)mc, "curl multi: %s",
+                          curl_multi_strerror(mc));
+    for (fd = 0; fd <= maxfd && n < max; fd++) {
+        int ev = (FD_ISSET(fd, &r) ? 1 : 0) | (FD_ISSET(fd, &w) ? 2 : 0);
+        if (ev) {
+            fds[n] = fd;
+            events[n] = ev;
+            n++;
+        }
+    }
+    return n;
+}
+
+double sa_http_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int sa_http_running(const sa_http *h)

@@ -53,6 +53,14 @@ long sa_http_timeout(sa_http *h);
 /* Number of transfers started and not yet finished. */
 int sa_http_running(const sa_http *h);
 
+/* Sockets the engine waits on, for hosts that run their own poll loop:
+ * fills fds[i] and events[i] (1 read, 2 write, 3 both) for up to max
+ * sockets; returns the count, or -1. */
+int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err);
+
+/* Monotonic seconds, for timers that must not jump with the wall clock. */
+double sa_http_monotonic(void);
+
 /* Finished requests, oldest first, each returned once; NULL when none. */
 sa_http_req *sa_http_next_done(sa_http *h);
 

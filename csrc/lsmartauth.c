@@ -863,6 +863,35 @@ static int l_engine_timeout(lua_State *L)
     return 1;
 }
 
+/* engine:fds() -> { {fd=, read=, write=}, ... } for a host's own poll loop */
+static int l_engine_fds(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    int fds[256], events[256], n, i;
+    sa_err e;
+    n = sa_http_fds(le->h, fds, events, 256, &e);
+    if (n < 0)
+        return push_err(L, &e);
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushinteger(L, fds[i]);
+        lua_setfield(L, -2, "fd");
+        lua_pushboolean(L, events[i] & 1);
+        lua_setfield(L, -2, "read");
+        lua_pushboolean(L, events[i] & 2);
+        lua_setfield(L, -2, "write");
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 1;
+}
+
+static int l_monotonic(lua_State *L)
+{
+    lua_pushnumber(L, sa_http_monotonic());
+    return 1;
+}
+
 static int l_engine_running(lua_State *L)
 {
     lengine *le = check_engine(L, 1);
@@ -932,6 +961,7 @@ static const luaL_Reg engine_methods[] = {
     { "next_done", l_engine_next_done },
     { "timeout", l_engine_timeout },
     { "running", l_engine_running },
+    { "fds", l_engine_fds },
     { "close", l_engine_close },
     { NULL, NULL }
 };
@@ -945,6 +975,7 @@ static const luaL_Reg request_methods[] = {
 
 static const luaL_Reg core_funcs[] = {
     { "engine", l_engine_new },
+    { "monotonic", l_monotonic },
     { "random", l_random },
     { "b64url_encode", l_b64url_encode },
     { "b64url_decode", l_b64url_decode },

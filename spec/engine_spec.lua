@@ -160,3 +160,35 @@ describe("engine", function()
     assert.matches("^at%-", tok.access_token)
   end)
 end)
+
+describe("engine for hosts with their own loop", function()
+  local s
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+
+  it("exposes the sockets a transfer waits on", function()
+    s:script("/api/slow", { delay_ms = 300, body = "x" })
+    local p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "c",
+      client_secret = "s", retry = false })
+    assert(p:token())
+    local task = smartauth.spawn(function() return p:request { url = s.url .. "/api/slow" } end)
+    local seen
+    for _ = 1, 50 do
+      smartauth.step(0)
+      local fds = smartauth.fds()
+      if #fds > 0 then seen = fds[1]; break end
+      socket.sleep(0.01)
+    end
+    assert.is_table(seen)
+    assert.is_true(seen.fd > 2)
+    assert.is_true(seen.read or seen.write)
+    smartauth.run()
+    assert.equal(200, (select(2, task:result())).status)
+  end)
+
+  it("sleeps without tasks by waiting in the engine", function()
+    local t0 = socket.gettime()
+    engine.sleep(0.1)
+    assert.is_true(socket.gettime() - t0 >= 0.09)
+  end)
+end)

@@ -2,12 +2,12 @@
 -- calls and waits without blocking the host; smartauth.step drives
 -- transfers and timers and resumes whoever is ready. Outside a spawned
 -- coroutine every call blocks, as before.
-local socket = require "socket"
+local core = require "smartauth.core"
 local http = require "smartauth.http"
 
 local M = {}
 
-local now = socket.gettime
+local now = core.monotonic -- timers must not jump with the wall clock
 
 local tasks = {}        -- coroutine -> task
 local ntasks = 0
@@ -160,7 +160,10 @@ function M.sleep(seconds)
   if seconds <= 0 then return end
   local task = M.current()
   if not task then
-    socket.sleep(seconds)
+    -- the engine's poll sleeps (and moves other transfers along meanwhile)
+    local deadline = now() + seconds
+    local e = http.engine()
+    repeat e:step(math.max(0, deadline - now())) until now() >= deadline
     return
   end
   task.timer = add_timer(now() + seconds, task)
@@ -253,6 +256,13 @@ end
 --- Step until no task is left.
 function M.run()
   while ntasks > 0 do M.step(0.1) end
+end
+
+--- The sockets the engine waits on: { {fd=, read=, write=}, ... }, so a
+-- host can add them to its own poll/epoll/libuv loop and call step(0) when
+-- one is ready or when pending()'s timeout expires.
+function M.fds()
+  return http.engine():fds()
 end
 
 --- Number of tasks alive, and seconds until the engine needs a step (nil:

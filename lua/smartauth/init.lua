@@ -21,6 +21,7 @@ local M = {
   step = engine.step,
   run = engine.run,
   pending = engine.pending,
+  fds = engine.fds,
   sleep = engine.sleep,
 }
 
