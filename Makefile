@@ -27,8 +27,12 @@ build/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(LIBS)
 
+build/embed_game: examples/embed/game.c
+	@mkdir -p build
+	$(CC) $(WARN) $(CFLAGS) $(LUA_INC) -o $@ $< -llua5.4 -lm
+
 # One command for everything; prints "N passed, N failed" last.
-test: all $(C_TESTS)
+test: all $(C_TESTS) build/embed_game
 	@bash spec/run_tests.sh
 
 test-c: $(C_TESTS)
