@@ -31,8 +31,12 @@ build/embed_game: examples/embed/game.c
 	@mkdir -p build
 	$(CC) $(WARN) $(CFLAGS) $(LUA_INC) -o $@ $< -llua5.4 -lm
 
+build/embed_threads: examples/embed/threads.c
+	@mkdir -p build
+	$(CC) $(WARN) $(CFLAGS) $(LUA_INC) -o $@ $< -llua5.4 -lm -lpthread
+
 # One command for everything; prints "N passed, N failed" last.
-test: all $(C_TESTS) build/embed_game
+test: all $(C_TESTS) build/embed_game build/embed_threads
 	@bash spec/run_tests.sh
 
 test-c: $(C_TESTS)
