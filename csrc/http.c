@@ -351,10 +351,11 @@ fail:
     return NULL;
 }
 
-static void collect(sa_http *h)
+/* Moves finished transfers to the done queue; returns how many. */
+static int collect(sa_http *h)
 {
     CURLMsg *m;
-    int left;
+    int left, n = 0;
     while ((m = curl_multi_info_read(h->multi, &left)) != NULL) {
         sa_http_req *r = NULL;
         if (m->msg != CURLMSG_DONE)
@@ -377,16 +378,22 @@ static void collect(sa_http *h)
         else
             h->qhead = r;
         h->qtail = r;
+        n++;
     }
+    return n;
 }
 
 int sa_http_step(sa_http *h, long timeout_ms, sa_err *err)
 {
-    int still = 0;
+    int still = 0, finished = 0;
     CURLMcode mc = curl_multi_perform(h->multi, &still);
+    if (mc == CURLM_OK)
+        finished = collect(h);
     /* Waits even with nothing running: a host's step(timeout) is also its
-     * idle wait, and curl_multi_poll sleeps when it has no sockets. */
-    if (mc == CURLM_OK && timeout_ms > 0) {
+     * idle wait, and curl_multi_poll sleeps when it has no sockets. But a
+     * transfer that just finished must be handed out now, not after the
+     * wait (that cost a blocking request up to a second). */
+    if (mc == CURLM_OK && timeout_ms > 0 && finished == 0) {
         long t = -1;
         curl_multi_timeout(h->multi, &t);
         if (t < 0 || t > timeout_ms)
@@ -395,11 +402,12 @@ int sa_http_step(sa_http *h, long timeout_ms, sa_err *err)
             mc = curl_multi_poll(h->multi, NULL, 0, (int)t, NULL);
         if (mc == CURLM_OK)
             mc = curl_multi_perform(h->multi, &still);
+        if (mc == CURLM_OK)
+            collect(h);
     }
     if (mc != CURLM_OK)
         return sa_err_set(err, SA_ENETWORK, (long)mc, "curl multi: %s",
                           curl_multi_strerror(mc));
-    collect(h);
     return h->running;
 }
 

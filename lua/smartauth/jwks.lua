@@ -176,6 +176,11 @@ function Set:candidates(kid, alg)
       return nil, errors.new("validation", "kid '" .. kid:sub(1, 64) .. "' is a " .. tostring(e.kty) ..
         " key, but alg " .. alg .. " needs " .. KTY_FOR_ALG[alg], { check = "kid" })
     end
+    if e.alg and e.alg ~= alg then
+      -- a key is used with the one algorithm it names (RFC 8725 §3.1)
+      return nil, errors.new("validation", "kid '" .. kid:sub(1, 64) .. "' is for " .. e.alg ..
+        ", not " .. alg, { check = "kid" })
+    end
     return { e }
   end
   local out = {}
