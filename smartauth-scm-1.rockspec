@@ -14,12 +14,14 @@ libcurl, and presets for SmartFile, SmartConnect, SmartSense and SmartTask.]],
 dependencies = {
   "lua >= 5.4",
   "lua-cjson",
+  "luasocket", -- the loopback login listener and sleeping
 }
 -- Only libraries are checked, so Debian's multiarch curl headers need no
 -- CURL_INCDIR: the compiler finds them on its default path.
 external_dependencies = {
   CURL = { library = "curl" },
   CRYPTO = { library = "crypto" },
+  HIREDIS = { library = "hiredis" },
 }
 build = {
   type = "builtin",
@@ -28,16 +30,19 @@ build = {
       sources = {
         "csrc/lsmartauth.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
         "csrc/buf.c", "csrc/sa_err.c", "csrc/jws.c",
+        "csrc/aead.c", "csrc/store_file.c", "csrc/store_redis.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
-      libraries = { "curl", "crypto", "pthread" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", "$(HIREDIS_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+      libraries = { "curl", "crypto", "pthread", "hiredis" },
     },
     ["smartauth"] = "lua/smartauth/init.lua",
     ["smartauth.clock"] = "lua/smartauth/clock.lua",
+    ["smartauth.config"] = "lua/smartauth/config.lua",
     ["smartauth.engine"] = "lua/smartauth/engine.lua",
     ["smartauth.errors"] = "lua/smartauth/errors.lua",
+    ["smartauth.flow"] = "lua/smartauth/flow.lua",
     ["smartauth.http"] = "lua/smartauth/http.lua",
     ["smartauth.jwks"] = "lua/smartauth/jwks.lua",
     ["smartauth.jwt"] = "lua/smartauth/jwt.lua",
@@ -53,6 +58,9 @@ build = {
     ["smartauth.providers.smartfile"] = "lua/smartauth/providers/smartfile.lua",
     ["smartauth.providers.smartsense"] = "lua/smartauth/providers/smartsense.lua",
     ["smartauth.providers.smarttask"] = "lua/smartauth/providers/smarttask.lua",
+  },
+  install = {
+    bin = { smartauth = "bin/smartauth" },
   },
 }
 test = {

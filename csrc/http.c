@@ -16,6 +16,7 @@
 typedef struct sa_hdr {
     char *name;
     char *value;
+    size_t nlen, vlen;  /* outside input: a NUL byte may sit inside */
 } sa_hdr;
 
 struct sa_http_req {
@@ -153,7 +154,9 @@ static void free_resp_headers(sa_http_req *r)
     r->nresp = 0;
 }
 
-static char *dup_trim(const char *s, size_t n, int lower)
+/* A trimmed copy of s[0..n) (NUL-terminated for convenience); *len gets its
+ * length, which counts any NUL byte the server sent. */
+static char *dup_trim(const char *s, size_t n, int lower, size_t *len)
 {
     char *d;
     size_t i;
@@ -166,9 +169,12 @@ static char *dup_trim(const char *s, size_t n, int lower)
     d = malloc(n + 1);
     if (!d)
         return NULL;
-    for (i = 0; i < n; i++)
-        d[i] = lower ? (char)tolower((unsigned char)s[i]) : s[i];
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        d[i] = (char)(lower ? tolower(c) : c);
+    }
     d[n] = '\0';
+    *len = n;
     return d;
 }
 
@@ -200,8 +206,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     }
     {
         sa_hdr *hd = &r->resp_hdrs[r->nresp];
-        hd->name = dup_trim(ptr, (size_t)(colon - ptr), 1);
-        hd->value = dup_trim(colon + 1, n - (size_t)(colon - ptr) - 1, 0);
+        hd->name = dup_trim(ptr, (size_t)(colon - ptr), 1, &hd->nlen);
+        hd->value = dup_trim(colon + 1, n - (size_t)(colon - ptr) - 1, 0, &hd->vlen);
         if (!hd->name || !hd->value) {
             free(hd->name);
             free(hd->value);
@@ -495,9 +501,9 @@ void sa_http_req_header(const sa_http_req *r, size_t i, const char **name,
                         size_t *nlen, const char **value, size_t *vlen)
 {
     *name = r->resp_hdrs[i].name;
-    *nlen = strlen(*name);
+    *nlen = r->resp_hdrs[i].nlen;
     *value = r->resp_hdrs[i].value;
-    *vlen = strlen(*value);
+    *vlen = r->resp_hdrs[i].vlen;
 }
 
 void sa_http_req_free(sa_http_req *r)

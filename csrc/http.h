@@ -13,7 +13,7 @@
 typedef struct sa_http sa_http;
 typedef struct sa_http_req sa_http_req;
 
-#define SA_HTTP_DEFAULT_MAX_BODY (1024u * 1024u)
+#define SA_HTTP_DEFAULT_MAX_BODY 1048576u /* 1 MiB */
 
 typedef struct sa_http_opts {
     const char *method;            /* "GET" when NULL */

@@ -117,7 +117,7 @@ static void safe_name(char *dst, size_t cap, const char *src)
     if (src) {
         for (; src[i] && i + 1 < cap; i++) {
             unsigned char c = (unsigned char)src[i];
-            dst[i] = (c >= 0x20 && c < 0x7f && c != '"') ? (char)c : '?';
+            dst[i] = (char)((c >= 0x20 && c < 0x7f && c != '"') ? c : '?');
         }
         if (src[i] && i >= 3) /* cut: mark it */
             dst[i - 1] = dst[i - 2] = dst[i - 3] = '.';
@@ -494,7 +494,7 @@ static sa_key *ec_build(const char *crv, const unsigned char *x, size_t xlen,
         sa_err_set(err, SA_EARG, 0, "sa_key_ec: NULL component");
         return NULL;
     }
-    if (xlen != cv->coord || ylen != cv->coord) {
+    if (!x || !y || xlen != cv->coord || ylen != cv->coord) {
         sa_err_set(err, SA_EVALIDATION, 0, "EC %s coordinates must be %zu bytes, got x %zu, "
                    "y %zu", cv->jwk, cv->coord, xlen, ylen);
         return NULL;

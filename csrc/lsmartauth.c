@@ -952,6 +952,368 @@ static int l_request_tostring(lua_State *L)
     return 1;
 }
 
+/* ---- store */
+/* File store and Redis store (csrc/store_file.c, csrc/store_redis.c); the
+ * Lua layer (lua/smartauth/store.lua) encodes entries and maps errors. */
+
+#include "store_file.h"
+#include "store_redis.h"
+
+#define FSTORE_MT "smartauth.fstore"
+#define FLOCK_MT "smartauth.flock"
+#define REDIS_MT "smartauth.redis"
+
+typedef struct {
+    sa_fstore *fs;
+} lfstore;
+
+typedef struct {
+    int fd;
+} lflock;
+
+typedef struct {
+    sa_redis *r;
+} lredis;
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction tostring);
+
+/* A string argument that must not hold NUL (paths, host names). */
+static const char *check_cstr(lua_State *L, int i, const char *what, sa_err *e)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, i, &len);
+    if (strlen(s) != len) {
+        sa_err_set(e, SA_EARG, 0, "%s contains a NUL byte", what);
+        return NULL;
+    }
+    return s;
+}
+
+/* nil for absent, the bytes for found, nil, kind, msg, code for an error. */
+static int push_get(lua_State *L, int rc, sa_buf *b, const sa_err *e)
+{
+    if (rc < 0) {
+        sa_buf_free(b);
+        return push_err(L, e);
+    }
+    if (rc == 0) {
+        sa_buf_free(b);
+        lua_pushnil(L);
+        return 1;
+    }
+    return push_buf(L, b);
+}
+
+static int push_ok(lua_State *L, int rc, const sa_err *e)
+{
+    if (rc < 0)
+        return push_err(L, e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static long check_timeout_ms(lua_State *L, int i)
+{
+    lua_Number s = luaL_checknumber(L, i);
+    luaL_argcheck(L, s >= 0 && s <= 86400, i, "must be 0..86400 seconds");
+    return (long)(s * 1000.0);
+}
+
+/* core.fstore_open(dir [, secret]) -> fstore | nil, kind, msg, code */
+static int l_fstore_open(lua_State *L)
+{
+    sa_err e;
+    size_t klen = 0;
+    const char *dir = check_cstr(L, 1, "store directory", &e);
+    const char *key = luaL_optlstring(L, 2, NULL, &klen);
+    lfstore *lf;
+    if (!dir)
+        return push_err(L, &e);
+    lf = lua_newuserdatauv(L, sizeof *lf, 0);
+    lf->fs = NULL;
+    luaL_setmetatable(L, FSTORE_MT);
+    lf->fs = sa_fstore_new(dir, key, klen, &e);
+    if (!lf->fs)
+        return push_err(L, &e);
+    return 1;
+}
+
+static sa_fstore *check_fstore(lua_State *L, int i)
+{
+    lfstore *lf = luaL_checkudata(L, i, FSTORE_MT);
+    if (!lf->fs)
+        luaL_error(L, "attempt to use a closed store");
+    return lf->fs;
+}
+
+/* fs:get(name) -> bytes | nil | nil, kind, msg, code */
+static int l_fstore_get(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    sa_buf b = SA_BUF_INIT;
+    sa_err e;
+    int rc = sa_fstore_get(fs, name, n, &b, &e);
+    return push_get(L, rc, &b, &e);
+}
+
+/* fs:set(name, bytes) -> true | nil, kind, msg, code */
+static int l_fstore_set(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n, len;
+    const char *name = luaL_checklstring(L, 2, &n);
+    const char *data = luaL_checklstring(L, 3, &len);
+    sa_err e;
+    return push_ok(L, sa_fstore_set(fs, name, n, data, len, &e), &e);
+}
+
+/* fs:delete(name) -> true | nil, kind, msg, code */
+static int l_fstore_delete(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    sa_err e;
+    return push_ok(L, sa_fstore_delete(fs, name, n, &e), &e);
+}
+
+/* fs:lock(name, timeout_seconds) -> lock | nil, kind, msg, code. The lock is
+ * released by lock:unlock(), by collection, or by the process ending. */
+static int l_fstore_lock(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    long ms = check_timeout_ms(L, 3);
+    sa_err e;
+    int fd;
+    lflock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+    lk->fd = -1;
+    luaL_setmetatable(L, FLOCK_MT);
+    if (sa_fstore_lock(fs, name, n, ms, &fd, &e) != 0)
+        return push_err(L, &e);
+    lk->fd = fd;
+    return 1;
+}
+
+/* fs:encrypted() -> boolean */
+static int l_fstore_encrypted(lua_State *L)
+{
+    lua_pushboolean(L, sa_fstore_encrypted(check_fstore(L, 1)));
+    return 1;
+}
+
+static int l_fstore_close(lua_State *L)
+{
+    lfstore *lf = luaL_checkudata(L, 1, FSTORE_MT);
+    sa_fstore_free(lf->fs);
+    lf->fs = NULL;
+    return 0;
+}
+
+static int l_fstore_tostring(lua_State *L)
+{
+    lfstore *lf = luaL_checkudata(L, 1, FSTORE_MT);
+    if (lf->fs)
+        lua_pushfstring(L, "smartauth.fstore (%s%s)", sa_fstore_dir(lf->fs),
+                        sa_fstore_encrypted(lf->fs) ? ", encrypted" : "");
+    else
+        lua_pushliteral(L, "smartauth.fstore (closed)");
+    return 1;
+}
+
+/* lock:unlock(), __gc, __close: releases once, harmless again. */
+static int l_flock_unlock(lua_State *L)
+{
+    lflock *lk = luaL_checkudata(L, 1, FLOCK_MT);
+    sa_fstore_unlock(lk->fd);
+    lk->fd = -1;
+    return 0;
+}
+
+static int l_flock_tostring(lua_State *L)
+{
+    lflock *lk = luaL_checkudata(L, 1, FLOCK_MT);
+    lua_pushstring(L, lk->fd >= 0 ? "smartauth.flock (held)" : "smartauth.flock (released)");
+    return 1;
+}
+
+static int opt_int(lua_State *L, int t, const char *k, int dflt, int lo, int hi)
+{
+    int v = dflt;
+    if (lua_getfield(L, t, k) != LUA_TNIL) {
+        int isint;
+        lua_Integer i = lua_tointegerx(L, -1, &isint);
+        if (!isint || i < lo || i > hi)
+            luaL_error(L, "option '%s' must be an integer %d..%d", k, lo, hi);
+        v = (int)i;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.redis_open{ host=, port=, username=, password=, db=, connect_timeout=,
+ * timeout=, key= } -> redis | nil, kind, msg, code */
+static int l_redis_open(lua_State *L)
+{
+    sa_redis_opts o;
+    sa_err e;
+    lredis *lr;
+    size_t hlen = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    memset(&o, 0, sizeof o);
+    o.host = opt_str(L, 1, "host", &hlen);
+    if (o.host && strlen(o.host) != hlen)
+        luaL_error(L, "option 'host' contains a NUL byte");
+    o.port = opt_int(L, 1, "port", 6379, 1, 65535);
+    o.db = opt_int(L, 1, "db", 0, 0, 1 << 20);
+    o.username = opt_str(L, 1, "username", &o.username_len);
+    o.password = opt_str(L, 1, "password", &o.password_len);
+    o.secret = opt_str(L, 1, "key", &o.secret_len);
+    o.connect_timeout_ms = opt_ms(L, 1, "connect_timeout");
+    o.timeout_ms = opt_ms(L, 1, "timeout");
+    lr = lua_newuserdatauv(L, sizeof *lr, 0);
+    lr->r = NULL;
+    luaL_setmetatable(L, REDIS_MT);
+    lr->r = sa_redis_new(&o, &e);
+    if (!lr->r)
+        return push_err(L, &e);
+    return 1;
+}
+
+static sa_redis *check_redis(lua_State *L, int i)
+{
+    lredis *lr = luaL_checkudata(L, i, REDIS_MT);
+    if (!lr->r)
+        luaL_error(L, "attempt to use a closed store");
+    return lr->r;
+}
+
+/* r:get(key) -> bytes | nil | nil, kind, msg, code */
+static int l_redis_get(lua_State *L)
+{
+    sa_redis *r = check_redis(L, 1);
+    size_t n;
+    const char *key = luaL_checklstring(L, 2, &n);
+    sa_buf b = SA_BUF_INIT;
+    sa_err e;
+    int rc = sa_redis_get(r, key, n, &b, &e);
+    return push_get(L, rc, &b, &e);
+}
+
+/* r:set(key, bytes [, ttl_ms]) -> true | nil, kind, msg, code */
+static int l_redis_set(lua_State *L)
+{
+    sa_redis *r = check_redis(L, 1);
+    size_t n, len;
+    const char *key = luaL_checklstring(L, 2, &n);
+    const char *val = luaL_checklstring(L, 3, &len);
+    lua_Integer ttl = luaL_optinteger(L, 4, 0);
+    sa_err e;
+    luaL_argcheck(L, ttl >= 0, 4, "ttl must not be negative");
+    return push_ok(L, sa_redis_set(r, key, n, val, len, (long long)ttl, &e), &e);
+}
+
+/* r:delete(key) -> true | nil, kind, msg, code */
+static int l_redis_delete(lua_State *L)
+{
+    sa_redis *r = check_redis(L, 1);
+    size_t n;
+    const char *key = luaL_checklstring(L, 2, &n);
+    sa_err e;
+    return push_ok(L, sa_redis_del(r, key, n, &e), &e);
+}
+
+/* r:lock(key, ttl_ms, wait_seconds) -> owner | nil, kind, msg, code */
+static int l_redis_lock(lua_State *L)
+{
+    sa_redis *r = check_redis(L, 1);
+    size_t n;
+    const char *key = luaL_checklstring(L, 2, &n);
+    lua_Integer ttl = luaL_checkinteger(L, 3);
+    long wait = check_timeout_ms(L, 4);
+    char owner[SA_REDIS_OWNER_LEN + 1];
+    sa_err e;
+    luaL_argcheck(L, ttl > 0, 3, "ttl must be positive");
+    if (sa_redis_lock(r, key, n, (long long)ttl, wait, owner, &e) != 0)
+        return push_err(L, &e);
+    lua_pushstring(L, owner);
+    return 1;
+}
+
+/* r:unlock(key, owner) -> true (released) | false (not ours) | nil, kind, msg, code */
+static int l_redis_unlock(lua_State *L)
+{
+    sa_redis *r = check_redis(L, 1);
+    size_t n, olen;
+    const char *key = luaL_checklstring(L, 2, &n);
+    const char *owner = luaL_checklstring(L, 3, &olen);
+    sa_err e;
+    int rc = sa_redis_unlock(r, key, n, owner, olen, &e);
+    if (rc < 0)
+        return push_err(L, &e);
+    lua_pushboolean(L, rc);
+    return 1;
+}
+
+static int l_redis_close(lua_State *L)
+{
+    lredis *lr = luaL_checkudata(L, 1, REDIS_MT);
+    sa_redis_free(lr->r);
+    lr->r = NULL;
+    return 0;
+}
+
+static int l_redis_tostring(lua_State *L)
+{
+    lredis *lr = luaL_checkudata(L, 1, REDIS_MT);
+    lua_pushstring(L, lr->r ? "smartauth.redis (open)" : "smartauth.redis (closed)");
+    return 1;
+}
+
+static const luaL_Reg fstore_methods[] = {
+    { "get", l_fstore_get },
+    { "set", l_fstore_set },
+    { "delete", l_fstore_delete },
+    { "lock", l_fstore_lock },
+    { "encrypted", l_fstore_encrypted },
+    { "close", l_fstore_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg flock_methods[] = {
+    { "unlock", l_flock_unlock },
+    { NULL, NULL }
+};
+
+static const luaL_Reg redis_methods[] = {
+    { "get", l_redis_get },
+    { "set", l_redis_set },
+    { "delete", l_redis_delete },
+    { "lock", l_redis_lock },
+    { "unlock", l_redis_unlock },
+    { "close", l_redis_close },
+    { NULL, NULL }
+};
+
+/* One line in luaopen: the store classes. */
+static void store_classes(lua_State *L)
+{
+    new_class(L, FSTORE_MT, fstore_methods, l_fstore_close, l_fstore_tostring);
+    new_class(L, FLOCK_MT, flock_methods, l_flock_unlock, l_flock_tostring);
+    new_class(L, REDIS_MT, redis_methods, l_redis_close, l_redis_tostring);
+}
+
+/* Entries for core_funcs[]. */
+#define STORE_CORE_FUNCS                             \
+    { "fstore_open", l_fstore_open },                \
+    { "redis_open", l_redis_open },
+
+/* ---- end store */
+
 /* ------------------------------------------------------------------ open */
 
 static const luaL_Reg engine_methods[] = {
@@ -991,6 +1353,7 @@ static const luaL_Reg core_funcs[] = {
     { "form_decode", l_form_decode },
     { "basic_auth", l_basic_auth },
     JWS_CORE_FUNCS
+    STORE_CORE_FUNCS
     { NULL, NULL }
 };
 
@@ -1018,6 +1381,7 @@ SA_EXPORT int luaopen_smartauth_core(lua_State *L)
     new_class(L, ENGINE_MT, engine_methods, l_engine_close, l_engine_tostring);
     new_class(L, REQUEST_MT, request_methods, l_request_close, l_request_tostring);
     new_class(L, KEY_MT, key_methods, l_key_close, l_key_tostring);
+    store_classes(L);
     luaL_newlib(L, core_funcs);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "_VERSION");

@@ -54,6 +54,18 @@ describe("http engine", function()
     assert.equal("ok", res.body)
   end)
 
+  -- fuzz_http found the header table cut values at a NUL byte (lengths came
+  -- from strlen); they now carry their length, and such a reply is refused.
+  it("refuses a response header holding a NUL byte, and keeps header bytes exact", function()
+    s:script("/nul", { raw = "HTTP/1.1 200 OK\r\nX-Nul: a\0b\r\nContent-Length: 2\r\n\r\nok" })
+    local res, err = http.request { url = s.url .. "/nul" }
+    assert.is_nil(res)
+    assert.equal("network", err.kind)
+    s:script("/bytes", { raw = "HTTP/1.1 200 OK\r\nX-Bytes: \t a\1\127\255 b \t\r\nContent-Length: 2\r\n\r\nok" })
+    res = assert(http.request { url = s.url .. "/bytes" })
+    assert.equal("a\1\127\255 b", res.headers["x-bytes"])
+  end)
+
   it("does not follow redirects", function()
     local res = assert(http.request { url = s.url .. "/redirect" })
     assert.equal(302, res.status)

@@ -1,7 +1,9 @@
 --- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.4.
 -- @module smartauth
+local config = require "smartauth.config"
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
+local flow = require "smartauth.flow" -- adds p:login, p:device_authorization, p:poll_device
 local presets = require "smartauth.presets"
 local provider = require "smartauth.provider"
 local retry = require "smartauth.retry"
@@ -15,6 +17,8 @@ local M = {
   store = store,
   token = token,
   parse_redirect = provider.parse_redirect,
+  config = config,
+  flow = flow,
   retry = retry,
   -- non-blocking use: see lua/smartauth/engine.lua
   spawn = engine.spawn,
@@ -44,6 +48,14 @@ function M.discover(issuer, opts)
   local p, err = provider.new(o, "smartauth.discover")
   if not p then return nil, err end
   return p:discover()
+end
+
+--- The provider of a profile in a config file (see smartauth.config).
+-- @param profile profile name
+-- @param path config file (default: SMARTAUTH_CONFIG or $XDG_CONFIG_HOME/smartauth/config.lua)
+-- @return provider or nil, err
+function M.from_config(profile, path)
+  return config.from_config(profile, path)
 end
 
 for _, name in ipairs(presets.NAMES) do

@@ -495,7 +495,13 @@ function Provider:refresh(tok, opts)
     nt.id_token = nt.id_token or tok.id_token
     nt.scope = nt.scope or tok.scope
   end
-  self:_save(nt)
+  -- A rotated refresh token is stored before the new access token is handed
+  -- out; a token the store did not take is not handed out (nor cached).
+  local saved, serr = self:_save(nt)
+  if not saved then
+    self._tok = nil
+    return nil, serr
+  end
   return nt
 end
 
@@ -811,7 +817,7 @@ end
 function Provider:store_key()
   if not self._store_key then
     local id = table.concat({
-      self.token_endpoint or self.issuer or "", self.client_id or "", self.username or "",
+      self.issuer or self.token_endpoint or "", self.client_id or "", self.username or "",
       self.scope or "", self.api_key or "",
     }, "\n")
     local prefix = (self.name or "provider"):gsub("[^%w_.-]", "_")

@@ -1,0 +1,316 @@
+-- The Redis store against a real redis-server (Debian's) started here on a
+-- free loopback port: expiry with the token (PX), the owner-only lock,
+-- authentication, databases, encryption, a server restart mid-run, and single
+-- flight across 8 processes.
+local smartauth = require "smartauth"
+local clock = require "smartauth.clock"
+local core = require "smartauth.core"
+local store = require "smartauth.store"
+local proc = require "helpers.proc"
+local redis = require "helpers.redis"
+local server = require "helpers.server"
+
+local LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;' "
+
+-- Descriptors this process has open (its /proc/<pid>/fd, listed by a shell).
+local function open_fds()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  local _, _, out = proc.run("ls /proc/" .. math.tointeger(pid) .. "/fd | wc -l")
+  return tonumber(out)
+end
+
+local function entry(at)
+  return { v = 1, access_token = at, token_type = "Bearer", refresh_token = "rt-" .. at,
+    expires_at = clock.now() + 3600, issued_at = clock.now(), scope = "read" }
+end
+
+describe("store.redis", function()
+  local r
+  setup(function() r = redis.start() end)
+  teardown(function() r:stop() end)
+  before_each(function() r:command("FLUSHALL") end)
+
+  local function open(extra)
+    local o = { port = r.port }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(store.redis(o))
+  end
+
+  it("gets, sets and deletes entries under the prefix", function()
+    local s = open()
+    assert.is_nil(s:get("svc.k"))
+    assert.is_true(s:set("svc.k", entry("at-1")))
+    local e = assert(s:get("svc.k"))
+    assert.equal("at-1", e.access_token)
+    assert.equal("integer", math.type(e.expires_at))
+    assert.same(entry("at-1"), e)
+    local raw = r:command("GET", "smartauth:t:svc.k")
+    assert.matches('"smartauth_store":1', raw, 1, true)
+    assert.is_true(s:delete("svc.k"))
+    assert.is_nil(s:get("svc.k"))
+    assert.equal(0, r:command("EXISTS", "smartauth:t:svc.k"))
+  end)
+
+  it("expires entries with the token (PX)", function()
+    local s = open { prefix = "app:" }
+    assert(s:set("k", entry("x"), 120))
+    local pttl = r:command("PTTL", "app:t:k")
+    assert.is_true(pttl > 119000 and pttl <= 120000, "PTTL " .. pttl)
+    assert(s:set("k", entry("x"), 0.05))
+    proc.sleep(0.1)
+    assert.is_nil(s:get("k"))
+    assert(s:set("k", entry("x")))
+    assert.equal(-1, r:command("PTTL", "app:t:k"))
+  end)
+
+  it("reports a corrupt or foreign value as a storage error", function()
+    local s = open()
+    for _, bad in ipairs { "garbage", "[1]", '{"smartauth_store":1,"key":"other","entry":{}}' } do
+      r:command("SET", "smartauth:t:k", bad)
+      local e, err = s:get("k")
+      assert.is_nil(e)
+      assert.equal("storage", err.kind)
+    end
+  end)
+
+  it("encrypts values when given a key", function()
+    local key = "redis-key-0123456789abcdef"
+    local s = open { key = key }
+    assert(s:set("k", entry("at-secret")))
+    local raw = r:command("GET", "smartauth:t:k")
+    assert.equal("SAE\1", raw:sub(1, 4))
+    assert.is_nil(raw:find("at-secret", 1, true))
+    assert.equal("at-secret", s:get("k").access_token)
+    local _, err = open { key = "another-key-0123456789abc" }:get("k")
+    assert.matches("different key", err.description)
+    _, err = open():get("k")
+    assert.matches("encrypted", err.description)
+  end)
+
+  it("selects the database", function()
+    local s = open { db = 3 }
+    assert(s:set("k", entry("x")))
+    local replies = r:commands { { "SELECT", "3" }, { "EXISTS", "smartauth:t:k" } }
+    assert.equal(1, replies[2])
+    assert.equal(0, r:command("EXISTS", "smartauth:t:k"))
+  end)
+
+  it("closes the connection of a store nobody holds any more (collected)", function()
+    local weak = setmetatable({}, { __mode = "v" })
+    collectgarbage()
+    local before = open_fds()
+    for i = 1, 10 do weak[i] = open() end
+    assert.equal(before + 10, open_fds())
+    collectgarbage()
+    collectgarbage()
+    assert.is_nil(next(weak))
+    assert.equal(before, open_fds())
+  end)
+
+  it("checks its options", function()
+    local s, err = store.redis { port = r.port, hots = "x" }
+    assert.is_nil(s)
+    assert.equal("config", err.kind)
+    assert.matches("'hots' is not known", err.description)
+    s, err = store.redis { port = r.port, tls = true }
+    assert.is_nil(s)
+    assert.matches("'tls' needs hiredis", err.description)
+    s, err = store.redis { port = 70000 }
+    assert.is_nil(s)
+    assert.matches("'port' must be at most", err.description)
+    s, err = store.redis { port = redis.free_port(), connect_timeout = 1 }
+    assert.is_nil(s)
+    assert.equal("storage", err.kind)
+    assert.is_true(err.retryable)
+    assert.matches("127.0.0.1:%d+", err.description)
+  end)
+
+  describe("lock", function()
+    it("excludes other clients and is released by its owner", function()
+      local a, b = open(), open()
+      local unlock = assert(a:lock("k", 5))
+      local owner = r:command("GET", "smartauth:l:k")
+      assert.equal(24, #owner)
+      local pttl = r:command("PTTL", "smartauth:l:k")
+      assert.is_true(pttl > 4000 and pttl <= 5000)
+      local t0 = core.monotonic()
+      local u, err = b:lock("k", 0.1)
+      assert.is_nil(u)
+      assert.equal("storage", err.kind)
+      assert.is_true(err.retryable)
+      assert.is_true(core.monotonic() - t0 >= 0.1)
+      assert.is_true(unlock())
+      assert.equal(0, r:command("EXISTS", "smartauth:l:k"))
+      u = assert(b:lock("k", 1))
+      u()
+    end)
+
+    it("is never released by anyone but its owner", function()
+      local a = open()
+      local unlock = assert(a:lock("k", 5))
+      -- the lock expired and someone else took it meanwhile
+      r:command("SET", "smartauth:l:k", "someone-else", "PX", "5000")
+      local ok, err = unlock()
+      assert.is_nil(ok)
+      assert.matches("had expired", err.description)
+      assert.equal("someone-else", r:command("GET", "smartauth:l:k"))
+    end)
+
+    it("expires, so a dead holder does not block others for long", function()
+      local a, b = open(), open()
+      assert(a:lock("k", 0.2)) -- never unlocked
+      local t0 = core.monotonic()
+      local u = assert(b:lock("k", 2))
+      local waited = core.monotonic() - t0
+      assert.is_true(waited > 0.1 and waited < 1, "waited " .. waited)
+      u()
+    end)
+  end)
+
+  describe("with a password", function()
+    local rp
+    setup(function() rp = redis.start { password = "s3cret-pw" } end)
+    teardown(function() rp:stop() end)
+
+    it("authenticates, and a wrong password is an error that does not show it", function()
+      local s = assert(store.redis { port = rp.port, password = "s3cret-pw" })
+      assert(s:set("k", entry("x")))
+      assert.equal("x", s:get("k").access_token)
+      local bad, err = store.redis { port = rp.port, password = "wrong-pw-value" }
+      assert.is_nil(bad)
+      assert.equal("storage", err.kind)
+      assert.is_nil(err.description:find("wrong-pw-value", 1, true))
+      bad, err = store.redis { port = rp.port }
+      assert.is_nil(bad)
+      assert.equal("storage", err.kind)
+      s, err = open():get("k") -- the other server: no such entry, no error
+      assert.is_nil(s)
+      assert.is_nil(err)
+    end)
+  end)
+
+  describe("server restart", function()
+    it("is a storage error while down, never a broken entry, and recovers by itself", function()
+      local s = open()
+      local results = { ok = 0, err = 0 }
+      local t0 = core.monotonic()
+      for i = 1, 200 do
+        if i == 60 then r:kill() end
+        if i == 120 then r:restart() end
+        local ok, err = s:set("k", entry("at-" .. i))
+        if ok then
+          local e, gerr = s:get("k")
+          if e then
+            assert.equal("at-" .. i, e.access_token)
+            assert.same(entry("at-" .. i), e)
+            results.ok = results.ok + 1
+          else
+            assert.equal("storage", gerr.kind)
+            results.err = results.err + 1
+          end
+        else
+          assert.equal("storage", err.kind)
+          assert.is_true(err.retryable)
+          assert.matches("redis at 127.0.0.1:" .. r.port, err.description, 1, true)
+          results.err = results.err + 1
+        end
+      end
+      assert.equal(59 + 81, results.ok)
+      assert.equal(60, results.err)
+      assert.is_true(core.monotonic() - t0 < 10)
+      -- locks work again too
+      local u = assert(s:lock("k", 1))
+      assert.is_true(u())
+    end)
+
+    it("costs no failed call when the server restarted while idle", function()
+      local s = open()
+      assert(s:set("k", entry("x")))
+      r:restart()
+      assert.is_nil(s:get("k")) -- no persistence: empty, but a clean answer
+      assert.is_nil(select(2, s:get("k")))
+      assert(s:set("k", entry("y")))
+      assert.equal("y", s:get("k").access_token)
+    end)
+
+    it("lets p:token() keep its cached token and get a new one after the restart", function()
+      local ts = server.start()
+      local ok, err = pcall(function()
+        local p = assert(smartauth.provider { name = "rs", token_endpoint = ts.url .. "/token",
+          client_id = "cid", client_secret = "csecret", store = open() })
+        local t1 = assert(p:token())
+        r:kill()
+        assert.equal(t1, p:token()) -- cached in the process, store not needed
+        local t, terr = p:token { scope = "other" } -- needs the lock: store down
+        assert.is_nil(t)
+        assert.equal("storage", terr.kind)
+        r:restart()
+        assert.truthy(p:token { scope = "other" })
+      end)
+      ts:stop()
+      assert(ok, err)
+    end)
+  end)
+
+  describe("single flight across processes", function()
+    local s, tmp
+    setup(function()
+      s = server.start()
+      tmp = proc.tmpdir("smartauth-rstore.XXXXXX")
+    end)
+    teardown(function()
+      s:stop()
+      proc.rmtree(tmp)
+    end)
+
+    it("8 processes on an almost-expired token: one refresh, one new token for all", function()
+      local rs = open()
+      local p = assert(smartauth.provider { name = "multi", token_endpoint = s.url .. "/token",
+        client_id = "cid", client_secret = "csecret", store = rs })
+      local now = clock.now()
+      assert(rs:set(p:store_key(), { v = 1, access_token = "at-old", token_type = "Bearer",
+        refresh_token = "rt-old", expires_at = now + 5, issued_at = now - 3595 }))
+      s:script("/token", { delay_ms = 300, json = { access_token = "at-new", token_type = "Bearer",
+        expires_in = 3600, refresh_token = "rt-new" } }, 0)
+
+      local lines = {}
+      for i = 1, 8 do
+        lines[#lines + 1] = LUA_ENV .. "lua5.4 spec/helpers/token_caller.lua redis " .. r.port .. " "
+          .. s.url .. "/token " .. tmp .. " " .. i
+          .. " >" .. tmp .. "/out." .. i .. " 2>" .. tmp .. "/err." .. i .. " &"
+      end
+      lines[#lines + 1] = "wait"
+      local go = assert(io.popen(table.concat(lines, "\n"), "w"))
+      local deadline = proc.now() + 20
+      local ready = 0
+      while ready < 8 and proc.now() < deadline do
+        ready = 0
+        for i = 1, 8 do if proc.read_file(tmp .. "/ready." .. i) then ready = ready + 1 end end
+        proc.sleep(0.005)
+      end
+      assert.equal(8, ready)
+      local t0 = proc.now()
+      local f = assert(io.open(tmp .. "/go", "w"))
+      f:close()
+      go:close()
+      local elapsed = proc.now() - t0
+
+      for i = 1, 8 do
+        assert.equal("at-new rt-new\n", proc.read_file(tmp .. "/out." .. i),
+          "process " .. i .. ": " .. tostring(proc.read_file(tmp .. "/err." .. i)))
+      end
+      local reqs = s:requests()
+      assert.equal(1, #reqs)
+      assert.equal("refresh_token", reqs[1].form.grant_type)
+      assert.equal("rt-old", reqs[1].form.refresh_token)
+      local stored = assert(rs:get(p:store_key()))
+      assert.equal("at-new", stored.access_token)
+      assert.equal("rt-new", stored.refresh_token)
+      assert.equal(0, r:command("EXISTS", "smartauth:l:" .. p:store_key())) -- lock released
+      io.stderr:write(("\n[single flight, redis] 8 processes served in %.0f ms after the go signal\n")
+        :format(elapsed * 1000))
+    end)
+  end)
+end)
