@@ -456,6 +456,14 @@ int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err)
     return n;
 }
 
+void sa_http_info(const char **curl_version, const char **ssl_version, int *async_dns)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    *curl_version = v->version;
+    *ssl_version = v->ssl_version ? v->ssl_version : "";
+    *async_dns = (v->features & CURL_VERSION_ASYNCHDNS) != 0;
+}
+
 double sa_http_monotonic(void)
 {
     struct timespec ts;

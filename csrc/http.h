@@ -58,6 +58,10 @@ int sa_http_running(const sa_http *h);
  * sockets; returns the count, or -1. */
 int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err);
 
+/* libcurl's version and TLS library, and whether name resolution runs off
+ * the caller's thread (the threaded resolver), which step(0) relies on. */
+void sa_http_info(const char **curl_version, const char **ssl_version, int *async_dns);
+
 /* Monotonic seconds, for timers that must not jump with the wall clock. */
 double sa_http_monotonic(void);
 

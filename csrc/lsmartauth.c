@@ -886,6 +886,22 @@ static int l_engine_fds(lua_State *L)
     return 1;
 }
 
+/* core.info() -> { curl=, ssl=, async_dns= } */
+static int l_info(lua_State *L)
+{
+    const char *cv, *sv;
+    int adns;
+    sa_http_info(&cv, &sv, &adns);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, cv);
+    lua_setfield(L, -2, "curl");
+    lua_pushstring(L, sv);
+    lua_setfield(L, -2, "ssl");
+    lua_pushboolean(L, adns);
+    lua_setfield(L, -2, "async_dns");
+    return 1;
+}
+
 static int l_monotonic(lua_State *L)
 {
     lua_pushnumber(L, sa_http_monotonic());
@@ -1338,6 +1354,7 @@ static const luaL_Reg request_methods[] = {
 static const luaL_Reg core_funcs[] = {
     { "engine", l_engine_new },
     { "monotonic", l_monotonic },
+    { "info", l_info },
     { "random", l_random },
     { "b64url_encode", l_b64url_encode },
     { "b64url_decode", l_b64url_decode },

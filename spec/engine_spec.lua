@@ -186,6 +186,12 @@ describe("engine for hosts with their own loop", function()
     assert.equal(200, (select(2, task:result())).status)
   end)
 
+  it("resolves names off the caller's thread, so step(0) never waits on DNS", function()
+    local info = require("smartauth.core").info()
+    assert.is_true(info.async_dns, "libcurl " .. info.curl .. " lacks the threaded resolver")
+    assert.matches("OpenSSL", info.ssl)
+  end)
+
   it("sleeps without tasks by waiting in the engine", function()
     local t0 = socket.gettime()
     engine.sleep(0.1)
