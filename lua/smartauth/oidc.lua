@@ -28,8 +28,21 @@ function M.half_hash(alg, value)
   return core.b64url_encode(digest:sub(1, #digest // 2))
 end
 
---- The algorithms this provider accepts for ID tokens.
+--- The algorithms this provider accepts for ID tokens (cached until the
+-- options or metadata it comes from change).
 function M.allowed_algs(p)
+  local c = p._algs_cache
+  if c and c.metadata == p.metadata and c.list == p.id_token_algs
+      and c.hs == p.id_token_signed_response_alg then
+    return c.allowed
+  end
+  local allowed = M.compute_allowed_algs(p)
+  p._algs_cache = { metadata = p.metadata, list = p.id_token_algs, hs = p.id_token_signed_response_alg,
+    allowed = allowed }
+  return allowed
+end
+
+function M.compute_allowed_algs(p)
   local allowed = {}
   if p.id_token_algs then
     for _, a in ipairs(p.id_token_algs) do allowed[a] = true end

@@ -17,6 +17,8 @@ local url = require "smartauth.url"
 
 local M = {}
 
+local os_time = os.time
+
 local Provider = { __name = "smartauth.provider" }
 Provider.__index = Provider
 M.Provider = Provider
@@ -499,7 +501,7 @@ function Provider:refresh(tok, opts)
   -- out; a token the store did not take is not handed out (nor cached).
   local saved, serr = self:_save(nt)
   if not saved then
-    self._tok = nil
+    self:_set_tok(nil)
     return nil, serr
   end
   return nt
@@ -838,8 +840,25 @@ function Provider:_stale(t, now)
   return now + margin >= t.expires_at
 end
 
+-- The cached token and the time until which it needs no look at the store:
+-- computed once here so the cached path of token() is one comparison.
+function Provider:_set_tok(t)
+  self._tok = t
+  local until_ = -math.huge
+  if t then
+    if not t.expires_at then
+      until_ = math.huge
+    else
+      local margin = self.leeway
+      if t.issued_at then margin = math.min(margin, (t.expires_at - t.issued_at) / 2) end
+      until_ = t.expires_at - margin
+    end
+  end
+  self._fresh_until = until_
+end
+
 function Provider:_save(tok)
-  self._tok = tok
+  self:_set_tok(tok)
   local ttl
   if not tok.refresh_token and tok.expires_at then
     ttl = math.max(1, tok.expires_at - clock.now())
@@ -851,7 +870,7 @@ end
 
 --- Forget the token (locally and in the store).
 function Provider:forget()
-  self._tok = nil
+  self:_set_tok(nil)
   return self.store:delete(self:store_key())
 end
 
@@ -875,7 +894,7 @@ function Provider:_obtain_locked(key, opts)
   -- A token someone else stored is good unless it is stale or is the very
   -- token the caller saw rejected.
   if t and not self:_stale(t, now) and t.access_token ~= opts.rejected then
-    self._tok = t
+    self:_set_tok(t)
     return t
   end
   if t and t.refresh_token then
@@ -885,7 +904,7 @@ function Provider:_obtain_locked(key, opts)
       self.store:delete(key)
     elseif not t:expired(0, now) and t.access_token ~= opts.rejected then
       -- temporary failure: the old token is still valid, keep using it
-      self._tok = t
+      self:_set_tok(t)
       return t
     else
       return nil, err
@@ -905,9 +924,9 @@ end
 -- provider's non-interactive grant. With a store that locks across
 -- processes, one caller does the work and the others read its result.
 function Provider:token(opts)
-  local t = self._tok
-  if t and not opts and (not t.expires_at or not self:_stale(t, clock.now())) then
-    return t
+  -- the cached path: os.time plus the clock's offset is clock.now() inlined
+  if not opts and self._tok and os_time() + clock.offset < self._fresh_until then
+    return self._tok
   end
   opts = check_opts(opts, "token")
   -- single flight in this process: concurrent callers share one request
