@@ -10,7 +10,8 @@ int sa_err_set(sa_err *err, int kind, long code, const char *fmt, ...)
         err->kind = kind;
         err->code = code;
         va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        /* a message longer than msg is cut, which is all a message needs */
+        (void)vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
     }
     return -1;
