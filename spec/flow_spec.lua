@@ -35,6 +35,7 @@ local ltn12 = require "ltn12"
 local cjson = require "cjson"
 local out, keep = {}, {}
 for _, r in ipairs(cjson.decode(arg[1])) do
+  if r.delay then socket.sleep(r.delay) end
   if r.idle then
     -- a silent connection, as browsers open ahead of time
     local c = socket.connect(r.host, math.tointeger(r.port))
@@ -466,6 +467,31 @@ describe("login flows", function()
         child:read("a")
         child:close()
         assert.equal("alice", tok.claims.sub)
+      end)
+
+      it("waits for the callback without blocking other tasks inside smartauth.spawn", function()
+        local p = discover("public-client", { redirect_uri = "http://127.0.0.1/cb" })
+        local ticks, child, tok, err = 0, nil, nil, nil
+        local login = smartauth.spawn(function()
+          tok, err = p:login { timeout = 30, show = function() end, open = function(url)
+            -- the browser comes back half a second later
+            child = requests { { url = op:login(url), delay = 0.5 } }
+            return true
+          end }
+        end)
+        smartauth.spawn(function()
+          while login.status == "running" do
+            ticks = ticks + 1
+            smartauth.sleep(0.01)
+          end
+        end)
+        smartauth.run()
+        if child then child:read("a"); child:close() end
+        assert.is_nil(err)
+        assert.equal("alice", tok.claims.sub)
+        -- the other task kept running while the listener waited
+        -- ~25 ticks of 10 ms in the half second; a blocking wait allows 1
+        assert.is_true(ticks >= 10, "ticks: " .. ticks)
       end)
 
       it("reports a refusal on the page and as an oauth error", function()

@@ -56,8 +56,20 @@ local function pause(sleep, seconds)
 end
 
 local function wait_readable(socks, seconds)
-  local ready = socket.select(socks, nil, seconds)
-  return ready or {}
+  if not engine.current() then
+    local ready = socket.select(socks, nil, seconds)
+    return ready or {}
+  end
+  -- inside smartauth.spawn: look without waiting, and let the engine run
+  -- other tasks between looks, so a game's frames go on during a login
+  local deadline = core.monotonic() + seconds
+  while true do
+    local ready = socket.select(socks, nil, 0)
+    if ready and #ready > 0 then return ready end
+    local left = deadline - core.monotonic()
+    if left <= 0 then return {} end
+    engine.sleep(math.min(0.02, left))
+  end
 end
 
 ----------------------------------------------------------- user-facing steps
