@@ -828,33 +828,25 @@ function Provider:store_key()
   return self._store_key
 end
 
--- Refresh this long before expiry: the leeway, but never more than half the
--- token's lifetime (a 60 s token with a 120 s leeway would always be stale).
-function Provider:_stale(t, now)
-  if not t.expires_at then return false end
+-- When a token should be refreshed: the leeway before expiry, but never
+-- more than half its lifetime (a 60 s token with a 120 s leeway would always
+-- be stale). math.huge for a token without an expiry.
+function Provider:_refresh_at(t)
+  if not t.expires_at then return math.huge end
   local margin = self.leeway
-  if t.issued_at then
-    local half = (t.expires_at - t.issued_at) / 2
-    if half < margin then margin = half end
-  end
-  return now + margin >= t.expires_at
+  if t.issued_at then margin = math.min(margin, (t.expires_at - t.issued_at) / 2) end
+  return t.expires_at - margin
+end
+
+function Provider:_stale(t, now)
+  return now >= self:_refresh_at(t)
 end
 
 -- The cached token and the time until which it needs no look at the store:
 -- computed once here so the cached path of token() is one comparison.
 function Provider:_set_tok(t)
   self._tok = t
-  local until_ = -math.huge
-  if t then
-    if not t.expires_at then
-      until_ = math.huge
-    else
-      local margin = self.leeway
-      if t.issued_at then margin = math.min(margin, (t.expires_at - t.issued_at) / 2) end
-      until_ = t.expires_at - margin
-    end
-  end
-  self._fresh_until = until_
+  self._fresh_until = t and self:_refresh_at(t) or -math.huge
 end
 
 function Provider:_save(tok)
