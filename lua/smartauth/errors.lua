@@ -21,8 +21,10 @@ function Error:__tostring()
   return table.concat(parts)
 end
 
--- Statuses a client may retry: rate limiting and the gateway family.
-local RETRY_STATUS = { [408] = true, [429] = true, [500] = false, [502] = true, [503] = true, [504] = true }
+-- Statuses a client may retry: request timeout, rate limiting and the
+-- gateway family. The retry policies use the same table.
+local RETRY_STATUS = { [408] = true, [429] = true, [502] = true, [503] = true, [504] = true }
+M.RETRY_STATUS = RETRY_STATUS
 
 --- Make an error object.
 -- @param kind one of oauth, http, network, tls, timeout, validation, config, storage

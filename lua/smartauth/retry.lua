@@ -12,8 +12,7 @@ Policy.__index = Policy
 
 M.DEFAULTS = { attempts = 3, base = 0.5, max_delay = 30, budget = 60 }
 
-local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
-M.RETRY_STATUS = RETRY_STATUS
+local RETRY_STATUS = errors.RETRY_STATUS
 
 --- A policy. attempts: tries in all (1 = no retry); base: first backoff
 -- ceiling in seconds; max_delay: cap of one wait; budget: cap of all waits.
