@@ -44,6 +44,7 @@ build = {
     ["smartauth.errors"] = "lua/smartauth/errors.lua",
     ["smartauth.flow"] = "lua/smartauth/flow.lua",
     ["smartauth.http"] = "lua/smartauth/http.lua",
+    ["smartauth.json"] = "lua/smartauth/json.lua",
     ["smartauth.jwks"] = "lua/smartauth/jwks.lua",
     ["smartauth.jwt"] = "lua/smartauth/jwt.lua",
     ["smartauth.oidc"] = "lua/smartauth/oidc.lua",

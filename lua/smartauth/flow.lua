@@ -7,6 +7,7 @@
 -- showing a message or a code, asking for input) can be replaced by the host
 -- application's own function, so a game can show the code in its own UI.
 -- @module smartauth.flow
+local json = require "smartauth.json"
 local engine = require "smartauth.engine"
 local socket = require "socket"
 local cjson = require "cjson.safe"
@@ -261,7 +262,7 @@ function Provider:device_authorization(opts)
     return nil, e or errors.new("http", "device authorization endpoint returned HTTP " .. res.status,
       { status = res.status })
   end
-  local data = type(res.body) == "string" and res.body:match("^%s*{") and cjson.decode(res.body)
+  local data = json.object(res.body)
   if type(data) ~= "table" then
     return validation("device authorization response is not a JSON object")
   end

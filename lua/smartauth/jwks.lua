@@ -2,7 +2,7 @@
 -- costs more than verifying), look keys up by kid, and refetch once on an
 -- unknown kid, rate-limited so a flood of bad tokens is not a flood of
 -- requests.
-local cjson = require "cjson.safe"
+local json = require "smartauth.json"
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
@@ -93,7 +93,7 @@ end
 -- parse are skipped; a document without any usable key is an error.
 function Set:load(doc)
   if type(doc) == "string" then
-    doc = doc:match("^%s*{") and cjson.decode(doc) or nil
+    doc = json.object(doc)
   end
   if type(doc) ~= "table" or type(doc.keys) ~= "table" then
     return nil, errors.new("validation", "JWKS is not a JSON object with a 'keys' array", { check = "jwks" })

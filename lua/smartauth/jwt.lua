@@ -1,6 +1,7 @@
 --- Compact JWS parsing (RFC 7515 §7.1) with strict limits: what comes in
 -- is outside input until its signature is checked.
 local cjson = require "cjson.safe"
+local json = require "smartauth.json"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
 
@@ -12,12 +13,6 @@ local function invalid(check, msg)
   return nil, errors.new("validation", msg, { check = check })
 end
 
-local function json_object(s, what)
-  if not s:match("^%s*{") then return nil end
-  local t = cjson.decode(s)
-  if type(t) ~= "table" then return nil end
-  return t, what
-end
 
 --- Split and decode a compact JWS. Returns {header=, claims=, signing_input=,
 -- signature=, raw_header=, raw_claims=} or nil, err (validation, check="format").
@@ -41,9 +36,9 @@ function M.decode(jwt)
   if not rp then return invalid("format", "JWT payload: " .. perr) end
   local sig, serr = core.b64url_decode(s)
   if not sig then return invalid("format", "JWT signature: " .. serr) end
-  local header = json_object(rh)
+  local header = json.object(rh)
   if not header then return invalid("format", "JWT header is not a JSON object") end
-  local claims = json_object(rp)
+  local claims = json.object(rp)
   if not claims then return invalid("format", "JWT payload is not a JSON object") end
   if header.crit ~= nil then
     -- RFC 7515 §4.1.11: we understand no extensions, so must refuse

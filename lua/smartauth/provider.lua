@@ -1,6 +1,7 @@
 --- The generic OAuth 2.0 / OpenID Connect provider: every grant, token
 -- caching and refresh, and calling APIs with the token attached. Presets are
 -- this plus data.
+local json = require "smartauth.json"
 local clock = require "smartauth.clock"
 local cjson = require "cjson.safe"
 local core = require "smartauth.core"
@@ -216,7 +217,7 @@ function Provider:discover()
     if res.status ~= 200 then
       return nil, errors.new("http", "discovery document request failed", { status = res.status })
     end
-    local d = res.body:match("^%s*{") and cjson.decode(res.body)
+    local d = json.object(res.body)
     if type(d) ~= "table" then
       return nil, errors.new("validation", "discovery document is not a JSON object")
     end
@@ -258,12 +259,6 @@ end
 
 --------------------------------------------------------------- token calls
 
-local function json_object(body)
-  if type(body) ~= "string" or not body:match("^%s*{") then return nil end
-  local t = cjson.decode(body)
-  if type(t) == "table" then return t end
-  return nil
-end
 
 local function clean_text(s, max)
   if type(s) ~= "string" then return nil end
@@ -296,7 +291,7 @@ function Provider:_decode_token_response(res, what, extra_secrets)
     return nil, errors.new("http", what .. " answered with a redirect; redirects are not followed",
       { status = status })
   end
-  local data = json_object(res.body)
+  local data = json.object(res.body)
   if data and data.error ~= nil and data.error ~= cjson.null then
     if type(data.error) ~= "string" then
       return nil, errors.new("validation", what .. " returned a malformed error field", { status = status })
@@ -753,7 +748,7 @@ function Provider:userinfo(tok)
   if ct:find("application/jwt", 1, true) then
     return nil, errors.new("validation", "signed UserInfo responses are not supported")
   end
-  info = res.body:match("^%s*{") and cjson.decode(res.body)
+  info = json.object(res.body)
   if type(info) ~= "table" then
     return nil, errors.new("validation", "UserInfo response is not a JSON object")
   end
@@ -805,7 +800,7 @@ function Provider:introspect(tok, opts)
     local _, e = self:_token_response(res, "introspection endpoint", { value })
     return nil, self:_scrub(e or errors.new("http", "introspection failed", { status = res.status }), { value })
   end
-  local data = res.body:match("^%s*{") and cjson.decode(res.body)
+  local data = json.object(res.body)
   if type(data) ~= "table" or type(data.active) ~= "boolean" then
     return nil, errors.new("validation", "introspection response has no boolean 'active'")
   end
