@@ -138,7 +138,6 @@ function M.new(opts, where)
   o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
   secrets[self] = s
   for k, v in pairs(o) do self[k] = v end
-  self.has_client_secret = s.client_secret ~= nil
   self.leeway = self.leeway or M.DEFAULT_LEEWAY
   self.store = self.store or store_mod.memory()
   self.token_placement = self.token_placement or "header"
@@ -864,7 +863,7 @@ end
 function Provider:_default_grant()
   if self.grant then return self.grant end
   if self.username and secrets[self].password then return "password" end
-  if self.has_client_secret and self.token_endpoint then return "client_credentials" end
+  if secrets[self].client_secret and self.token_endpoint then return "client_credentials" end
   return "none"
 end
 
