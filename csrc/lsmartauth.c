@@ -537,32 +537,29 @@ static int l_form_escape(lua_State *L)
     return push_buf(L, &b);
 }
 
-/* form_encode{ {name, value}, ... }: order kept, so the bytes are fixed. */
+/* form_encode{ name1, value1, name2, value2, ... }: a flat list (no table
+ * per pair, this is on every token request); order kept, so the bytes are
+ * fixed. */
 static int l_form_encode(lua_State *L)
 {
     sa_buf b = SA_BUF_INIT;
     lua_Integer i, n;
     luaL_checktype(L, 1, LUA_TTABLE);
     n = luaL_len(L, 1);
-    for (i = 1; i <= n; i++) {
+    if (n % 2 != 0)
+        return luaL_argerror(L, 1, "expected a flat list of names and values");
+    for (i = 1; i <= n; i += 2) {
         size_t nl, vl;
         const char *name, *value;
-        lua_geti(L, 1, i);
-        if (!lua_istable(L, -1)) {
-            sa_buf_free(&b);
-            return luaL_argerror(L, 1, "expected a list of {name, value} pairs");
-        }
-        lua_geti(L, -1, 1);
-        lua_geti(L, -2, 2);
-        name = lua_tolstring(L, -2, &nl);
-        value = lua_tolstring(L, -1, &vl);
-        if (!name || !value) {
+        if (lua_geti(L, 1, i) != LUA_TSTRING || lua_geti(L, 1, i + 1) != LUA_TSTRING) {
             sa_buf_free(&b);
             return luaL_argerror(L, 1, "form names and values must be strings");
         }
+        name = lua_tolstring(L, -2, &nl);
+        value = lua_tolstring(L, -1, &vl);
         if (sa_form_add(&b, name, nl, value, vl) != 0)
             return nomem(L, &b);
-        lua_pop(L, 3);
+        lua_pop(L, 2);
     }
     return push_buf(L, &b);
 }

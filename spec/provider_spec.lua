@@ -116,6 +116,66 @@ describe("provider", function()
       assert.equal("https://api.example/", r.form.resource)
       assert.equal("api", r.form.audience)
     end)
+
+    -- A grant without extra parameters is built once and sent again as is;
+    -- everything that changes the bytes must still reach the wire.
+    it("sends the same bytes on repeated grants and follows every change", function()
+      local p = provider { token_headers = { ["X-B"] = "2", ["X-A"] = "1" }, timeout = 5 }
+      for _ = 1, 3 do assert(p:client_credentials()) end
+      local reqs = s:requests()
+      assert.equal(3, #reqs)
+      for _, r in ipairs(reqs) do
+        assert.equal("grant_type=client_credentials", r.body)
+        assert.equal("cid", r.basic.user)
+        assert.equal("1", r.headers["x-a"])
+      end
+      -- extra headers in sorted order: stable bytes
+      local names = {}
+      for _, h in ipairs(reqs[1].raw_headers) do names[#names + 1] = h[1]:lower() end
+      assert.truthy(table.concat(names, ","):find("x-a,x-b", 1, true))
+      -- another scope, then extras: their own bytes, the plain grant unchanged
+      assert(p:client_credentials { scope = "read" })
+      assert.equal("grant_type=client_credentials&scope=read", s:last_request().body)
+      assert(p:client_credentials { resource = "r1" })
+      assert.equal("grant_type=client_credentials&resource=r1", s:last_request().body)
+      assert(p:client_credentials { resource = "r2" })
+      assert.equal("grant_type=client_credentials&resource=r2", s:last_request().body)
+      assert(p:client_credentials())
+      assert.equal("grant_type=client_credentials", s:last_request().body)
+      -- switching client authentication rebuilds the request
+      p.client_auth = "post"
+      assert(p:client_credentials())
+      local r = s:last_request()
+      assert.is_nil(r.headers.authorization)
+      assert.equal("csecret", r.form.client_secret)
+      -- a new endpoint (as discovery would set) is used at once
+      p.token_endpoint = s.url .. "/token?v=2"
+      assert(p:client_credentials())
+      assert.equal("v=2", s:last_request().query)
+      assert.equal(9, #s:requests())
+      -- many scopes: the kept requests stay bounded, each still right
+      for i = 1, 20 do
+        assert(p:client_credentials { scope = "s" .. i })
+        assert.equal("client_credentials", s:last_request().form.grant_type)
+        assert.equal("s" .. i, s:last_request().form.scope)
+      end
+      for _, v in pairs(p) do
+        if type(v) == "table" then
+          for _, w in pairs(v) do assert.is_not.equal("csecret", w) end
+        end
+        assert.is_not.equal("csecret", v)
+      end
+    end)
+
+    it("signs a fresh client assertion for every grant (no prepared bytes)", function()
+      local p = provider { client_auth = "client_secret_jwt", client_secret = ("k"):rep(32) }
+      assert(p:client_credentials())
+      local a1 = s:last_request().form.client_assertion
+      assert(p:client_credentials())
+      local a2 = s:last_request().form.client_assertion
+      assert.is_string(a1)
+      assert.is_not.equal(a1, a2)
+    end)
   end)
 
   describe("password", function()

@@ -178,10 +178,10 @@ local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS
 -- engine (yields inside a task) and the retry policy. Token requests are
 -- safe to retry; API calls with other methods are retried on 429 only.
 function Provider:_http(req)
-  req.timeout = req.timeout or self.timeout
-  req.connect_timeout = req.connect_timeout or self.connect_timeout
-  req.ca_file = req.ca_file or self.ca_file
-  req.max_body = req.max_body or self.max_body
+  if req.timeout == nil then req.timeout = self.timeout end
+  if req.connect_timeout == nil then req.connect_timeout = self.connect_timeout end
+  if req.ca_file == nil then req.ca_file = self.ca_file end
+  if req.max_body == nil then req.max_body = self.max_body end
   local policy = self.retry
   if policy == false or req.no_retry then return engine.request(req) end
   local only_429 = req.api and not IDEMPOTENT[req.method or "GET"]
@@ -278,13 +278,15 @@ function Provider:_token_response(res, what, extra_secrets)
   return tok, err
 end
 
+-- Text from a server for an error message: scrubbed before it is
+-- shortened, or a cut secret escapes the scrubber.
+function Provider:_server_text(v, max, extra_secrets)
+  if type(v) ~= "string" then return nil end
+  return clean_text(errors.scrub(v, self:_secrets(extra_secrets)), max)
+end
+
 function Provider:_decode_token_response(res, what, extra_secrets)
   local status = res.status
-  -- scrub before anything is shortened, or a cut secret escapes the scrubber
-  local function text(v, max)
-    if type(v) ~= "string" then return nil end
-    return clean_text(errors.scrub(v, self:_secrets(extra_secrets)), max)
-  end
   what = what or "token endpoint"
   if status >= 300 and status < 400 then
     return nil, errors.new("http", what .. " answered with a redirect; redirects are not followed",
@@ -295,9 +297,11 @@ function Provider:_decode_token_response(res, what, extra_secrets)
     if type(data.error) ~= "string" then
       return nil, errors.new("validation", what .. " returned a malformed error field", { status = status })
     end
-    local desc = text(data.error_description, 500) or ("the " .. what .. " refused the request")
+    local desc = self:_server_text(data.error_description, 500, extra_secrets)
+      or ("the " .. what .. " refused the request")
     return nil, errors.new("oauth", desc, {
-      code = text(data.error, 100), status = status, error_uri = text(data.error_uri, 300),
+      code = self:_server_text(data.error, 100, extra_secrets), status = status,
+      error_uri = self:_server_text(data.error_uri, 300, extra_secrets),
       retry_after = retry_after(res.headers),
     })
   end
@@ -314,15 +318,38 @@ function Provider:_decode_token_response(res, what, extra_secrets)
   return token_mod.from_response(data, clock.now())
 end
 
--- Client authentication (RFC 6749 §2.3) applied to a token-endpoint form.
-function Provider:_client_auth(form, headers, audience)
-  local secret = secrets[self].client_secret
+-- The fixed headers of every POST to a token-type endpoint, built once (this
+-- is on every grant): Accept, Content-Type, the token_headers option in
+-- sorted order (stable bytes) and, for client_auth "basic", the credentials
+-- (RFC 6749 §2.3.1). Kept with the secrets, not on the provider table.
+function Provider:_form_headers()
+  local s = secrets[self]
+  local h = s.form_headers
+  if h and s.form_headers_auth == self.client_auth then return h end
+  h = { "Accept: application/json", "Content-Type: application/x-www-form-urlencoded" }
+  local extra = self.token_headers
+  if extra then
+    local names = {}
+    for k in pairs(extra) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do h[#h + 1] = k .. ": " .. extra[k] end
+  end
+  if self.client_auth == "basic" then
+    h[#h + 1] = "Authorization: " .. core.basic_auth(self.client_id or "", s.client_secret)
+  end
+  s.form_headers, s.form_headers_auth = h, self.client_auth
+  return h
+end
+
+-- Client authentication (RFC 6749 §2.3) applied to a token-endpoint form
+-- ("basic" is in _form_headers).
+function Provider:_client_auth(form, audience)
   local method = self.client_auth
   if method == "basic" then
-    headers[#headers + 1] = "Authorization: " .. core.basic_auth(self.client_id or "", secret)
+    return true
   elseif method == "post" then
     form.client_id = self.client_id
-    form.client_secret = secret
+    form.client_secret = secrets[self].client_secret
   elseif method == "none" then
     form.client_id = self.client_id
   else
@@ -395,26 +422,54 @@ function Provider:_client_assertion(audience)
   return out
 end
 
---- POST a form to an endpoint with client authentication; decode as a token.
-function Provider:_post_form(endpoint_name, form)
-  local ep, err = self:_endpoint(endpoint_name)
-  if not ep then return nil, err end
-  local headers = {
-    "Accept: application/json",
-    "Content-Type: application/x-www-form-urlencoded",
-  }
-  if self.token_headers then
-    for k, v in pairs(self.token_headers) do headers[#headers + 1] = k .. ": " .. v end
+-- Client authentication methods whose request bytes do not change from one
+-- request to the next (the JWT ones carry a fresh jti and iat each time).
+local FIXED_AUTH = { basic = true, post = true, none = true }
+local MAX_PREPARED = 8
+
+--- POST a form to an endpoint with client authentication.
+-- prep_key names a form that is the same on every call (a client
+-- credentials grant without extra parameters): its request is built once
+-- and kept with the secrets (a "post" body holds the client secret).
+function Provider:_post_form(endpoint_name, form, prep_key)
+  local ep = self[endpoint_name]
+  if ep == nil then
+    local err
+    ep, err = self:_endpoint(endpoint_name)
+    if not ep then return nil, err end
   end
-  local ok, aerr = self:_client_auth(form, headers, ep)
-  if not ok then return nil, aerr end
-  local res, herr = self:_http { method = "POST", url = ep, headers = headers, body = url.encode(form) }
+  local headers = self:_form_headers()
+  local s = secrets[self]
+  local req = prep_key and s.prepared and s.prepared[prep_key]
+  -- headers are rebuilt when client_auth changes, so their identity says
+  -- whether the prepared bytes are still this provider's
+  if req and req.url == ep and req.headers == headers then
+    req.timeout, req.connect_timeout = self.timeout, self.connect_timeout
+    req.ca_file, req.max_body = self.ca_file, self.max_body
+  else
+    local ok, aerr = self:_client_auth(form, ep)
+    if not ok then return nil, aerr end
+    -- every field at once: the table is made at its final size
+    req = { method = "POST", url = ep, headers = headers, body = url.encode(form),
+      timeout = self.timeout, connect_timeout = self.connect_timeout,
+      ca_file = self.ca_file, max_body = self.max_body }
+    if prep_key and FIXED_AUTH[self.client_auth] then
+      local prepared = s.prepared
+      if not prepared or s.nprepared >= MAX_PREPARED then
+        prepared = {}
+        s.prepared, s.nprepared = prepared, 0
+      end
+      if not prepared[prep_key] then s.nprepared = s.nprepared + 1 end
+      prepared[prep_key] = req
+    end
+  end
+  local res, herr = self:_http(req)
   if not res then return nil, self:_scrub(herr) end
   return res
 end
 
-function Provider:_grant(form, extra_secrets)
-  local res, err = self:_post_form("token_endpoint", form)
+function Provider:_grant(form, extra_secrets, prep_key)
+  local res, err = self:_post_form("token_endpoint", form, prep_key)
   if not res then return nil, self:_scrub(err, extra_secrets) end
   local tok, terr = self:_token_response(res, nil, extra_secrets)
   if not tok then return nil, self:_scrub(terr, extra_secrets) end
@@ -423,6 +478,7 @@ end
 
 -- Extra request parameters: anything not consumed by the grant itself.
 local function add_extra(form, opts, consumed)
+  if next(opts) == nil then return end
   for k, v in pairs(opts) do
     if not consumed[k] then
       if type(k) ~= "string" then error("grant parameters must have string names", 3) end
@@ -436,8 +492,13 @@ local function add_extra(form, opts, consumed)
   end
 end
 
+local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
+local SCOPE_ONLY = { scope = true }
+local PASSWORD_CONSUMED = { username = true, password = true, scope = true }
+
 local function check_opts(opts, fname)
-  if opts == nil then return {} end
+  if opts == nil then return NO_OPTS end
   if type(opts) ~= "table" then
     error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(opts) .. ")", 3)
   end
@@ -449,9 +510,16 @@ end
 -- @return token or nil, err
 function Provider:client_credentials(opts)
   opts = check_opts(opts, "client_credentials")
-  local form = { grant_type = "client_credentials", scope = opts.scope or self.scope }
-  add_extra(form, opts, { scope = true })
-  local tok, err = self:_grant(form)
+  local scope = opts.scope or self.scope
+  local form = { grant_type = "client_credentials", scope = scope }
+  local prep_key
+  if (scope == nil or type(scope) == "string")
+      and (next(opts) == nil or (next(opts) == "scope" and next(opts, "scope") == nil)) then
+    prep_key = scope and "client_credentials " .. scope or "client_credentials"
+  else
+    add_extra(form, opts, SCOPE_ONLY)
+  end
+  local tok, err = self:_grant(form, nil, prep_key)
   if tok then self:_save(tok) end
   return tok, err
 end
@@ -466,7 +534,7 @@ function Provider:password(opts)
     return cfg_err("password grant needs 'username' and 'password'")
   end
   local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.scope }
-  add_extra(form, opts, { username = true, password = true, scope = true })
+  add_extra(form, opts, PASSWORD_CONSUMED)
   local tok, err = self:_grant(form, { pw })
   if tok then self:_save(tok) end
   return tok, err
@@ -483,7 +551,7 @@ function Provider:refresh(tok, opts)
     return nil, errors.new("validation", "token has no refresh_token")
   end
   local form = { grant_type = "refresh_token", refresh_token = rt, scope = opts.scope }
-  add_extra(form, opts, { scope = true })
+  add_extra(form, opts, SCOPE_ONLY)
   local nt, err = self:_grant(form, { rt })
   if not nt then return nil, err end
   nt.refresh_token = nt.refresh_token or rt

@@ -5,6 +5,8 @@ local errors = require "smartauth.errors"
 
 local M = {}
 
+local math_type = math.type
+
 local Token = { __name = "smartauth.token" }
 Token.__index = Token
 
@@ -31,6 +33,10 @@ local function parse_expires_in(v)
   return true, math.floor(v)
 end
 
+local function not_string(v)
+  return v ~= nil and type(v) ~= "string"
+end
+
 --- Build a token from a decoded token response (RFC 6749 §5.1).
 -- @param t decoded JSON object
 -- @param now current time (seconds)
@@ -42,7 +48,7 @@ function M.from_response(t, now)
     return invalid("token response has no access_token")
   end
   local tt = t.token_type
-  if tt == nil then
+  if tt == nil or tt == "Bearer" then
     tt = "Bearer" -- some services omit it; RFC 6750 is what they mean
   elseif type(tt) ~= "string" then
     return invalid("token response has a non-string token_type")
@@ -51,15 +57,18 @@ function M.from_response(t, now)
   else
     return invalid("unsupported token_type '" .. tt:sub(1, 32) .. "' (only Bearer)")
   end
-  local ok, expires_in = parse_expires_in(t.expires_in)
-  if not ok then return invalid("token response has an invalid expires_in") end
-  for _, k in ipairs { "refresh_token", "scope", "id_token" } do
-    if t[k] ~= nil and type(t[k]) ~= "string" then
-      return invalid("token response has a non-string " .. k)
-    end
+  local expires_in = t.expires_in
+  if math_type(expires_in) ~= "integer" or expires_in < 0 then
+    local ok
+    ok, expires_in = parse_expires_in(expires_in)
+    if not ok then return invalid("token response has an invalid expires_in") end
   end
+  local rt, scope, idt = t.refresh_token, t.scope, t.id_token
+  if not_string(rt) then return invalid("token response has a non-string refresh_token") end
+  if not_string(scope) then return invalid("token response has a non-string scope") end
+  if not_string(idt) then return invalid("token response has a non-string id_token") end
   local extra
-  for k, v in pairs(t) do
+  for k, v in next, t do
     if not KNOWN[k] and type(k) == "string" then
       extra = extra or {}
       extra[k] = v
@@ -70,9 +79,9 @@ function M.from_response(t, now)
     token_type = tt,
     expires_in = expires_in,
     expires_at = expires_in and now + expires_in or nil,
-    refresh_token = t.refresh_token,
-    scope = t.scope,
-    id_token = t.id_token,
+    refresh_token = rt,
+    scope = scope,
+    id_token = idt,
     extra = extra,
     issued_at = now,
   }, Token)

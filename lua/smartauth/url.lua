@@ -58,18 +58,20 @@ end
 --- Encode a table as a query/form string with sorted keys (stable bytes);
 -- a list value repeats the name.
 function M.encode(params)
-  local pairs_list, names = {}, {}
-  for k in pairs(params) do names[#names + 1] = k end
-  table.sort(names)
-  for _, k in ipairs(names) do
+  local names, n = {}, 0
+  for k in pairs(params) do n = n + 1; names[n] = k end
+  if n > 1 then table.sort(names) end
+  local flat, m = {}, 0
+  for i = 1, n do
+    local k = names[i]
     local v = params[k]
     if type(v) == "table" then
-      for _, item in ipairs(v) do pairs_list[#pairs_list + 1] = { k, tostring(item) } end
-    elseif v ~= nil and v ~= false then
-      pairs_list[#pairs_list + 1] = { k, tostring(v) }
+      for _, item in ipairs(v) do flat[m + 1], flat[m + 2], m = k, tostring(item), m + 2 end
+    elseif v ~= false then
+      flat[m + 1], flat[m + 2], m = k, tostring(v), m + 2
     end
   end
-  return core.form_encode(pairs_list)
+  return core.form_encode(flat)
 end
 
 --- Append query parameters to a URL (keeps an existing query, drops nothing).
