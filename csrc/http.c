@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,23 +14,32 @@
 
 #define SA_MAX_HEADERS 200
 
+/* A response header: offsets into the request's header buffer (which may
+ * move as it grows); lengths count any NUL byte the server sent. */
 typedef struct sa_hdr {
-    char *name;
-    char *value;
-    size_t nlen, vlen;  /* outside input: a NUL byte may sit inside */
+    size_t name, nlen;
+    size_t value, vlen;
 } sa_hdr;
+
+#define SA_INLINE_HEADERS 16
 
 struct sa_http_req {
     sa_http *h;                 /* NULL once detached */
     CURL *easy;
     struct curl_slist *hdrs;
     sa_buf body;
-    sa_hdr *resp_hdrs;
+    /* Every header of the final response in one buffer: one allocation
+     * per request instead of two per header. */
+    sa_buf hbuf;
+    sa_buf key;                 /* the options, as setup_key wrote them */
+    sa_hdr *resp_hdrs;          /* hdr_inline until more are needed */
     size_t nresp, capresp;
+    sa_hdr hdr_inline[SA_INLINE_HEADERS];
     size_t max_body;
     int too_large;
     int too_many_headers;
     int done;
+    int ready;                  /* its handle was taken set up (take_idle) */
     int queued;                 /* in the engine's done queue */
     long status;
     long connects;
@@ -42,6 +52,15 @@ struct sa_http_req {
 
 #define SA_IDLE_EASY 8
 
+/* An easy handle kept for reuse, still set up for its last request: the
+ * same request again (a token grant, a polled API call) skips the reset
+ * and the setup, as a program reusing one handle would. */
+typedef struct sa_idle {
+    CURL *easy;
+    struct curl_slist *hdrs;    /* still its CURLOPT_HTTPHEADER */
+    sa_buf key;                 /* empty: unknown state, reset before use */
+} sa_idle;
+
 struct sa_http {
     CURLM *multi;
     sa_http_req *reqs;          /* attached (running or done, not yet freed) */
@@ -49,7 +68,7 @@ struct sa_http {
     int running;
     /* Easy handles of freed requests, reset and kept: creating and setting
      * up a fresh one costs about a fifth of a loopback round trip. */
-    CURL *idle[SA_IDLE_EASY];
+    sa_idle idle[SA_IDLE_EASY];
     int nidle;
 };
 
@@ -95,6 +114,21 @@ sa_http *sa_http_new(sa_err *err)
     return h;
 }
 
+/* Header lines carry credentials (Authorization). */
+static void free_slist(struct curl_slist *l)
+{
+    for (struct curl_slist *s = l; s; s = s->next)
+        OPENSSL_cleanse(s->data, strlen(s->data));
+    curl_slist_free_all(l);
+}
+
+static void idle_clear(sa_idle *i)
+{
+    free_slist(i->hdrs);
+    i->hdrs = NULL;
+    sa_buf_free(&i->key); /* it holds the body and headers: wiped */
+}
+
 static void req_detach(sa_http_req *r)
 {
     sa_http *h = r->h;
@@ -133,8 +167,11 @@ void sa_http_free(sa_http *h)
         return;
     while (h->reqs)
         req_detach(h->reqs);
-    while (h->nidle > 0)
-        curl_easy_cleanup(h->idle[--h->nidle]);
+    while (h->nidle > 0) {
+        sa_idle *i = &h->idle[--h->nidle];
+        curl_easy_cleanup(i->easy);
+        idle_clear(i);
+    }
     curl_multi_cleanup(h->multi);
     free(h);
 }
@@ -147,50 +184,38 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         r->too_large = 1;
         return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
     }
-    if (sa_buf_append(&r->body, ptr, n) != 0)
+    /* most answers here are small: one allocation for them */
+    if ((!r->body.cap && sa_buf_reserve(&r->body, 1023) != 0) ||
+        sa_buf_append(&r->body, ptr, n) != 0)
         return 0;
     return n;
 }
 
 static void free_resp_headers(sa_http_req *r)
 {
-    size_t i;
-    for (i = 0; i < r->nresp; i++) {
-        free(r->resp_hdrs[i].name);
-        free(r->resp_hdrs[i].value);
-    }
+    sa_buf_reset(&r->hbuf);
     r->nresp = 0;
 }
 
-/* A trimmed copy of s[0..n) (NUL-terminated for convenience); *len gets its
- * length, which counts any NUL byte the server sent. */
-static char *dup_trim(const char *s, size_t n, int lower, size_t *len)
+/* s[0..n) without surrounding blanks and line end. */
+static const char *trim(const char *s, size_t n, size_t *len)
 {
-    char *d;
-    size_t i;
     while (n && (*s == ' ' || *s == '\t')) {
         s++;
         n--;
     }
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
         n--;
-    d = malloc(n + 1);
-    if (!d)
-        return NULL;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        d[i] = (char)(lower ? tolower(c) : c);
-    }
-    d[n] = '\0';
     *len = n;
-    return d;
+    return s;
 }
 
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     sa_http_req *r = ud;
-    size_t n = size * nmemb;
-    const char *colon;
+    size_t n = size * nmemb, nlen, vlen, i;
+    const char *colon, *name, *value;
+    sa_hdr *hd;
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
         /* A new status line: only the final response's headers count
          * (after 100 Continue or a 1xx). */
@@ -205,24 +230,35 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
         return 0;
     }
     if (r->nresp == r->capresp) {
-        size_t ncap = r->capresp ? r->capresp * 2 : 16;
-        sa_hdr *nh = realloc(r->resp_hdrs, ncap * sizeof *nh);
+        size_t ncap = r->capresp * 2;
+        sa_hdr *nh = malloc(ncap * sizeof *nh);
         if (!nh)
             return 0;
+        memcpy(nh, r->resp_hdrs, r->nresp * sizeof *nh);
+        if (r->resp_hdrs != r->hdr_inline)
+            free(r->resp_hdrs);
         r->resp_hdrs = nh;
         r->capresp = ncap;
     }
-    {
-        sa_hdr *hd = &r->resp_hdrs[r->nresp];
-        hd->name = dup_trim(ptr, (size_t)(colon - ptr), 1, &hd->nlen);
-        hd->value = dup_trim(colon + 1, n - (size_t)(colon - ptr) - 1, 0, &hd->vlen);
-        if (!hd->name || !hd->value) {
-            free(hd->name);
-            free(hd->value);
-            return 0;
-        }
-        r->nresp++;
-    }
+    name = trim(ptr, (size_t)(colon - ptr), &nlen);
+    value = trim(colon + 1, n - (size_t)(colon - ptr) - 1, &vlen);
+    /* name NUL value NUL: the NULs are for convenience only. A typical
+     * header block fits the first allocation. */
+    if (sa_buf_reserve(&r->hbuf, r->hbuf.cap ? nlen + vlen + 2 : 1023) != 0 ||
+        sa_buf_reserve(&r->hbuf, nlen + vlen + 2) != 0)
+        return 0;
+    hd = &r->resp_hdrs[r->nresp];
+    hd->name = r->hbuf.len;
+    hd->nlen = nlen;
+    for (i = 0; i < nlen; i++)
+        r->hbuf.data[r->hbuf.len++] = (char)tolower((unsigned char)name[i]);
+    r->hbuf.data[r->hbuf.len++] = '\0';
+    hd->value = r->hbuf.len;
+    hd->vlen = vlen;
+    memcpy(r->hbuf.data + r->hbuf.len, value, vlen);
+    r->hbuf.len += vlen;
+    r->hbuf.data[r->hbuf.len++] = '\0';
+    r->nresp++;
     return n;
 }
 
@@ -265,6 +301,36 @@ static int set_failed(sa_http_req *r, CURLcode rc)
                       curl_easy_strerror(rc), r->errbuf[0] ? ": " : "", r->errbuf);
 }
 
+/* Every option of a request, length-prefixed so that no two different
+ * requests write the same bytes: equal keys mean an identical setup. */
+static int key_str(sa_buf *k, const char *s, size_t n)
+{
+    size_t len = s ? n : (size_t)-1;
+    if (sa_buf_append(k, &len, sizeof len) != 0)
+        return -1;
+    return s ? sa_buf_append(k, s, n) : 0;
+}
+
+static int setup_key(sa_buf *k, const sa_http_opts *o, const char *method, size_t max_body)
+{
+    long num[3];
+    size_t i;
+    num[0] = o->timeout_ms;
+    num[1] = o->connect_timeout_ms;
+    num[2] = (long)(max_body > (size_t)LONG_MAX ? LONG_MAX : max_body);
+    if (key_str(k, method, strlen(method)) != 0 ||
+        key_str(k, o->url, strlen(o->url)) != 0 ||
+        key_str(k, o->ca_file, o->ca_file ? strlen(o->ca_file) : 0) != 0 ||
+        sa_buf_append(k, num, sizeof num) != 0 ||
+        key_str(k, o->body, o->body_len) != 0 ||
+        sa_buf_append(k, &o->nheaders, sizeof o->nheaders) != 0)
+        return -1;
+    for (i = 0; i < o->nheaders; i++)
+        if (key_str(k, o->headers[i], strlen(o->headers[i])) != 0)
+            return -1;
+    return 0;
+}
+
 #define SETOPT(opt, val)                                                         \
     do {                                                                         \
         CURLcode c_ = curl_easy_setopt(r->easy, opt, val);                       \
@@ -272,27 +338,15 @@ static int set_failed(sa_http_req *r, CURLcode rc)
             sa_err_set(err, c_ == CURLE_OUT_OF_MEMORY ? SA_ENOMEM : SA_EARG,     \
                        (long)c_, "curl option " #opt ": %s",                     \
                        curl_easy_strerror(c_));                                  \
-            goto fail;                                                           \
+            return -1;                                                           \
         }                                                                        \
     } while (0)
 
-sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
+/* Sets up a reset handle for the request: everything but the pointers to
+ * r, which change with every request. */
+static int setup(sa_http_req *r, const sa_http_opts *o, const char *method, sa_err *err)
 {
-    sa_http_req *r;
-    const char *method = o->method ? o->method : "GET";
     size_t i;
-
-    if (!h || !o->url)
-        return sa_err_set(err, SA_EARG, 0, "no engine or no url"), NULL;
-    r = calloc(1, sizeof *r);
-    if (!r)
-        return sa_err_set(err, SA_ENOMEM, 0, "out of memory"), NULL;
-    r->max_body = o->max_body ? o->max_body : SA_HTTP_DEFAULT_MAX_BODY;
-    r->easy = h->nidle > 0 ? h->idle[--h->nidle] : curl_easy_init();
-    if (!r->easy) {
-        sa_err_set(err, SA_ENOMEM, 0, "curl_easy_init failed");
-        goto fail;
-    }
     SETOPT(CURLOPT_URL, o->url);
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);   /* never follow: token requests must not */
@@ -308,13 +362,10 @@ sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
            o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_body);
-    SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+    /* No Accept-Encoding: OAuth answers are small, and a compressed body
+     * would be a decompression-bomb surface for nothing. */
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
-    SETOPT(CURLOPT_WRITEDATA, r);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
-    SETOPT(CURLOPT_HEADERDATA, r);
-    SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
-    SETOPT(CURLOPT_PRIVATE, r);
     SETOPT(CURLOPT_USERAGENT, "smartauth/0.1");
 
     if (strcmp(method, "GET") == 0) {
@@ -334,7 +385,7 @@ sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
         struct curl_slist *n = curl_slist_append(r->hdrs, o->headers[i]);
         if (!n) {
             sa_err_set(err, SA_ENOMEM, 0, "out of memory");
-            goto fail;
+            return -1;
         }
         r->hdrs = n;
     }
@@ -343,11 +394,79 @@ sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
         struct curl_slist *n = curl_slist_append(r->hdrs, "Expect:");
         if (!n) {
             sa_err_set(err, SA_ENOMEM, 0, "out of memory");
-            goto fail;
+            return -1;
         }
         r->hdrs = n;
     }
     SETOPT(CURLOPT_HTTPHEADER, r->hdrs);
+    return 0;
+}
+
+/* Points a handle at its request; also on a handle taken set up. */
+static int point(sa_http_req *r, sa_err *err)
+{
+    SETOPT(CURLOPT_WRITEDATA, r);
+    SETOPT(CURLOPT_HEADERDATA, r);
+    SETOPT(CURLOPT_ERRORBUFFER, r->errbuf);
+    SETOPT(CURLOPT_PRIVATE, r);
+    return 0;
+}
+
+/* An idle handle for the request: one set up for the very same options
+ * if there is one (taken as is), else the newest, reset. */
+static void take_idle(sa_http *h, sa_http_req *r)
+{
+    int i, pick = h->nidle - 1;
+    sa_idle tmp;
+    for (i = h->nidle - 1; i >= 0; i--) {
+        sa_idle *c = &h->idle[i];
+        if (c->key.len == r->key.len && c->key.len > 0 &&
+            memcmp(c->key.data, r->key.data, r->key.len) == 0) {
+            pick = i;
+            break;
+        }
+    }
+    tmp = h->idle[pick];
+    h->idle[pick] = h->idle[h->nidle - 1];
+    h->nidle--;
+    r->easy = tmp.easy;
+    if (i >= 0) {
+        r->hdrs = tmp.hdrs;  /* still what the handle sends */
+        r->ready = 1;
+    } else {
+        curl_easy_reset(r->easy);
+        free_slist(tmp.hdrs);
+    }
+    sa_buf_free(&tmp.key);
+}
+
+sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
+{
+    sa_http_req *r;
+    const char *method = o->method ? o->method : "GET";
+
+    if (!h || !o->url)
+        return sa_err_set(err, SA_EARG, 0, "no engine or no url"), NULL;
+    r = calloc(1, sizeof *r);
+    if (!r)
+        return sa_err_set(err, SA_ENOMEM, 0, "out of memory"), NULL;
+    r->max_body = o->max_body ? o->max_body : SA_HTTP_DEFAULT_MAX_BODY;
+    r->resp_hdrs = r->hdr_inline;
+    r->capresp = SA_INLINE_HEADERS;
+    if (setup_key(&r->key, o, method, r->max_body) != 0) {
+        sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+        goto fail;
+    }
+    if (h->nidle > 0)
+        take_idle(h, r);
+    else
+        r->easy = curl_easy_init();
+    if (!r->easy) {
+        sa_err_set(err, SA_ENOMEM, 0, "curl_easy_init failed");
+        goto fail;
+    }
+    if ((!r->ready && setup(r, o, method, err) != 0) || point(r, err) != 0)
+        goto fail;
 
     if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
         sa_err_set(err, SA_ENOMEM, 0, "curl_multi_add_handle failed");
@@ -361,6 +480,7 @@ sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
     h->running++;
     return r;
 fail:
+    r->ready = 0; /* a half set-up handle is reset before any reuse */
     sa_http_req_free(r);
     return NULL;
 }
@@ -516,9 +636,9 @@ long sa_http_req_tag(const sa_http_req *r) { return r->tag; }
 void sa_http_req_header(const sa_http_req *r, size_t i, const char **name,
                         size_t *nlen, const char **value, size_t *vlen)
 {
-    *name = r->resp_hdrs[i].name;
+    *name = r->hbuf.data + r->resp_hdrs[i].name;
     *nlen = r->resp_hdrs[i].nlen;
-    *value = r->resp_hdrs[i].value;
+    *value = r->hbuf.data + r->resp_hdrs[i].value;
     *vlen = r->resp_hdrs[i].vlen;
 }
 
@@ -531,19 +651,29 @@ void sa_http_req_free(sa_http_req *r)
     req_detach(r);
     if (r->easy) {
         if (h && h->nidle < SA_IDLE_EASY) {
-            /* reset drops every option, the copied body included */
-            curl_easy_reset(r->easy);
-            h->idle[h->nidle++] = r->easy;
+            sa_idle *i = &h->idle[h->nidle++];
+            i->easy = r->easy;
+            /* The pointers into r go; the setup stays for the same request
+             * again, unless the transfer did not end cleanly. */
+            curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, (void *)NULL);
+            curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, (void *)NULL);
+            curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, (char *)NULL);
+            curl_easy_setopt(r->easy, CURLOPT_PRIVATE, (void *)NULL);
+            i->hdrs = r->hdrs;
+            r->hdrs = NULL;
+            i->key = r->key;
+            r->key = (sa_buf)SA_BUF_INIT;
+            if (!r->done || r->err.kind != SA_OK)
+                sa_buf_reset(&i->key);
         } else {
             curl_easy_cleanup(r->easy);
         }
     }
-    /* Header lines carry credentials (Authorization). */
-    for (struct curl_slist *s = r->hdrs; s; s = s->next)
-        OPENSSL_cleanse(s->data, strlen(s->data));
-    curl_slist_free_all(r->hdrs);
-    free_resp_headers(r);
-    free(r->resp_hdrs);
+    free_slist(r->hdrs);
+    sa_buf_free(&r->key);
+    sa_buf_free(&r->hbuf);
+    if (r->resp_hdrs != r->hdr_inline)
+        free(r->resp_hdrs);
     sa_buf_free(&r->body);
     OPENSSL_cleanse(r->errbuf, sizeof r->errbuf);
     free(r);

@@ -45,6 +45,58 @@ describe("http engine", function()
     assert.is_nil(r.headers.expect)
   end)
 
+  -- Idle handles stay set up for their last request and are reused as is
+  -- for the very same request: any difference must reach the wire.
+  it("never sends a kept handle's old setup for a different request", function()
+    local engine = core.engine()
+    local base = { method = "POST", url = s.url .. "/echo", headers = { "X-A: 1" }, body = "a=1" }
+    local function send(changes)
+      local req = {}
+      for k, v in pairs(base) do req[k] = v end
+      for k, v in pairs(changes or {}) do req[k] = v end
+      if changes and changes.body == false then req.body = nil end
+      local res = assert(engine:request(req))
+      return s:last_request(), res
+    end
+    for _ = 1, 3 do
+      local r = send()
+      assert.equal("POST", r.method)
+      assert.equal("a=1", r.body_raw)
+      assert.equal("1", r.headers["x-a"])
+    end
+    local r = send { body = "a=2" }
+    assert.equal("a=2", r.body_raw)
+    r = send { headers = { "X-A: 2" } }
+    assert.equal("2", r.headers["x-a"])
+    r = send { headers = { "X-A: 1", "X-B: 1" } }
+    assert.equal("1", r.headers["x-b"])
+    r = send()
+    assert.is_nil(r.headers["x-b"])
+    r = send { method = "GET", body = false }
+    assert.equal("GET", r.method)
+    assert.equal("", r.body_raw)
+    assert.is_nil(r.headers["content-length"])
+    r = send { method = "PUT" }
+    assert.equal("PUT", r.method)
+    assert.equal("a=1", r.body_raw)
+    r = send { url = s.url .. "/echo?q=2" }
+    assert.equal("q=2", r.query)
+    r = send()
+    assert.equal("POST", r.method)
+    assert.equal("", r.query)
+    assert.equal("a=1", r.body_raw)
+    -- a limit is part of the setup too, and a failed transfer's handle is
+    -- set up afresh
+    s:script("/small", { body = ("x"):rep(100) }, 3)
+    local small = { url = s.url .. "/small", max_body = 100 }
+    assert.equal(100, #assert(engine:request(small)).body)
+    assert.is_nil((engine:request { url = s.url .. "/small", max_body = 99 }))
+    assert.equal(100, #assert(engine:request(small)).body)
+    r = send()
+    assert.equal("a=1", r.body_raw)
+    engine:close()
+  end)
+
   it("returns response headers with lower-case names and joins repeats", function()
     s:script("/h", { status = 201, headers = { ["X-One"] = "1", ["Set-Thing"] = { "a", "b" } }, body = "ok" })
     local res = assert(http.request { url = s.url .. "/h" })
@@ -219,6 +271,19 @@ describe("https", function()
       assert.equal(404, res.status)
     end
     assert.equal(1, s:connections() - before)
+    engine:close()
+  end)
+
+  it("does not carry a CA file over to a request without it", function()
+    local engine = core.engine()
+    assert.equal(404, assert(engine:request { url = s.url .. "/nothing", ca_file = c.ca_file }).status)
+    local res, err = engine:request { url = s.url .. "/nothing" }
+    assert.is_nil(res)
+    assert.equal("tls", err)
+    res, err = engine:request { url = s.url .. "/nothing", ca_file = c.other_ca_file }
+    assert.is_nil(res)
+    assert.equal("tls", err)
+    assert.equal(404, assert(engine:request { url = s.url .. "/nothing", ca_file = c.ca_file }).status)
     engine:close()
   end)
 

@@ -915,7 +915,7 @@ function Provider:_save(tok)
   self:_set_tok(tok)
   local ttl
   if not tok.refresh_token and tok.expires_at then
-    ttl = math.max(1, tok.expires_at - clock.now())
+    ttl = math.max(1, tok.expires_at - (tok.issued_at or clock.now()))
   end
   local ok, err = self.store:set(self:store_key(), tok:to_entry(), ttl)
   if not ok then return nil, err end

@@ -5,7 +5,7 @@ local errors = require "smartauth.errors"
 
 local M = {}
 
-local math_type = math.type
+local math_floor, HUGE = math.floor, math.huge
 
 local Token = { __name = "smartauth.token" }
 Token.__index = Token
@@ -58,7 +58,10 @@ function M.from_response(t, now)
     return invalid("unsupported token_type '" .. tt:sub(1, 32) .. "' (only Bearer)")
   end
   local expires_in = t.expires_in
-  if math_type(expires_in) ~= "integer" or expires_in < 0 then
+  -- the usual case first: a number (cjson gives floats); NaN fails >= 0
+  if type(expires_in) == "number" and expires_in >= 0 and expires_in < HUGE then
+    expires_in = math_floor(expires_in)
+  else
     local ok
     ok, expires_in = parse_expires_in(expires_in)
     if not ok then return invalid("token response has an invalid expires_in") end
