@@ -47,7 +47,7 @@ test-lua: all
 	$(BUSTED)
 
 lint:
-	luacheck lua spec examples $(wildcard bin/*)
+	luacheck lua spec examples bench $(wildcard bin/*)
 
 demo: all
 	$(LUA) examples/demo.lua

@@ -29,6 +29,7 @@ if mode == "engine" then
     return res
   end
 end
+if os.getenv("SPIN") then require("smartauth.http").engine():spin(tonumber(os.getenv("SPIN"))) end
 io.stdout:setvbuf("line")
 for line in io.lines() do
   local n = math.tointeger(tonumber(line))

@@ -162,6 +162,16 @@ local function machine_info()
   }
 end
 
+-- Where processes run in benchmark 1. On two cores or more the server's
+-- worker gets the last CPU and every client the first: left to the
+-- scheduler, a client and the server sometimes share a core and sometimes
+-- not, which moved slices of the same client by up to 40%.
+local PIN = (function()
+  local n = math.tointeger(tonumber((select(2, sh("nproc 2>/dev/null")) or ""):match("%d+") or "1")) or 1
+  if n < 2 or os.getenv("BENCH_NO_PIN") or not sh("command -v taskset >/dev/null 2>&1") then return nil end
+  return { client = "taskset -c 0 ", server_mask = "1" .. ("0"):rep(n - 1) }
+end)()
+
 -- nginx as the fixed, fast token server: one worker, keep-alive for the
 -- whole run, HTTP and HTTPS (certificate from a CA made now).
 local function start_nginx(c)
@@ -177,6 +187,7 @@ local function start_nginx(c)
 ]]):format(TOKEN_JSON)
   local conf = ([[
 worker_processes 1;
+]] .. (PIN and ("worker_cpu_affinity " .. PIN.server_mask .. ";\n") or "") .. [[
 daemon on;
 pid %s/nginx.pid;
 error_log %s/logs/error.log warn;
@@ -235,8 +246,8 @@ local function start_worker(name, cmd)
   must("mkfifo " .. q(base .. ".cmd") .. " " .. q(base .. ".res"))
   -- the worker's shell drops every descriptor it inherited (other workers'
   -- FIFOs among them), then execs the client with the FIFOs as stdin/stdout
-  local script = CLOSE_FDS .. "exec " .. cmd .. " <" .. q(base .. ".cmd") .. " >" .. q(base .. ".res")
-    .. " 2>" .. q(base .. ".err")
+  local script = CLOSE_FDS .. "exec " .. (PIN and PIN.client or "") .. cmd
+    .. " <" .. q(base .. ".cmd") .. " >" .. q(base .. ".res") .. " 2>" .. q(base .. ".err")
   local pf = assert(io.popen("bash -c " .. q(script) .. " >/dev/null 2>&1 </dev/null & echo $!"))
   local pid = math.tointeger(tonumber(pf:read("l")))
   pf:close()
@@ -273,17 +284,18 @@ end
 
 local function bench_round_trips(urls, ca)
   local rounds = ROUNDS * 4
-  -- requests per slice: each slice takes roughly 20-200 ms
+  -- requests per slice: each slice takes roughly 100-150 ms (shorter ones
+  -- mostly measured how cold the caches were after the other clients ran)
   local clients = {
-    { key = "smartauth", n = 400,
+    { key = "smartauth", n = 2000,
       cmd = function(url) return "lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) end },
-    { key = "engine", n = 400, info = true, name = "smartauth.core engine alone",
+    { key = "engine", n = 2000, info = true, name = "smartauth.core engine alone",
       cmd = function(url) return "lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) .. " engine" end },
-    { key = "c_floor", n = 400, name = "(a) C, one reused libcurl handle",
+    { key = "c_floor", n = 2000, name = "(a) C, one reused libcurl handle",
       cmd = function(url) return "build/bench/c_floor " .. q(url) .. " " .. q(ca) end },
     { key = "curl_cli", n = 4, name = "(b) curl command per request",
       cmd = function(url) return "bash bench/curl_worker.sh " .. q(url) .. " " .. q(ca) end },
-    { key = "luasocket", n = 400, name = "(c) Lua: LuaSocket/LuaSec keep-alive",
+    { key = "luasocket", n = 2000, name = "(c) Lua: LuaSocket/LuaSec keep-alive",
       cmd = function(url) return "lua5.4 bench/client_luasocket.lua " .. q(url) .. " " .. q(ca) end },
     { key = "openid_client", n = 60, name = "(d) Node openid-client",
       cmd = function(url)

@@ -48,6 +48,14 @@ int sa_http_step(sa_http *h, long timeout_ms, sa_err *err);
 /* Run the loop until r is done (other transfers progress too). */
 int sa_http_wait(sa_http *h, sa_http_req *r, sa_err *err);
 
+/* Longest busy poll of a blocking wait, used only while recent waits were
+ * shorter (see sa_http_wait); 0 turns it off. */
+#define SA_HTTP_DEFAULT_SPIN 100e-6
+void sa_http_set_spin(sa_http *h, double max_seconds);
+double sa_http_spin(const sa_http *h);
+double sa_http_spin_budget(const sa_http *h);
+void sa_http_note_wait(sa_http *h, double took);
+
 /* Milliseconds until libcurl wants to be called again (-1: no timer). */
 long sa_http_timeout(sa_http *h);
 /* Number of transfers started and not yet finished. */

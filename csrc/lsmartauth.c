@@ -860,6 +860,20 @@ static int l_engine_timeout(lua_State *L)
     return 1;
 }
 
+/* engine:spin([seconds]) -> the longest busy poll of a blocking request
+ * (sa_http_wait), after setting it when given; 0 turns it off. */
+static int l_engine_spin(lua_State *L)
+{
+    lengine *le = check_engine(L, 1);
+    if (!lua_isnoneornil(L, 2)) {
+        lua_Number v = luaL_checknumber(L, 2);
+        luaL_argcheck(L, v >= 0 && v <= 0.01, 2, "0 to 0.01 seconds");
+        sa_http_set_spin(le->h, (double)v);
+    }
+    lua_pushnumber(L, sa_http_spin(le->h));
+    return 1;
+}
+
 /* engine:fds() -> { {fd=, read=, write=}, ... } for a host's own poll loop */
 static int l_engine_fds(lua_State *L)
 {
@@ -1335,6 +1349,7 @@ static const luaL_Reg engine_methods[] = {
     { "step", l_engine_step },
     { "next_done", l_engine_next_done },
     { "timeout", l_engine_timeout },
+    { "spin", l_engine_spin },
     { "running", l_engine_running },
     { "fds", l_engine_fds },
     { "close", l_engine_close },

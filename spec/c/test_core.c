@@ -5,6 +5,7 @@
 #include "check.h"
 #include "crypto.h"
 #include "form.h"
+#include "http.h"
 
 static void test_b64url(void)
 {
@@ -149,6 +150,40 @@ static void test_form(void)
     sa_buf_free(&b);
 }
 
+/* The adaptive spin of blocking waits: on for short waits, off by itself
+ * after slow ones, never with spin 0. */
+static void test_spin(void)
+{
+    sa_err e;
+    sa_http *h = sa_http_new(&e);
+    int i;
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    CHECK(sa_http_spin(h) == SA_HTTP_DEFAULT_SPIN);
+    CHECK(sa_http_spin_budget(h) > 0 && sa_http_spin_budget(h) <= SA_HTTP_DEFAULT_SPIN);
+    for (i = 0; i < 20; i++)
+        sa_http_note_wait(h, 30e-6);
+    CHECK(sa_http_spin_budget(h) > 55e-6 && sa_http_spin_budget(h) < 65e-6);
+    sa_http_note_wait(h, 0.02); /* one slow answer is enough */
+    CHECK(sa_http_spin_budget(h) == 0);
+    for (i = 0; i < 10; i++)
+        sa_http_note_wait(h, 0.02);
+    CHECK(sa_http_spin_budget(h) == 0);
+    for (i = 0; i < 40; i++)
+        sa_http_note_wait(h, 10e-6); /* fast again: back on */
+    CHECK(sa_http_spin_budget(h) > 0 && sa_http_spin_budget(h) < 25e-6);
+    sa_http_note_wait(h, 1e9); /* capped */
+    for (i = 0; i < 60; i++)
+        sa_http_note_wait(h, 10e-6);
+    CHECK(sa_http_spin_budget(h) > 0);
+    sa_http_set_spin(h, 0);
+    CHECK(sa_http_spin(h) == 0 && sa_http_spin_budget(h) == 0);
+    sa_http_set_spin(h, -1);
+    CHECK(sa_http_spin(h) == 0);
+    sa_http_free(h);
+}
+
 int main(void)
 {
     test_b64url();
@@ -156,5 +191,6 @@ int main(void)
     test_ct_equal();
     test_sha2();
     test_form();
+    test_spin();
     return CHECK_DONE("test_core");
 }
