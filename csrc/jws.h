@@ -105,8 +105,10 @@ int sa_jws_alg_ok(const sa_key *k, const char *alg, sa_err *err);
  * (also for a signature of the wrong length); -1 error (alg refused for this
  * key, bad arguments). ES*: raw R||S of exactly 2 * coordinate size bytes.
  * PS*: RSA-PSS, MGF1 with the same hash, salt length = hash length (exactly).
- * HS*: HMAC compared in constant time. */
-int sa_jws_verify(const sa_key *k, const char *alg, const unsigned char *input,
+ * HS*: HMAC compared in constant time.
+ * k keeps a verification context between calls (not const): a key must not
+ * verify in two threads at once. */
+int sa_jws_verify(sa_key *k, const char *alg, const unsigned char *input,
                   size_t inlen, const unsigned char *sig, size_t siglen, sa_err *err);
 
 /* Size of the signature sa_jws_sign_to will write for alg with this key

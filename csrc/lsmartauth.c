@@ -88,6 +88,61 @@ static int b64_dec(lua_State *L, int url)
     return push_buf(L, &b);
 }
 
+/* Decodes s[0..n) (base64url) and pushes it; on failure pushes nothing and
+ * leaves the message in e. */
+static int push_b64url(lua_State *L, const char *s, size_t n, sa_err *e)
+{
+    sa_buf b = SA_BUF_INIT;
+    if (sa_b64_decode(&b, s, n, 1, e) != 0) {
+        sa_buf_free(&b);
+        return -1;
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    sa_buf_free(&b);
+    return 0;
+}
+
+/* jws_parts(compact) -> signing_input, header, payload, signature (decoded
+ * bytes) | nil, part, message. One call for what every ID token needs
+ * split: exactly two dots, a non-empty header and payload, strict
+ * base64url. part: "dots", "empty", "header", "payload" or "signature". */
+static int l_jws_parts(lua_State *L)
+{
+    size_t n, i;
+    const char *s = luaL_checklstring(L, 1, &n);
+    const char *d1 = memchr(s, '.', n), *d2 = NULL;
+    static const char *const part[] = { "header", "payload", "signature" };
+    sa_err e;
+    if (d1)
+        d2 = memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - s));
+    if (!d2 || memchr(d2 + 1, '.', n - (size_t)(d2 + 1 - s))) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "dots");
+        lua_pushliteral(L, "JWT must be three base64url segments separated by dots");
+        return 3;
+    }
+    if (d1 == s || d2 == d1 + 1) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "empty");
+        lua_pushliteral(L, "JWT has an empty header or payload");
+        return 3;
+    }
+    lua_pushlstring(L, s, (size_t)(d2 - s));
+    {
+        const char *start[3] = { s, d1 + 1, d2 + 1 };
+        size_t len[3] = { (size_t)(d1 - s), (size_t)(d2 - d1 - 1), n - (size_t)(d2 + 1 - s) };
+        for (i = 0; i < 3; i++) {
+            if (push_b64url(L, start[i], len[i], &e) != 0) {
+                lua_pushnil(L);
+                lua_pushstring(L, part[i]);
+                lua_pushstring(L, e.msg);
+                return 3;
+            }
+        }
+    }
+    return 4;
+}
+
 static int l_b64url_encode(lua_State *L) { return b64_enc(L, 1); }
 static int l_b64url_decode(lua_State *L) { return b64_dec(L, 1); }
 static int l_b64_encode(lua_State *L) { return b64_enc(L, 0); }
@@ -1370,6 +1425,7 @@ static const luaL_Reg core_funcs[] = {
     { "random", l_random },
     { "b64url_encode", l_b64url_encode },
     { "b64url_decode", l_b64url_decode },
+    { "jws_parts", l_jws_parts },
     { "b64_encode", l_b64_encode },
     { "b64_decode", l_b64_decode },
     { "sha2", l_sha2 },

@@ -1,4 +1,5 @@
 /* C core tests: encoders, decoders and PKCE without Lua. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,6 +7,86 @@
 #include "crypto.h"
 #include "form.h"
 #include "http.h"
+
+/* The decoder before the table-driven one: bit by bit, obviously right.
+ * Returns the decoded length or -1, and the offset of a bad character. */
+static long ref_decode(const char *in, size_t n, int url, unsigned char *out, long *bad)
+{
+    const char *al = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                         : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t i, pad = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    long len = 0;
+    *bad = -1;
+    if (!url) {
+        while (pad < 2 && n > 0 && in[n - 1] == '=') {
+            n--;
+            pad++;
+        }
+        if (pad && (n + pad) % 4 != 0)
+            return -1;
+    }
+    if (n % 4 == 1)
+        return -1;
+    for (i = 0; i < n; i++) {
+        const char *p = in[i] ? memchr(al, in[i], 64) : NULL;
+        if (!p) {
+            *bad = (long)i;
+            return -1;
+        }
+        acc = (acc << 6 | (unsigned)(p - al)) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[len++] = (unsigned char)(acc >> bits & 0xff);
+        }
+    }
+    if (bits && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    return len;
+}
+
+/* Random strings over an alphabet with every kind of character: the
+ * decoder must agree with the reference on result, bytes and the offset
+ * it names. */
+static void test_b64_reference(void)
+{
+    static const char chars[] = "ABZabz09+/-_= .\xff\x80\n";
+    unsigned seed = 12345;
+    char in[64], msg[64];
+    unsigned char ref[64];
+    int round, url, disagree = 0;
+    for (round = 0; round < 20000; round++) {
+        size_t n, i;
+        for (url = 0; url <= 1; url++) {
+            sa_buf b = SA_BUF_INIT;
+            sa_err e;
+            long bad, rl;
+            int rc;
+            seed = seed * 1103515245u + 12345u;
+            n = (seed >> 16) % 13;
+            for (i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                /* mostly valid characters, so that longer inputs get through */
+                in[i] = (seed >> 16) % 4 ? "AZaz09"[(seed >> 20) % 6]
+                                         : chars[(seed >> 20) % (sizeof chars - 1)];
+            }
+            rl = ref_decode(in, n, url, ref, &bad);
+            rc = sa_b64_decode(&b, in, n, url, &e);
+            snprintf(msg, sizeof msg, "character at offset %ld", bad);
+            if ((rc == 0) != (rl >= 0) ||
+                (rc == 0 && (b.len != (size_t)rl || memcmp(b.data, ref, b.len) != 0)) ||
+                (rc != 0 && bad >= 0 && !strstr(e.msg, msg))) {
+                if (!disagree++)
+                    fprintf(stderr, "b64 decoder and reference disagree on \"%.*s\" (url %d)\n",
+                            (int)n, in, url);
+            }
+            sa_buf_free(&b);
+        }
+    }
+    CHECK(disagree == 0);
+}
 
 static void test_b64url(void)
 {
@@ -187,6 +268,7 @@ static void test_spin(void)
 int main(void)
 {
     test_b64url();
+    test_b64_reference();
     test_pkce();
     test_ct_equal();
     test_sha2();

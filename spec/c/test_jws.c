@@ -226,7 +226,7 @@ static const unsigned char INPUT[] =
 #define INLEN (sizeof INPUT - 1)
 
 /* Sign with f->priv, verify with every form of the key, then tamper. */
-static void roundtrip(const char *alg, fixture *f, const sa_key *other, size_t want_len)
+static void roundtrip(const char *alg, fixture *f, sa_key *other, size_t want_len)
 {
     sa_err err;
     unsigned char *sig = NULL, *sig2 = NULL, *bad;
@@ -307,7 +307,7 @@ static void roundtrip(const char *alg, fixture *f, const sa_key *other, size_t w
     free(sig);
 }
 
-static void hs_roundtrip(const char *alg, const sa_key *k, const sa_key *other, size_t want)
+static void hs_roundtrip(const char *alg, sa_key *k, sa_key *other, size_t want)
 {
     sa_err err;
     unsigned char *sig = NULL;
@@ -427,7 +427,7 @@ static void test_interop(fixture *rsa, fixture *p256, fixture *p521)
 /* ------------------------------------------------------------- tests */
 
 static void test_mismatch(fixture *rsa, fixture *rsa1024, fixture *p256, fixture *p384,
-                          fixture *ed, const sa_key *oct)
+                          fixture *ed, sa_key *oct)
 {
     sa_err err;
     unsigned char sig[64] = { 0 };
@@ -1051,7 +1051,7 @@ int main(void)
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fixture *f = cases[i].which == 0 ? &rsa : cases[i].which == 1 ? &p256
                    : cases[i].which == 2 ? &p384 : cases[i].which == 3 ? &p521 : &ed;
-        const sa_key *other = cases[i].which == 0 ? rsa2.pub : cases[i].which == 1 ? p256b.pub
+        sa_key *other = cases[i].which == 0 ? rsa2.pub : cases[i].which == 1 ? p256b.pub
                             : cases[i].which == 4 ? ed2.pub : NULL;
         roundtrip(cases[i].alg, f, other, cases[i].len);
     }
