@@ -105,6 +105,7 @@ function Set:load(doc)
     if key then
       local entry = { key = key, kid = type(jwk.kid) == "string" and jwk.kid or nil,
         alg = type(jwk.alg) == "string" and jwk.alg or nil, kty = jwk.kty }
+      entry.alone = { entry } -- candidates() for its kid, made once
       list[#list + 1] = entry
       if entry.kid and not keys[entry.kid] then keys[entry.kid] = entry end
     else
@@ -181,7 +182,7 @@ function Set:candidates(kid, alg)
       return nil, errors.new("validation", "kid '" .. kid:sub(1, 64) .. "' is for " .. e.alg ..
         ", not " .. alg, { check = "kid" })
     end
-    return { e }
+    return e.alone
   end
   local out = {}
   for _, e in ipairs(self.list) do

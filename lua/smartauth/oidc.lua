@@ -13,6 +13,7 @@ M.ASYMMETRIC = {
   "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
 }
 local HMAC = { HS256 = true, HS384 = true, HS512 = true }
+local NO_OPTS = {}
 
 local function reject(check, msg)
   return nil, errors.new("validation", "ID token rejected: " .. msg, { check = check })
@@ -73,8 +74,13 @@ end
 --               require_at_hash=, require_c_hash=, leeway= }
 -- @return claims or nil, err
 function M.verify(p, id_token, opts)
-  opts = opts or {}
-  local t, err = jwt.decode(id_token)
+  opts = opts or NO_OPTS
+  local hc = p._header_cache
+  if not hc then
+    hc = jwt.header_cache()
+    p._header_cache = hc
+  end
+  local t, err = jwt.decode(id_token, hc)
   if not t then return nil, err end
   local h, c = t.header, t.claims
   local alg = h.alg
@@ -96,12 +102,14 @@ function M.verify(p, id_token, opts)
     if not set then return nil, serr end
     local cands, cerr = set:candidates(h.kid, alg)
     if not cands then return nil, cerr end
-    for _, e in ipairs(cands) do
-      if not e.key:alg_ok(alg) then
-        if h.kid then return reject("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg) end
-      elseif e.key:verify(alg, t.signing_input, t.signature) == true then
+    for i = 1, #cands do
+      -- verify refuses (nil) an alg the key cannot do, before any math
+      local ok = cands[i].key:verify(alg, t.signing_input, t.signature)
+      if ok == true then
         verified = true
         break
+      elseif ok == nil and h.kid then
+        return reject("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg)
       end
     end
   end
