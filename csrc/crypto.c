@@ -129,8 +129,11 @@ int sa_b64_decode(sa_buf *out, const char *in, size_t n, int url, sa_err *err)
     for (i = 0; i + 4 <= n; i += 4) {
         unsigned a = tab[(unsigned char)in[i]], b = tab[(unsigned char)in[i + 1]],
                  c = tab[(unsigned char)in[i + 2]], d = tab[(unsigned char)in[i + 3]];
-        if ((a | b | c | d) & 0x80)
+        if ((a | b | c | d) & 0x80) {
+            /* nothing decoded stays behind len (sa_buf_clear relies on it) */
+            OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
             return bad_char(tab, in, i, n, url, err);
+        }
         v = a << 18 | b << 12 | c << 6 | d;
         *o++ = (unsigned char)(v >> 16);
         *o++ = (unsigned char)(v >> 8);
@@ -140,13 +143,17 @@ int sa_b64_decode(sa_buf *out, const char *in, size_t n, int url, sa_err *err)
     if (rest) {
         unsigned a = tab[(unsigned char)in[i]], b = tab[(unsigned char)in[i + 1]],
                  c = rest == 3 ? tab[(unsigned char)in[i + 2]] : 0;
-        if ((a | b | c) & 0x80)
+        if ((a | b | c) & 0x80) {
+            OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
             return bad_char(tab, in, i, n, url, err);
+        }
         v = a << 18 | b << 12 | c << 6;
         /* Leftover bits must be zero: otherwise two encodings decode alike. */
-        if ((rest == 2 && (v & 0xffff)) || (rest == 3 && (v & 0xff)))
+        if ((rest == 2 && (v & 0xffff)) || (rest == 3 && (v & 0xff))) {
+            OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
             return sa_err_set(err, SA_EVALIDATION, 0, "invalid base64%s trailing bits",
                               url ? "url" : "");
+        }
         *o++ = (unsigned char)(v >> 16);
         if (rest == 3)
             *o++ = (unsigned char)(v >> 8);

@@ -152,8 +152,8 @@ local KTY_FOR_ALG = {
 --- Keys to try for a token header: the key named by kid (refetching the set
 -- once when the kid is unknown), or without a kid every key of the alg's
 -- type. Returns a list of entries or nil, err.
-function Set:candidates(kid, alg)
-  if not self.fetched_at or clock.now() - self.fetched_at > M.TTL then
+function Set:candidates(kid, alg, now)
+  if not self.fetched_at or (now or clock.now()) - self.fetched_at > M.TTL then
     local ok, err = self:_refresh(false)
     if not ok and not self.fetched_at then
       if errors.is(err) then return nil, err end

@@ -20,21 +20,24 @@ local function invalid(check, msg)
 end
 
 
---- Split and decode a compact JWS. Returns {header=, claims=, signing_input=,
--- signature=, raw_header=, raw_claims=} or nil, err (validation, check="format").
+--- Split and decode a compact JWS: header, claims, signature (bytes),
+-- input_len (the signing input is the first input_len bytes of jwt), or
+-- nil, err (validation, check="format", or "crit").
 -- header_cache: a table of decoded headers by their raw JSON, for a caller
 -- that only reads headers and never hands them out (a provider's tokens
--- share a few headers; decoding one is a tenth of an RSA verification).
-function M.decode(jwt, header_cache)
+-- share a few headers; decoding one costs as much as the rest of the split).
+function M.parse(jwt, header_cache)
   if type(jwt) ~= "string" then return invalid("format", "JWT is not a string") end
   if #jwt > M.MAX_LENGTH then
     return invalid("format", "JWT is longer than " .. M.MAX_LENGTH .. " bytes")
   end
-  -- split and decoded in one C call: this runs on every verification
-  local input, rh, rp, sig = core.jws_parts(jwt)
-  if not input then
-    local part, msg = rh, rp
+  -- split, decoded and the payload parsed in one C call: this runs on
+  -- every verification
+  local rh, claims, sig, input_len = core.jws_parse(jwt)
+  if not rh then
+    local part, msg = claims, sig
     if part == "dots" or part == "empty" then return invalid("format", msg) end
+    if part == "claims" then return invalid("format", "JWT payload is not a JSON object (" .. msg .. ")") end
     return invalid("format", "JWT " .. part .. ": " .. msg)
   end
   local header = header_cache and header_cache[rh]
@@ -49,16 +52,18 @@ function M.decode(jwt, header_cache)
       header_cache[rh], header_cache.n = header, header_cache.n + 1
     end
   end
-  local claims = json.object(rp)
-  if not claims then return invalid("format", "JWT payload is not a JSON object") end
   if header.crit ~= nil then
     -- RFC 7515 §4.1.11: we understand no extensions, so must refuse
     return invalid("crit", "JWT header has critical extensions this client does not understand")
   end
-  return {
-    header = header, claims = claims, signature = sig,
-    signing_input = input, raw_header = rh, raw_claims = rp,
-  }
+  return header, claims, sig, input_len
+end
+
+--- parse as a table: {header=, claims=, signature=, compact=, input_len=}.
+function M.decode(jwt)
+  local header, claims, sig, input_len = M.parse(jwt)
+  if not header then return nil, claims end
+  return { header = header, claims = claims, signature = sig, compact = jwt, input_len = input_len }
 end
 
 --- Encode and sign: header and claims tables, key object, alg.

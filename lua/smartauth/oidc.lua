@@ -19,8 +19,10 @@ local function reject(check, msg)
   return nil, errors.new("validation", "ID token rejected: " .. msg, { check = check })
 end
 
+local math_type, HUGE, os_time = math.type, math.huge, os.time
+
 local function is_number(v)
-  return math.type(v) ~= nil and v == v and v ~= math.huge and v ~= -math.huge
+  return math_type(v) ~= nil and v == v and v ~= HUGE and v ~= -HUGE
 end
 
 -- OIDC Core §3.1.3.6: base64url of the left half of the alg's hash.
@@ -75,14 +77,14 @@ end
 -- @return claims or nil, err
 function M.verify(p, id_token, opts)
   opts = opts or NO_OPTS
+  local now = os_time() + clock.offset -- clock.now(), inlined: this is per verification
   local hc = p._header_cache
   if not hc then
     hc = jwt.header_cache()
     p._header_cache = hc
   end
-  local t, err = jwt.decode(id_token, hc)
-  if not t then return nil, err end
-  local h, c = t.header, t.claims
+  local h, c, sig, input_len = jwt.parse(id_token, hc)
+  if not h then return nil, c end
   local alg = h.alg
   if type(alg) ~= "string" then return reject("alg", "header has no alg") end
   if alg == "none" then return reject("alg", "alg none is never accepted") end
@@ -95,16 +97,19 @@ function M.verify(p, id_token, opts)
     local secret = p:_client_secret()
     if not secret then return reject("alg", alg .. " needs the client secret") end
     local key = core.key_oct(secret)
-    verified = key:verify(alg, t.signing_input, t.signature) == true
+    verified = key:verify(alg, id_token, sig, input_len) == true
     key:close()
   else
-    local set, serr = p:_jwks()
-    if not set then return nil, serr end
-    local cands, cerr = set:candidates(h.kid, alg)
+    local set, serr = p._keyset
+    if not set then
+      set, serr = p:_jwks()
+      if not set then return nil, serr end
+    end
+    local cands, cerr = set:candidates(h.kid, alg, now)
     if not cands then return nil, cerr end
     for i = 1, #cands do
       -- verify refuses (nil) an alg the key cannot do, before any math
-      local ok = cands[i].key:verify(alg, t.signing_input, t.signature)
+      local ok = cands[i].key:verify(alg, id_token, sig, input_len)
       if ok == true then
         verified = true
         break
@@ -116,7 +121,6 @@ function M.verify(p, id_token, opts)
   if not verified then return reject("signature", "signature does not verify") end
 
   -- claims
-  local now = clock.now()
   local leeway = opts.leeway or p.leeway or 0
   if type(c.iss) ~= "string" or c.iss ~= p.issuer then
     return reject("iss", "iss does not match the issuer")
@@ -135,10 +139,11 @@ function M.verify(p, id_token, opts)
     return reject("aud", "no aud claim")
   end
   if c.azp ~= nil and c.azp ~= client then return reject("azp", "azp is not this client") end
-  if not is_number(c.exp) then return reject("exp", "no exp claim") end
-  if now - leeway >= c.exp then return reject("exp", "expired") end
-  if not is_number(c.iat) then return reject("iat", "no iat claim") end
-  if c.iat > now + leeway then return reject("iat", "iat is in the future") end
+  local exp, iat = c.exp, c.iat
+  if not is_number(exp) then return reject("exp", "no exp claim") end
+  if now - leeway >= exp then return reject("exp", "expired") end
+  if not is_number(iat) then return reject("iat", "no iat claim") end
+  if iat > now + leeway then return reject("iat", "iat is in the future") end
   if opts.nonce ~= nil then
     if type(c.nonce) ~= "string" or not core.ct_equal(c.nonce, opts.nonce) then
       return reject("nonce", c.nonce == nil and "nonce missing" or "nonce does not match")
