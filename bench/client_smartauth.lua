@@ -5,7 +5,8 @@
 -- engine and the provider code.
 -- A worker: reads a count per line on stdin, does that many grants, and
 -- answers "<seconds> <count> <cpu seconds>" (wall time, and this process's
--- CPU time); "q" or end of input ends it.
+-- CPU time); "q" or end of input ends it. SPIN=seconds sets the engine's
+-- busy poll of blocking waits (engine:spin; 0 turns it off).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local smartauth = require "smartauth"

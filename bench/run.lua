@@ -291,6 +291,9 @@ local function bench_round_trips(urls, ca)
       cmd = function(url) return "lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) end },
     { key = "engine", n = 2000, info = true, name = "smartauth.core engine alone",
       cmd = function(url) return "lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) .. " engine" end },
+    -- the blocking wait's busy poll off (engine:spin(0)): what it buys, and costs
+    { key = "nospin", n = 2000, info = true, name = "smartauth, spin off",
+      cmd = function(url) return "env SPIN=0 lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) end },
     { key = "c_floor", n = 2000, name = "(a) C, one reused libcurl handle",
       cmd = function(url) return "build/bench/c_floor " .. q(url) .. " " .. q(ca) end },
     { key = "curl_cli", n = 4, name = "(b) curl command per request",
@@ -334,9 +337,11 @@ local function bench_round_trips(urls, ca)
     for k, v in pairs(cpu) do b.median_cpu_us[k] = median(v) end
     results.benchmarks["round_trips_" .. proto] = b
     print(string.format("  smartauth: %s µs per request (%s requests/s); the same request on the "
-      .. "core's engine alone (no Lua layer): %s µs", fmt(sa), fmt(1e6 / sa), fmt(median(per.engine))))
+      .. "core's engine alone (no Lua layer): %s µs; smartauth with the busy poll off: %s µs",
+      fmt(sa), fmt(1e6 / sa), fmt(median(per.engine)), fmt(median(per.nospin))))
     print(string.format("  client CPU per request (user+sys, less sensitive to other load): smartauth %s µs, "
-      .. "engine alone %s, C floor %s, LuaSocket %s, openid-client %s", fmt(b.median_cpu_us.smartauth),
+      .. "spin off %s, engine alone %s, C floor %s, LuaSocket %s, openid-client %s",
+      fmt(b.median_cpu_us.smartauth), fmt(b.median_cpu_us.nospin),
       fmt(b.median_cpu_us.engine), fmt(b.median_cpu_us.c_floor), fmt(b.median_cpu_us.luasocket),
       fmt(b.median_cpu_us.openid_client)))
     for _, cl in ipairs(clients) do

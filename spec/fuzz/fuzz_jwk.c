@@ -35,7 +35,7 @@ static void crv_of(fz_in *in, char *crv, size_t cap)
     }
 }
 
-static void exercise(const sa_key *k, const unsigned char *sig, size_t siglen)
+static void exercise(sa_key *k, const unsigned char *sig, size_t siglen)
 {
     static sa_jwk_public pub; /* 2.3 KB: not on the stack */
     sa_err e;

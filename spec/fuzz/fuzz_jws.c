@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fz_in in = { data, size };
     char name[48];
     const char *alg;
-    const sa_key *k;
+    sa_key *k;
     const uint8_t *input, *sig;
     size_t inlen, siglen, slen = 0;
     unsigned char *s = NULL;
