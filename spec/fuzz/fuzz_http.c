@@ -20,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     memset(&r, 0, sizeof r);
+    r.resp_hdrs = r.hdr_inline; /* as sa_http_start sets it up */
+    r.capresp = SA_INLINE_HEADERS;
     limit = data[0];
     data++;
     size--;
@@ -69,7 +71,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     free_resp_headers(&r);
-    free(r.resp_hdrs);
+    if (r.resp_hdrs != r.hdr_inline)
+        free(r.resp_hdrs);
+    sa_buf_free(&r.hbuf);
     sa_buf_free(&r.body);
     return 0;
 }
