@@ -16,8 +16,6 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
-#include <pthread.h>
-
 #define RSA_MAX_BYTES 2048  /* 16384 bits, OpenSSL's own verify limit */
 #define RSA_MIN_BITS 2048   /* RFC 7518 3.3 */
 #define RSA_E_MAX_BYTES 32  /* 256 bits, SP 800-56B */
@@ -38,6 +36,7 @@ struct sa_key {
     EVP_PKEY_CTX *vctx;
     const void *valg;
     EVP_MD_CTX *vmd;       /* for the digest, kept for the same reason */
+    EVP_MD *vmdt;          /* valg's digest, fetched once (not by name per use) */
 };
 
 enum { FAM_RS = 1, FAM_PS, FAM_ES, FAM_ED, FAM_HS };
@@ -189,6 +188,7 @@ void sa_key_free(sa_key *k)
         return;
     EVP_PKEY_CTX_free(k->vctx);
     EVP_MD_CTX_free(k->vmd);
+    EVP_MD_free(k->vmdt);
     EVP_PKEY_free(k->pkey);
     if (k->secret) {
         OPENSSL_cleanse(k->secret, k->secretlen);
@@ -970,35 +970,27 @@ static int ec_raw_to_der(const unsigned char *sig, size_t coord, unsigned char *
     return ok;
 }
 
-/* The digests, fetched once: an implicit fetch by name on every use is
- * a measurable part of a verification in OpenSSL 3. */
-static EVP_MD *md256, *md384, *md512;
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-
-static void md_fetch(void)
-{
-    md256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    md384 = EVP_MD_fetch(NULL, "SHA384", NULL);
-    md512 = EVP_MD_fetch(NULL, "SHA512", NULL);
-}
-
-static const EVP_MD *md_of(const jws_alg *a)
-{
-    pthread_once(&md_once, md_fetch);
-    return a->mdlen == 32 ? md256 : a->mdlen == 48 ? md384 : md512;
-}
-
-/* k's verification context for alg a (RS, PS or ES), set up once. */
-static EVP_PKEY_CTX *verify_ctx(sa_key *k, const jws_alg *a, const EVP_MD *md)
+/* k's verification context for alg a (RS, PS or ES) and its digest, set up
+ * once per key and alg: an implicit fetch by name on every use, and a new
+ * context each time, were a fifth of an RSA-2048 verification in OpenSSL 3.
+ * Per key, not process-wide: nothing outlives the keys (a module unloaded
+ * with its Lua state leaves nothing behind). */
+static EVP_PKEY_CTX *verify_ctx(sa_key *k, const jws_alg *a)
 {
     EVP_PKEY_CTX *c;
     if (k->vctx && k->valg == a)
         return k->vctx;
     EVP_PKEY_CTX_free(k->vctx);
+    EVP_MD_free(k->vmdt);
     k->vctx = NULL;
+    k->valg = NULL;
+    if (!(k->vmdt = EVP_MD_fetch(NULL, a->md, NULL)))
+        return NULL;
+    if (!k->vmd && !(k->vmd = EVP_MD_CTX_new()))
+        return NULL;
     if (!(c = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL)))
         return NULL;
-    if (EVP_PKEY_verify_init(c) != 1 || EVP_PKEY_CTX_set_signature_md(c, md) != 1 ||
+    if (EVP_PKEY_verify_init(c) != 1 || EVP_PKEY_CTX_set_signature_md(c, k->vmdt) != 1 ||
         (a->fam == FAM_RS && EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) != 1) ||
         (a->fam == FAM_PS && !pss_setup(c, a->md))) {
         EVP_PKEY_CTX_free(c);
@@ -1048,18 +1040,15 @@ int sa_jws_verify(sa_key *k, const char *alg, const unsigned char *input,
         /* Hash here, then the bare public-key operation on a kept context. */
         unsigned char dig[EVP_MAX_MD_SIZE];
         unsigned int diglen = 0;
-        const EVP_MD *md = md_of(a);
-        if (!k->vmd)
-            k->vmd = EVP_MD_CTX_new();
-        if (!md || !k->vmd || EVP_DigestInit_ex2(k->vmd, md, NULL) != 1 ||
+        if (!(pctx = verify_ctx(k, a))) {
+            OPENSSL_free(der);
+            return ossl_fail(err, "cannot set up signature verification");
+        }
+        if (EVP_DigestInit_ex2(k->vmd, k->vmdt, NULL) != 1 ||
             EVP_DigestUpdate(k->vmd, input, inlen) != 1 ||
             EVP_DigestFinal_ex(k->vmd, dig, &diglen) != 1) {
             OPENSSL_free(der);
             return ossl_fail(err, "hash failed");
-        }
-        if (!(pctx = verify_ctx(k, a, md))) {
-            OPENSSL_free(der);
-            return ossl_fail(err, "cannot set up signature verification");
         }
         /* Key and alg are known good here: any failure is a bad signature. */
         rc = EVP_PKEY_verify(pctx, sig, siglen, dig, diglen);
