@@ -9,7 +9,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidd
 LIBS       = -lcurl -lcrypto -lpthread -lhiredis
 BUSTED     ?= busted
 
-CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/form.c csrc/http.c csrc/jws.c csrc/json.c \
+CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/form.c csrc/http.c csrc/jws.c \
              csrc/aead.c csrc/store_file.c csrc/store_redis.c
 BIND_SRC   = csrc/lsmartauth.c
 HDRS       = $(wildcard csrc/*.h)

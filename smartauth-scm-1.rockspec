@@ -29,7 +29,7 @@ build = {
     ["smartauth.core"] = {
       sources = {
         "csrc/lsmartauth.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
-        "csrc/buf.c", "csrc/sa_err.c", "csrc/jws.c", "csrc/json.c",
+        "csrc/buf.c", "csrc/sa_err.c", "csrc/jws.c",
         "csrc/aead.c", "csrc/store_file.c", "csrc/store_redis.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },

@@ -68,15 +68,6 @@ void sa_buf_reset(sa_buf *b)
     b->len = 0;
 }
 
-void sa_buf_clear(sa_buf *b)
-{
-    if (b->data) {
-        OPENSSL_cleanse(b->data, b->len + 1);
-        b->data[0] = '\0';
-    }
-    b->len = 0;
-}
-
 void sa_buf_free(sa_buf *b)
 {
     if (!b)

@@ -18,10 +18,6 @@ int sa_buf_append(sa_buf *b, const void *p, size_t n); /* 0 ok, -1 no memory */
 int sa_buf_append_str(sa_buf *b, const char *s);
 int sa_buf_append_char(sa_buf *b, char c);
 void sa_buf_reset(sa_buf *b);   /* len = 0, memory kept and wiped */
-/* len = 0 after wiping the bytes in use only: for a buffer whose writers
- * all advance len (nothing is ever left past it), which is then cheap to
- * reuse whatever its capacity. */
-void sa_buf_clear(sa_buf *b);
 void sa_buf_free(sa_buf *b);    /* wipes and frees; safe on a zeroed buffer */
 
 #endif

@@ -130,7 +130,7 @@ int sa_b64_decode(sa_buf *out, const char *in, size_t n, int url, sa_err *err)
         unsigned a = tab[(unsigned char)in[i]], b = tab[(unsigned char)in[i + 1]],
                  c = tab[(unsigned char)in[i + 2]], d = tab[(unsigned char)in[i + 3]];
         if ((a | b | c | d) & 0x80) {
-            /* nothing decoded stays behind len (sa_buf_clear relies on it) */
+            /* a refused input leaves none of its decoded bytes behind len */
             OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
             return bad_char(tab, in, i, n, url, err);
         }

@@ -12,7 +12,6 @@
 #include "crypto.h"
 #include "form.h"
 #include "http.h"
-#include "json.h"
 #include "jws.h"
 #include "sa_err.h"
 
@@ -90,191 +89,33 @@ static int b64_dec(lua_State *L, int url)
     return push_buf(L, &b);
 }
 
-/* ---------------------------------------------------------------- json */
-
-typedef struct {
-    const sa_json *j;
-    const char *input;
-    size_t next;
-} json_build;
-
-/* Pushes the value at b->next (and everything under it). Tables are made
- * at their final size: the token list knows every count. */
-static void json_push(lua_State *L, json_build *b)
+/* Decodes s[0..n) (base64url) and pushes it; on failure pushes nothing and
+ * leaves the message in e. */
+static int push_b64url(lua_State *L, const char *s, size_t n, sa_err *e)
 {
-    const sa_json_tok *t = &b->j->toks[b->next++];
-    size_t i;
-    switch (t->type) {
-    case SA_JSON_OBJECT:
-        luaL_checkstack(L, 4, "JSON nesting"); /* table, key, value, a numeral copy */
-        lua_createtable(L, 0, t->n > INT_MAX ? INT_MAX : (int)t->n);
-        for (i = 0; i < t->n; i++) {
-            json_push(L, b); /* the name */
-            json_push(L, b);
-            lua_rawset(L, -3);
-        }
-        break;
-    case SA_JSON_ARRAY:
-        luaL_checkstack(L, 3, "JSON nesting");
-        lua_createtable(L, t->n > INT_MAX ? INT_MAX : (int)t->n, 0);
-        for (i = 0; i < t->n; i++) {
-            json_push(L, b);
-            lua_rawseti(L, -2, (lua_Integer)i + 1);
-        }
-        break;
-    case SA_JSON_STRING:
-        lua_pushlstring(L, b->j->strings.data + t->off, t->n);
-        break;
-    case SA_JSON_INT:
-        lua_pushinteger(L, (lua_Integer)t->i);
-        break;
-    case SA_JSON_NUMBER: {
-        /* Lua's own conversion (locale-proof); JSON's number grammar is a
-         * subset of Lua's numerals. */
-        char tmp[64];
-        size_t ok;
-        if (t->n < sizeof tmp) {
-            memcpy(tmp, b->input + t->off, t->n);
-            tmp[t->n] = '\0';
-            ok = lua_stringtonumber(L, tmp);
-        } else {
-            lua_pushlstring(L, b->input + t->off, t->n); /* NUL-terminated copy */
-            ok = lua_stringtonumber(L, lua_tostring(L, -1));
-            lua_remove(L, ok ? -2 : -1);
-        }
-        if (!ok)
-            lua_pushnumber(L, 0.0); /* not reached: the parser checked the grammar */
-        break;
+    sa_buf b = SA_BUF_INIT;
+    if (sa_b64_decode(&b, s, n, 1, e) != 0) {
+        sa_buf_free(&b);
+        return -1;
     }
-    case SA_JSON_TRUE:
-        lua_pushboolean(L, 1);
-        break;
-    case SA_JSON_FALSE:
-        lua_pushboolean(L, 0);
-        break;
-    default:
-        lua_pushlightuserdata(L, NULL); /* lua-cjson's null */
-        break;
-    }
-}
-
-static int json_push_protected(lua_State *L)
-{
-    json_push(L, lua_touserdata(L, 1));
-    return 1;
-}
-
-/* Parse buffers kept per Lua state (upvalue of json_decode and jws_parse):
- * a token response or ID token then costs no allocation in C. busy guards
- * against a finalizer decoding JSON while a table is being built (GC runs
- * during the build); such a nested call uses buffers of its own. */
-#define SCRATCH_MT "smartauth.scratch"
-#define SCRATCH_KEEP 65536 /* bytes of strings kept between calls */
-
-typedef struct {
-    sa_json j;
-    sa_buf pay;
-    int busy;
-} scratch;
-
-static int l_scratch_gc(lua_State *L)
-{
-    scratch *sc = luaL_checkudata(L, 1, SCRATCH_MT);
-    sa_json_free(&sc->j);
-    sa_buf_free(&sc->pay);
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    sa_buf_free(&b);
     return 0;
 }
 
-/* The state's buffers, or own ones (*local) when they are in use. */
-static scratch *scratch_take(lua_State *L, scratch *local)
-{
-    scratch *sc = lua_touserdata(L, lua_upvalueindex(1));
-    if (!sc || sc->busy) {
-        memset(local, 0, sizeof *local);
-        sc = local;
-    }
-    sc->busy = 1;
-    return sc;
-}
-
-/* Done with the buffers: wiped; freed when own or grown large. */
-static void scratch_give(scratch *sc, const scratch *local)
-{
-    sc->busy = 0;
-    if (sc == local || sc->j.strings.cap > SCRATCH_KEEP || sc->pay.cap > SCRATCH_KEEP ||
-        sc->j.cap > SCRATCH_KEEP / 8) {
-        sa_json_free(&sc->j);
-        sa_buf_free(&sc->pay);
-    } else {
-        /* written only by appends and sa_b64_decode: clearing is enough */
-        sa_buf_clear(&sc->j.strings);
-        sa_buf_clear(&sc->pay);
-    }
-}
-
-/* Builds the value parsed into sc->j (from input) on the stack; protected,
- * so that a memory error cannot skip scratch_give. 0 ok, else the error
- * object is on the stack. */
-static int json_build_value(lua_State *L, scratch *sc, const char *input)
-{
-    json_build b;
-    b.j = &sc->j;
-    b.input = input;
-    b.next = 0;
-    lua_pushcfunction(L, json_push_protected);
-    lua_pushlightuserdata(L, &b);
-    return lua_pcall(L, 1, 1, 0);
-}
-
-/* json_decode(s [, object_only]) -> value | nil, message. null is
- * lua-cjson's null (a NULL light userdata); integers that fit are Lua
- * integers. With object_only, anything but an object is refused. */
-static int l_json_decode(lua_State *L)
-{
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    int object_only = lua_toboolean(L, 2);
-    scratch local, *sc = scratch_take(L, &local);
-    sa_err e;
-    const char *msg = NULL;
-    int rc;
-    if (sa_json_parse(&sc->j, s, n, &e) != 0) {
-        if (e.kind == SA_ENOMEM) {
-            scratch_give(sc, &local);
-            return luaL_error(L, "not enough memory");
-        }
-        msg = e.msg;
-    } else if (object_only && sc->j.toks[0].type != SA_JSON_OBJECT) {
-        msg = "not a JSON object";
-    }
-    if (msg) {
-        lua_pushnil(L);
-        lua_pushstring(L, msg);
-        scratch_give(sc, &local);
-        return 2;
-    }
-    rc = json_build_value(L, sc, s);
-    scratch_give(sc, &local);
-    if (rc != LUA_OK)
-        return lua_error(L);
-    return 1;
-}
-
-/* jws_parse(compact) -> header (JSON text), claims (table), signature
- * (bytes), input_len | nil, part, message. What an ID token check needs in
- * one call: the payload goes from base64url to a table without a Lua
- * string in between, and the signing input is the first input_len bytes of
- * compact (key:verify takes it so). part: "dots", "empty", "header",
- * "payload", "signature" or "claims" (not a JSON object). */
+/* jws_parse(compact) -> header, payload, signature (decoded bytes),
+ * input_len | nil, part, message. The split every ID token needs, in one
+ * call: exactly two dots, a non-empty header and payload, strict base64url;
+ * the signing input is the first input_len bytes of compact (key:verify
+ * takes it so, without a copy). The JSON stays for the Lua layer. part:
+ * "dots", "empty", "header", "payload" or "signature". */
 static int l_jws_parse(lua_State *L)
 {
-    size_t n;
+    size_t n, i;
     const char *s = luaL_checklstring(L, 1, &n);
     const char *d1 = memchr(s, '.', n), *d2 = NULL;
-    const char *part = NULL, *msg = NULL;
-    scratch local, *sc;
+    static const char *const part[] = { "header", "payload", "signature" };
     sa_err e;
-    int rc;
     if (d1)
         d2 = memchr(d1 + 1, '.', n - (size_t)(d1 + 1 - s));
     if (!d2 || memchr(d2 + 1, '.', n - (size_t)(d2 + 1 - s))) {
@@ -289,44 +130,18 @@ static int l_jws_parse(lua_State *L)
         lua_pushliteral(L, "JWT has an empty header or payload");
         return 3;
     }
-    sc = scratch_take(L, &local);
-    /* header and signature: decoded into the payload buffer one after the
-     * other and pushed as strings; the payload last, parsed in place */
-    if (sa_b64_decode(&sc->pay, s, (size_t)(d1 - s), 1, &e) != 0) {
-        part = "header", msg = e.msg;
-    } else {
-        lua_pushlstring(L, sc->pay.data ? sc->pay.data : "", sc->pay.len);
-        sa_buf_clear(&sc->pay);
-        if (sa_b64_decode(&sc->pay, d2 + 1, n - (size_t)(d2 + 1 - s), 1, &e) != 0) {
-            part = "signature", msg = e.msg;
-        } else {
-            lua_pushlstring(L, sc->pay.data ? sc->pay.data : "", sc->pay.len);
-            sa_buf_clear(&sc->pay);
-            if (sa_b64_decode(&sc->pay, d1 + 1, (size_t)(d2 - d1 - 1), 1, &e) != 0)
-                part = "payload", msg = e.msg;
-            else if (sa_json_parse(&sc->j, sc->pay.data ? sc->pay.data : "", sc->pay.len, &e) != 0)
-                part = "claims", msg = e.msg;
-            else if (sc->j.toks[0].type != SA_JSON_OBJECT)
-                part = "claims", msg = "not a JSON object";
+    {
+        const char *start[3] = { s, d1 + 1, d2 + 1 };
+        size_t len[3] = { (size_t)(d1 - s), (size_t)(d2 - d1 - 1), n - (size_t)(d2 + 1 - s) };
+        for (i = 0; i < 3; i++) {
+            if (push_b64url(L, start[i], len[i], &e) != 0) {
+                lua_pushnil(L);
+                lua_pushstring(L, part[i]);
+                lua_pushstring(L, e.msg);
+                return 3;
+            }
         }
     }
-    if (part) {
-        if (msg == e.msg && e.kind == SA_ENOMEM) {
-            scratch_give(sc, &local);
-            return luaL_error(L, "not enough memory");
-        }
-        lua_pushnil(L);
-        lua_pushstring(L, part);
-        lua_pushstring(L, msg);
-        scratch_give(sc, &local);
-        return 3;
-    }
-    /* NUMBER tokens point into the payload buffer: given back after this */
-    rc = json_build_value(L, sc, sc->pay.data);
-    scratch_give(sc, &local);
-    if (rc != LUA_OK)
-        return lua_error(L);
-    lua_insert(L, -2); /* header, signature, claims -> header, claims, signature */
     lua_pushinteger(L, (lua_Integer)(d2 - s));
     return 4;
 }
@@ -1619,6 +1434,7 @@ static const luaL_Reg core_funcs[] = {
     { "random", l_random },
     { "b64url_encode", l_b64url_encode },
     { "b64url_decode", l_b64url_decode },
+    { "jws_parse", l_jws_parse },
     { "b64_encode", l_b64_encode },
     { "b64_decode", l_b64_decode },
     { "sha2", l_sha2 },
@@ -1661,21 +1477,6 @@ SA_EXPORT int luaopen_smartauth_core(lua_State *L)
     new_class(L, KEY_MT, key_methods, l_key_close, l_key_tostring);
     store_classes(L);
     luaL_newlib(L, core_funcs);
-    {
-        /* json_decode and jws_parse share the state's parse buffers */
-        scratch *sc = lua_newuserdatauv(L, sizeof *sc, 0);
-        memset(sc, 0, sizeof *sc);
-        if (luaL_newmetatable(L, SCRATCH_MT)) {
-            lua_pushcfunction(L, l_scratch_gc);
-            lua_setfield(L, -2, "__gc");
-        }
-        lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_pushcclosure(L, l_json_decode, 1);
-        lua_setfield(L, -3, "json_decode");
-        lua_pushcclosure(L, l_jws_parse, 1);
-        lua_setfield(L, -2, "jws_parse");
-    }
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "_VERSION");
     return 1;
