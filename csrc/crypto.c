@@ -52,51 +52,37 @@ int sa_b64_encode(sa_buf *out, const unsigned char *in, size_t n, int url)
     return 0;
 }
 
-/* Character -> 6-bit value, 255 outside the alphabet (b64_std / b64_url
- * above). A table, not a branch per character: ID tokens are decoded on
- * every verification. */
-static const unsigned char dec_std[256] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255, 255,  63,
-     52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255, 255, 255, 255,
-    255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
-     15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255, 255,
-    255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
-     41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-};
-static const unsigned char dec_url[256] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255,
-     52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255, 255, 255, 255,
-    255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
-     15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255,  63,
-    255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
-     41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+/* Character -> 6-bit value for both alphabets at once (b64_std / b64_url
+ * above): 0x40 marks the standard alphabet's own characters (+ /), 0x80 the
+ * URL-safe ones (- _), 0xc0 anything else. A table, not a branch per
+ * character: ID tokens are decoded on every verification. */
+#define DEC_STD_ONLY 0x40
+#define DEC_URL_ONLY 0x80
+static const unsigned char dec[256] = {
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0x7e, 0xc0, 0xbe, 0xc0, 0x7f,
+    0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
+    0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0xc0, 0xc0, 0xc0, 0xc0, 0xbf,
+    0xc0, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+    0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30, 0x31, 0x32, 0x33, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
+    0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0, 0xc0,
 };
 
-static int bad_char(const unsigned char *tab, const char *in, size_t from, size_t n,
-                    int url, sa_err *err)
+/* The offset of the first character not in the alphabet, from from on. */
+static int bad_char(const char *in, size_t from, size_t n, unsigned reject, int url,
+                    sa_err *err)
 {
     size_t i;
-    for (i = from; i < n && tab[(unsigned char)in[i]] != 0xff; i++)
+    for (i = from; i < n && !(dec[(unsigned char)in[i]] & reject); i++)
         ;
     return sa_err_set(err, SA_EVALIDATION, 0, "invalid base64%s character at offset %zu",
                       url ? "url" : "", i);
@@ -105,11 +91,12 @@ static int bad_char(const unsigned char *tab, const char *in, size_t from, size_
 int sa_b64_decode(sa_buf *out, const char *in, size_t n, int url, sa_err *err)
 {
     size_t i, pad = 0, full;
-    const unsigned char *tab;
+    /* a character of the other alphabet, or of none, is refused */
+    unsigned reject = url ? DEC_STD_ONLY : DEC_URL_ONLY;
     unsigned char *o;
     unsigned v, rest;
+    int rc;
 
-    tab = url ? dec_url : dec_std;
     if (!url) {
         /* Padding is optional, but when present it must be right. */
         while (pad < 2 && n > 0 && in[n - 1] == '=') {
@@ -127,32 +114,31 @@ int sa_b64_decode(sa_buf *out, const char *in, size_t n, int url, sa_err *err)
         return sa_err_set(err, SA_ENOMEM, 0, "out of memory");
     o = (unsigned char *)out->data + out->len;
     for (i = 0; i + 4 <= n; i += 4) {
-        unsigned a = tab[(unsigned char)in[i]], b = tab[(unsigned char)in[i + 1]],
-                 c = tab[(unsigned char)in[i + 2]], d = tab[(unsigned char)in[i + 3]];
-        if ((a | b | c | d) & 0x80) {
-            /* a refused input leaves none of its decoded bytes behind len */
-            OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
-            return bad_char(tab, in, i, n, url, err);
+        unsigned a = dec[(unsigned char)in[i]], b = dec[(unsigned char)in[i + 1]],
+                 c = dec[(unsigned char)in[i + 2]], d = dec[(unsigned char)in[i + 3]];
+        if ((a | b | c | d) & reject) {
+            rc = bad_char(in, i, n, reject, url, err);
+            goto refused;
         }
-        v = a << 18 | b << 12 | c << 6 | d;
+        v = (a & 63) << 18 | (b & 63) << 12 | (c & 63) << 6 | (d & 63);
         *o++ = (unsigned char)(v >> 16);
         *o++ = (unsigned char)(v >> 8);
         *o++ = (unsigned char)v;
     }
     rest = (unsigned)(n - i); /* 0, 2 or 3 characters */
     if (rest) {
-        unsigned a = tab[(unsigned char)in[i]], b = tab[(unsigned char)in[i + 1]],
-                 c = rest == 3 ? tab[(unsigned char)in[i + 2]] : 0;
-        if ((a | b | c) & 0x80) {
-            OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
-            return bad_char(tab, in, i, n, url, err);
+        unsigned a = dec[(unsigned char)in[i]], b = dec[(unsigned char)in[i + 1]],
+                 c = rest == 3 ? dec[(unsigned char)in[i + 2]] : 0;
+        if ((a | b | c) & reject) {
+            rc = bad_char(in, i, n, reject, url, err);
+            goto refused;
         }
-        v = a << 18 | b << 12 | c << 6;
+        v = (a & 63) << 18 | (b & 63) << 12 | (c & 63) << 6;
         /* Leftover bits must be zero: otherwise two encodings decode alike. */
         if ((rest == 2 && (v & 0xffff)) || (rest == 3 && (v & 0xff))) {
-            OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
-            return sa_err_set(err, SA_EVALIDATION, 0, "invalid base64%s trailing bits",
-                              url ? "url" : "");
+            rc = sa_err_set(err, SA_EVALIDATION, 0, "invalid base64%s trailing bits",
+                            url ? "url" : "");
+            goto refused;
         }
         *o++ = (unsigned char)(v >> 16);
         if (rest == 3)
@@ -161,6 +147,10 @@ int sa_b64_decode(sa_buf *out, const char *in, size_t n, int url, sa_err *err)
     out->len += full;
     out->data[out->len] = '\0';
     return 0;
+refused:
+    /* a refused input leaves none of its decoded bytes behind len */
+    OPENSSL_cleanse(out->data + out->len, (size_t)(o - (unsigned char *)out->data) - out->len);
+    return rc;
 }
 
 static const EVP_MD *sha2_md(int bits)
