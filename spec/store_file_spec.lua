@@ -11,16 +11,8 @@ local server = require "helpers.server"
 local writer = require "helpers.store_writer"
 
 local KEY = "k3y-for-the-spec-0123456789abcdef"
-local LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;' "
-
--- Descriptors this process has open (its /proc/<pid>/fd, listed by a shell).
-local function open_fds()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  local _, _, out = proc.run("ls /proc/" .. math.tointeger(pid) .. "/fd | wc -l")
-  return tonumber(out)
-end
+local LUA_ENV = proc.LUA_ENV
+local open_fds = proc.open_fds
 
 local function mode(path)
   local ok, _, out = proc.run("stat -c %a " .. proc.shell_quote(path) .. " 2>/dev/null")

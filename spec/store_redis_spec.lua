@@ -10,16 +10,8 @@ local proc = require "helpers.proc"
 local redis = require "helpers.redis"
 local server = require "helpers.server"
 
-local LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;' "
-
--- Descriptors this process has open (its /proc/<pid>/fd, listed by a shell).
-local function open_fds()
-  local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
-  f:close()
-  local _, _, out = proc.run("ls /proc/" .. math.tointeger(pid) .. "/fd | wc -l")
-  return tonumber(out)
-end
+local LUA_ENV = proc.LUA_ENV
+local open_fds = proc.open_fds
 
 local function entry(at)
   return { v = 1, access_token = at, token_type = "Bearer", refresh_token = "rt-" .. at,

@@ -130,6 +130,24 @@ local function decode(key, s, where)
   return normalize(env.entry)
 end
 
+-- A backend's answer to get (bytes; nil for none; nil, kind, msg for a
+-- failure) as an entry, nil, or nil, err.
+local function got(key, where, s, kind, msg)
+  if s == nil then
+    if kind then return nil, core_err(kind, msg) end
+    return nil
+  end
+  local entry, err = decode(key, s, where)
+  if entry == nil then return nil, err end
+  return entry
+end
+
+-- A backend's answer to set or delete (true, or nil, kind, msg).
+local function stored(ok, kind, msg)
+  if not ok then return nil, core_err(kind, msg) end
+  return true
+end
+
 ------------------------------------------------------------------- locks
 
 -- Wait a little without stopping the rest of the program: inside an engine
@@ -299,14 +317,7 @@ end
 
 function File:get(key)
   check_key(key, "get")
-  local s, kind, msg = self._fs:get(key)
-  if s == nil then
-    if kind then return nil, core_err(kind, msg) end
-    return nil
-  end
-  local entry, err = decode(key, s, "stored")
-  if entry == nil then return nil, err end
-  return entry
+  return got(key, "stored", self._fs:get(key))
 end
 
 function File:set(key, entry, ttl)
@@ -314,16 +325,12 @@ function File:set(key, entry, ttl)
   check_ttl(ttl, "set")
   local s, err = encode(key, entry, ttl)
   if not s then return nil, err end
-  local ok, kind, msg = self._fs:set(key, s)
-  if not ok then return nil, core_err(kind, msg) end
-  return true
+  return stored(self._fs:set(key, s))
 end
 
 function File:delete(key)
   check_key(key, "delete")
-  local ok, kind, msg = self._fs:delete(key)
-  if not ok then return nil, core_err(kind, msg) end
-  return true
+  return stored(self._fs:delete(key))
 end
 
 --- Exclusive lock on one key across processes (flock on `<key>.lock`); it
@@ -415,14 +422,7 @@ function Redis:_lock_key(key) return self.prefix .. "l:" .. key end
 
 function Redis:get(key)
   check_key(key, "get")
-  local s, kind, msg = self._r:get(self:_entry_key(key))
-  if s == nil then
-    if kind then return nil, core_err(kind, msg) end
-    return nil
-  end
-  local entry, err = decode(key, s, "redis")
-  if entry == nil then return nil, err end
-  return entry
+  return got(key, "redis", self._r:get(self:_entry_key(key)))
 end
 
 function Redis:set(key, entry, ttl)
@@ -431,16 +431,12 @@ function Redis:set(key, entry, ttl)
   local s, err = encode(key, entry, ttl)
   if not s then return nil, err end
   local px = ttl and math.max(1, math.ceil(ttl * 1000)) or nil
-  local ok, kind, msg = self._r:set(self:_entry_key(key), s, px)
-  if not ok then return nil, core_err(kind, msg) end
-  return true
+  return stored(self._r:set(self:_entry_key(key), s, px))
 end
 
 function Redis:delete(key)
   check_key(key, "delete")
-  local ok, kind, msg = self._r:delete(self:_entry_key(key))
-  if not ok then return nil, core_err(kind, msg) end
-  return true
+  return stored(self._r:delete(self:_entry_key(key)))
 end
 
 --- Lock one key across every client of the server for up to ttl seconds

@@ -88,4 +88,17 @@ function M.wait_gone(pid, timeout)
   return true
 end
 
+--- Environment prefix for a child lua5.4 that loads this checkout's modules.
+M.LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;' "
+
+--- How many descriptors this process has open (its /proc/<pid>/fd, listed
+-- by a shell).
+function M.open_fds()
+  local f = assert(io.open("/proc/self/stat"))
+  local pid = f:read("n")
+  f:close()
+  local _, _, out = M.run("ls /proc/" .. math.tointeger(pid) .. "/fd | wc -l")
+  return tonumber(out)
+end
+
 return M
