@@ -218,7 +218,7 @@ static const char *trim(const char *s, size_t n, size_t *len)
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 {
     sa_http_req *r = ud;
-    size_t n = size * nmemb, nlen, vlen, i;
+    size_t n = size * nmemb, nlen, vlen, need, i;
     const char *colon, *name, *value;
     sa_hdr *hd;
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
@@ -249,8 +249,8 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     value = trim(colon + 1, n - (size_t)(colon - ptr) - 1, &vlen);
     /* name NUL value NUL: the NULs are for convenience only. A typical
      * header block fits the first allocation. */
-    if (sa_buf_reserve(&r->hbuf, r->hbuf.cap ? nlen + vlen + 2 : 1023) != 0 ||
-        sa_buf_reserve(&r->hbuf, nlen + vlen + 2) != 0)
+    need = nlen + vlen + 2;
+    if (sa_buf_reserve(&r->hbuf, !r->hbuf.cap && need < 1023 ? 1023 : need) != 0)
         return 0;
     hd = &r->resp_hdrs[r->nresp];
     hd->name = r->hbuf.len;

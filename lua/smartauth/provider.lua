@@ -443,16 +443,10 @@ function Provider:_post_form(endpoint_name, form, prep_key)
   local req = prep_key and s.prepared and s.prepared[prep_key]
   -- headers are rebuilt when client_auth changes, so their identity says
   -- whether the prepared bytes are still this provider's
-  if req and req.url == ep and req.headers == headers then
-    req.timeout, req.connect_timeout = self.timeout, self.connect_timeout
-    req.ca_file, req.max_body = self.ca_file, self.max_body
-  else
+  if not (req and req.url == ep and req.headers == headers) then
     local ok, aerr = self:_client_auth(form, ep)
     if not ok then return nil, aerr end
-    -- every field at once: the table is made at its final size
-    req = { method = "POST", url = ep, headers = headers, body = url.encode(form),
-      timeout = self.timeout, connect_timeout = self.connect_timeout,
-      ca_file = self.ca_file, max_body = self.max_body }
+    req = { method = "POST", url = ep, headers = headers, body = url.encode(form) }
     if prep_key and FIXED_AUTH[self.client_auth] then
       local prepared = s.prepared
       if not prepared or s.nprepared >= MAX_PREPARED then
@@ -463,6 +457,9 @@ function Provider:_post_form(endpoint_name, form, prep_key)
       prepared[prep_key] = req
     end
   end
+  -- the provider's current settings, also on a request kept from before
+  req.timeout, req.connect_timeout = self.timeout, self.connect_timeout
+  req.ca_file, req.max_body = self.ca_file, self.max_body
   local res, herr = self:_http(req)
   if not res then return nil, self:_scrub(herr) end
   return res
