@@ -74,33 +74,30 @@ static int b64_enc(lua_State *L, int url)
     return push_buf(L, &b);
 }
 
+/* Decodes s[0..n) and pushes it; on failure pushes nothing and leaves the
+ * message in e. */
+static int push_b64(lua_State *L, const char *s, size_t n, int url, sa_err *e)
+{
+    sa_buf b = SA_BUF_INIT;
+    if (sa_b64_decode(&b, s, n, url, e) != 0) {
+        sa_buf_free(&b);
+        return -1;
+    }
+    push_buf(L, &b);
+    return 0;
+}
+
 static int b64_dec(lua_State *L, int url)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    sa_buf b = SA_BUF_INIT;
     sa_err e;
-    if (sa_b64_decode(&b, s, n, url, &e) != 0) {
-        sa_buf_free(&b);
+    if (push_b64(L, s, n, url, &e) != 0) {
         lua_pushnil(L);
         lua_pushstring(L, e.msg);
         return 2;
     }
-    return push_buf(L, &b);
-}
-
-/* Decodes s[0..n) (base64url) and pushes it; on failure pushes nothing and
- * leaves the message in e. */
-static int push_b64url(lua_State *L, const char *s, size_t n, sa_err *e)
-{
-    sa_buf b = SA_BUF_INIT;
-    if (sa_b64_decode(&b, s, n, 1, e) != 0) {
-        sa_buf_free(&b);
-        return -1;
-    }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    sa_buf_free(&b);
-    return 0;
+    return 1;
 }
 
 /* jws_parse(compact) -> header, payload, signature (decoded bytes),
@@ -134,7 +131,7 @@ static int l_jws_parse(lua_State *L)
         const char *start[3] = { s, d1 + 1, d2 + 1 };
         size_t len[3] = { (size_t)(d1 - s), (size_t)(d2 - d1 - 1), n - (size_t)(d2 + 1 - s) };
         for (i = 0; i < 3; i++) {
-            if (push_b64url(L, start[i], len[i], &e) != 0) {
+            if (push_b64(L, start[i], len[i], 1, &e) != 0) {
                 lua_pushnil(L);
                 lua_pushstring(L, part[i]);
                 lua_pushstring(L, e.msg);
