@@ -4,6 +4,7 @@
 local core = require "smartauth.core"
 local jwt = require "smartauth.jwt"
 local smartauth = require "smartauth"
+local proc = require "helpers.proc"
 
 local M = {}
 
@@ -14,12 +15,7 @@ M.GENPKEY = {
   EdDSA = "-algorithm ED25519",
 }
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return assert(proc.read_file(path), "cannot read " .. path) end
 
 --- Make the three keys in dir with the openssl CLI.
 function M.make_keys(dir)

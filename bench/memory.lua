@@ -5,7 +5,7 @@
 -- client_credentials grants and N ID token verifications (RS256, ES256 and
 -- EdDSA in turn), with a full collection before each reading. Prints one
 -- JSON object with VmRSS (KiB) and the Lua heap (KiB) at each point.
-package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;" .. package.path
+package.path = "./lua/?.lua;./lua/?/init.lua;./bench/?.lua;./spec/?.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 local smartauth = require "smartauth"
 local cjson = require "cjson"

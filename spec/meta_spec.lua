@@ -2,12 +2,7 @@
 -- and a LuaRocks build that installs and loads offline.
 local proc = require "helpers.proc"
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return assert(proc.read_file(path), "cannot read " .. path) end
 
 local function rockspec()
   local env = {}

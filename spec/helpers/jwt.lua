@@ -95,12 +95,7 @@ local function write(path, data)
   return path
 end
 
-local function read(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local function read(path) return assert(proc.read_file(path), "cannot read " .. path) end
 
 -- Runs a shell command; raises with the command on failure.
 local function sh(cmd)
