@@ -406,30 +406,9 @@ describe("store.file", function()
 
       local sync = tmp .. "/sync"
       os.execute("mkdir " .. sync)
-      local lines = {}
+      local elapsed, results = proc.token_callers("file", dir, s.url .. "/token", sync, 8)
       for i = 1, 8 do
-        lines[#lines + 1] = LUA_ENV .. "lua5.4 spec/helpers/token_caller.lua file " .. dir .. " "
-          .. s.url .. "/token " .. sync .. " " .. i
-          .. " >" .. sync .. "/out." .. i .. " 2>" .. sync .. "/err." .. i .. " &"
-      end
-      lines[#lines + 1] = "wait"
-      local go = assert(io.popen(table.concat(lines, "\n"), "w"))
-      local deadline = proc.now() + 20
-      local ready = 0
-      while ready < 8 and proc.now() < deadline do
-        ready = 0
-        for i = 1, 8 do if proc.read_file(sync .. "/ready." .. i) then ready = ready + 1 end end
-        proc.sleep(0.005)
-      end
-      assert.equal(8, ready)
-      local t0 = proc.now()
-      write(sync .. "/go", "")
-      go:close()
-      local elapsed = proc.now() - t0
-
-      for i = 1, 8 do
-        assert.equal("at-new rt-new\n", proc.read_file(sync .. "/out." .. i),
-          "process " .. i .. ": " .. tostring(proc.read_file(sync .. "/err." .. i)))
+        assert.equal("at-new rt-new\n", results[i].out, "process " .. i .. ": " .. tostring(results[i].err))
       end
       local reqs = s:requests()
       assert.equal(1, #reqs)

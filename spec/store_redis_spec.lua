@@ -10,7 +10,6 @@ local proc = require "helpers.proc"
 local redis = require "helpers.redis"
 local server = require "helpers.server"
 
-local LUA_ENV = proc.LUA_ENV
 local open_fds = proc.open_fds
 
 local function entry(at)
@@ -271,31 +270,9 @@ describe("store.redis", function()
       s:script("/token", { delay_ms = 300, json = { access_token = "at-new", token_type = "Bearer",
         expires_in = 3600, refresh_token = "rt-new" } }, 0)
 
-      local lines = {}
+      local elapsed, results = proc.token_callers("redis", r.port, s.url .. "/token", tmp, 8)
       for i = 1, 8 do
-        lines[#lines + 1] = LUA_ENV .. "lua5.4 spec/helpers/token_caller.lua redis " .. r.port .. " "
-          .. s.url .. "/token " .. tmp .. " " .. i
-          .. " >" .. tmp .. "/out." .. i .. " 2>" .. tmp .. "/err." .. i .. " &"
-      end
-      lines[#lines + 1] = "wait"
-      local go = assert(io.popen(table.concat(lines, "\n"), "w"))
-      local deadline = proc.now() + 20
-      local ready = 0
-      while ready < 8 and proc.now() < deadline do
-        ready = 0
-        for i = 1, 8 do if proc.read_file(tmp .. "/ready." .. i) then ready = ready + 1 end end
-        proc.sleep(0.005)
-      end
-      assert.equal(8, ready)
-      local t0 = proc.now()
-      local f = assert(io.open(tmp .. "/go", "w"))
-      f:close()
-      go:close()
-      local elapsed = proc.now() - t0
-
-      for i = 1, 8 do
-        assert.equal("at-new rt-new\n", proc.read_file(tmp .. "/out." .. i),
-          "process " .. i .. ": " .. tostring(proc.read_file(tmp .. "/err." .. i)))
+        assert.equal("at-new rt-new\n", results[i].out, "process " .. i .. ": " .. tostring(results[i].err))
       end
       local reqs = s:requests()
       assert.equal(1, #reqs)

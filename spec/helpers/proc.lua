@@ -101,4 +101,40 @@ function M.open_fds()
   return tonumber(out)
 end
 
+--- Multi-process single flight: n spec/helpers/token_caller.lua children
+-- on one shared store (kind "file" with a directory, "redis" with a port),
+-- all told to go at once once every one is ready. Returns the seconds from
+-- the go signal to the last exit, and each child's {out=, err=}; raises when
+-- they do not all get ready within 20 s.
+function M.token_callers(kind, where, token_url, sync, n)
+  local lines = {}
+  for i = 1, n do
+    lines[#lines + 1] = M.LUA_ENV .. "lua5.4 spec/helpers/token_caller.lua " .. kind .. " " .. where .. " "
+      .. token_url .. " " .. sync .. " " .. i
+      .. " >" .. sync .. "/out." .. i .. " 2>" .. sync .. "/err." .. i .. " &"
+  end
+  lines[#lines + 1] = "wait"
+  local go = assert(io.popen(table.concat(lines, "\n"), "w"))
+  local deadline = M.now() + 20
+  local ready = 0
+  while ready < n and M.now() < deadline do
+    ready = 0
+    for i = 1, n do if M.read_file(sync .. "/ready." .. i) then ready = ready + 1 end end
+    M.sleep(0.005)
+  end
+  if ready < n then
+    go:close()
+    error(("only %d of %d token callers got ready"):format(ready, n), 2)
+  end
+  local t0 = M.now()
+  assert(io.open(sync .. "/go", "w")):close()
+  go:close()
+  local elapsed = M.now() - t0
+  local results = {}
+  for i = 1, n do
+    results[i] = { out = M.read_file(sync .. "/out." .. i), err = M.read_file(sync .. "/err." .. i) }
+  end
+  return elapsed, results
+end
+
 return M
