@@ -133,7 +133,8 @@ describe("token responses", function()
       assert_err("validation", tok, err)
       assert.matches("mac", err.description, 1, true)
       assert_err("validation", from { access_token = "a", token_type = "N_A" })
-      assert_err("validation", from { access_token = "a", token_type = "" })
+      -- empty means absent, as null does (issue 11): RFC 6750's Bearer
+      assert.equal("Bearer", assert(from { access_token = "a", token_type = "" }).token_type)
       assert_err("validation", from { access_token = "a", token_type = 1 })
     end)
   end)
@@ -400,7 +401,7 @@ describe("token objects", function()
       ["a string"] = "at-1",
       ["an empty table"] = {},
       ["no format version"] = { access_token = "at-1" },
-      ["another format version"] = { v = 2, access_token = "at-1" },
+      ["another format version"] = { v = 3, access_token = "at-1" },
       ["no access_token"] = { v = 1 },
       ["a numeric access_token"] = { v = 1, access_token = 5 },
       ["an empty access_token"] = { v = 1, access_token = "" },

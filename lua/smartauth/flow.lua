@@ -203,6 +203,12 @@ function M.choose(p, opts, env)
   if opts.flow then return opts.flow end
   if interactive_grant(p.grant) then return p.grant end
   local redirect = opts.redirect_uri or p.redirect_uri
+  -- SmartFile takes only its registered callback: a loopback one, or the
+  -- verifier shown on screen and pasted
+  if p.preset == "smartfile" then
+    if redirect and redirect:match("^http://127%.0%.0%.1:%d+/") then return "loopback" end
+    return "oob"
+  end
   if redirect and is_oob(redirect) then return "oob" end
   local has_authz = p.authorization_endpoint ~= nil
   local has_device = p.device_authorization_endpoint ~= nil
