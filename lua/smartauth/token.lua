@@ -37,6 +37,14 @@ local function not_string(v)
   return v ~= nil and type(v) ~= "string"
 end
 
+-- A token goes into an Authorization header and `smartauth token` prints it
+-- for a shell: any byte outside printable ASCII without space (0x21-0x7E)
+-- would let the server choose a header or a terminal sequence. Stricter
+-- b64token rules (RFC 6750) would refuse real tokens, which contain ! or |.
+local function unsafe_bytes(v)
+  return type(v) == "string" and v:find("[^\33-\126]") ~= nil
+end
+
 --- Build a token from a decoded token response (RFC 6749 §5.1).
 -- @param t decoded JSON object
 -- @param now current time (seconds)
@@ -46,6 +54,9 @@ function M.from_response(t, now)
   local at = t.access_token
   if type(at) ~= "string" or at == "" then
     return invalid("token response has no access_token")
+  end
+  if unsafe_bytes(at) then
+    return invalid("token response has an access_token with bytes outside printable ASCII")
   end
   local tt = t.token_type
   if tt == nil or tt == "Bearer" then
@@ -68,6 +79,9 @@ function M.from_response(t, now)
   end
   local rt, scope, idt = t.refresh_token, t.scope, t.id_token
   if not_string(rt) then return invalid("token response has a non-string refresh_token") end
+  if unsafe_bytes(rt) then
+    return invalid("token response has a refresh_token with bytes outside printable ASCII")
+  end
   if not_string(scope) then return invalid("token response has a non-string scope") end
   if not_string(idt) then return invalid("token response has a non-string id_token") end
   local extra
@@ -131,7 +145,10 @@ function M.from_entry(e)
   end
   if type(e) ~= "table" then return bad("not a table") end
   if e.v ~= M.FORMAT then return bad("format " .. tostring(e.v) .. ", expected " .. M.FORMAT) end
-  if type(e.access_token) ~= "string" or e.access_token == "" then return bad("access_token") end
+  if type(e.access_token) ~= "string" or e.access_token == "" or unsafe_bytes(e.access_token) then
+    return bad("access_token")
+  end
+  if unsafe_bytes(e.refresh_token) then return bad("refresh_token") end
   for _, k in ipairs { "expires_at", "issued_at" } do
     if e[k] ~= nil and (math.type(e[k]) == nil or e[k] ~= e[k]) then return bad(k) end
   end
