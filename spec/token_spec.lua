@@ -449,6 +449,14 @@ describe("token bytes", function()
     end)
   end
 
+  it("refuses a stored entry whose times are not finite (a token that never expires)", function()
+    for _, k in ipairs { "expires_at", "issued_at" } do
+      for _, v in ipairs { math.huge, -math.huge, 0 / 0 } do
+        assert_err("storage", token.from_entry { v = token.FORMAT, access_token = "at-1", [k] = v })
+      end
+    end
+  end)
+
   it("accepts every printable ASCII byte, ! and | included", function()
     local all = {}
     for b = 0x21, 0x7E do all[#all + 1] = string.char(b) end

@@ -56,7 +56,7 @@ local SCHEMA = {
   ca_file = "string",
   leeway = { type = "number", min = 0, max = 86400 },
   allow_http = "boolean",
-  max_body = { type = "number", min = 1 },
+  max_body = { type = "number", min = 1, max = 2147483647, integer = true },
   grant = { type = "string", enum = { "client_credentials", "password", "authorization_code",
     "loopback", "device", "oob", "none" } },
   username = "string", password = "string",

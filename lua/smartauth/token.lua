@@ -150,7 +150,7 @@ function M.from_entry(e)
   end
   if unsafe_bytes(e.refresh_token) then return bad("refresh_token") end
   for _, k in ipairs { "expires_at", "issued_at" } do
-    if e[k] ~= nil and (math.type(e[k]) == nil or e[k] ~= e[k]) then return bad(k) end
+    if e[k] ~= nil and (math.type(e[k]) == nil or not (e[k] > -HUGE and e[k] < HUGE)) then return bad(k) end
   end
   for _, k in ipairs { "refresh_token", "scope", "id_token", "token_type" } do
     if e[k] ~= nil and type(e[k]) ~= "string" then return bad(k) end
