@@ -6,6 +6,10 @@ local core = require "smartauth.core"
 local clock = require "smartauth.clock"
 local server = require "helpers.server"
 
+local function url_escape(v)
+  return (v:gsub("[^%w._~-]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 local ODD_ID = "cl:ie nt%+ü"
 local ODD_SECRET = "se:cr et%+ü=&"
 
@@ -457,5 +461,191 @@ describe("provider", function()
       assert.equal("network", err.kind)
       assert.not_matches(tok.access_token, tostring(err), 1, true)
     end)
+  end)
+end)
+
+-- Security issue 12: the callback of the authorization code flow (RFC 6749
+-- §3.1, §4.1.2, RFC 9207) and secrets echoed by a hostile token endpoint.
+describe("provider against hostile callbacks", function()
+  local s, n = nil, 0
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  local REDIRECT = "http://127.0.0.1:8765/cb"
+
+  local function provider(extra)
+    local o = { token_endpoint = s.url .. "/token", client_id = "cid", client_secret = "csecret",
+      authorization_endpoint = s.url .. "/authorize", redirect_uri = REDIRECT, scope = "files",
+      retry = false }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(smartauth.provider(o))
+  end
+
+  -- A provider whose metadata (discovery) says whether iss comes back (RFC 9207).
+  local function discovered(iss_supported, redirect_uri)
+    n = n + 1
+    local issuer = s.url .. "/idp" .. n
+    s:script("/idp" .. n .. "/.well-known/openid-configuration", { json = {
+      issuer = issuer, authorization_endpoint = issuer .. "/authorize", token_endpoint = s.url .. "/token",
+      authorization_response_iss_parameter_supported = iss_supported,
+    } })
+    local p = assert(smartauth.provider { issuer = issuer, client_id = "cid", client_secret = "csecret",
+      redirect_uri = redirect_uri or REDIRECT, scope = "files", retry = false })
+    local _, session = assert(p:authorization_url())
+    s:reset()
+    return p, session, issuer
+  end
+
+  local function cb(query, fragment)
+    return REDIRECT .. "?" .. query .. (fragment and "#" .. fragment or "")
+  end
+
+  local function refused(check, tok, err)
+    assert.is_nil(tok)
+    assert.is_table(err)
+    assert.equal("validation", err.kind)
+    if check then assert.equal(check, err.check) end
+    assert.equal(0, #s:requests(), "a request was sent")
+  end
+
+  describe("repeated parameters (RFC 6749 §3.1)", function()
+    it("are refused by parse_redirect, in the query, the fragment and across both", function()
+      for _, u in ipairs {
+        "http://x/cb?code=a&code=b&state=s", "http://x/cb?code=a&state=s&state=t",
+        "http://x/cb?code=a&state=s&code=a", "http://x/cb#code=a&code=b",
+        "http://x/cb?code=a&state=s#code=b", "http://x/cb?code=a&state=s#state=t",
+        "code=a&code=b", "http://x/cb?code=a&co%64e=b",
+      } do
+        local v, err = smartauth.parse_redirect(u)
+        assert.is_nil(v, u)
+        assert.equal("validation", err.kind)
+        assert.matches("repeated", err.description)
+      end
+      assert.same({ code = "a", state = "s" }, smartauth.parse_redirect("http://x/cb?code=a&&state=s&"))
+    end)
+
+    it("are refused by url.decode", function()
+      local v, msg = require("smartauth.url").decode("a=1&b=2&a=1")
+      assert.is_nil(v)
+      assert.matches("'a' is repeated", msg)
+    end)
+
+    it("make exchange_code refuse the callback without a request", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      local st = session.state
+      for _, u in ipairs {
+        cb("code=a&code=b&state=" .. st), cb("code=a&state=" .. st .. "&state=" .. st),
+        cb("code=a&state=wrong&state=" .. st), cb("state=" .. st .. "&code=a&state=x"),
+      } do
+        refused(nil, p:exchange_code { url = u, session = session })
+      end
+    end)
+  end)
+
+  describe("state before error", function()
+    it("an error with a wrong or missing state is a state mismatch, not the attacker's text", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      for _, u in ipairs {
+        cb("error=access_denied&error_description=Call+%2B1-555-0100+to+fix+your+account"),
+        cb("error=access_denied&error_description=Call+us&state=wrong"),
+        cb("error=server_error&state="),
+      } do
+        local tok, err = p:exchange_code { url = u, session = session }
+        refused("state", tok, err)
+        assert.not_matches("555", tostring(err))
+      end
+    end)
+
+    it("an error with the right state is the authorization server's oauth error", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      local _, err = p:exchange_code { url = cb("error=access_denied&state=" .. session.state), session = session }
+      assert.equal("oauth", err.kind)
+      assert.equal("access_denied", err.code)
+    end)
+  end)
+
+  describe("the fragment with response_type=code", function()
+    it("is ignored: a code or state there is not taken", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      refused(nil, p:exchange_code { url = cb("state=" .. session.state, "code=injected"), session = session })
+      refused("state", p:exchange_code { url = cb("code=c1", "state=" .. session.state), session = session })
+      assert(p:exchange_code { url = cb("code=c1&state=" .. session.state, "code=c2&state=x&%zz"),
+        session = session })
+      assert.equal("c1", s:last_request().form.code)
+    end)
+
+    it("is used when response_mode=fragment was asked for", function()
+      local p = provider()
+      local _, session = p:authorization_url { response_mode = "fragment" }
+      assert(p:exchange_code { url = REDIRECT .. "#code=c3&state=" .. session.state, session = session })
+      assert.equal("c3", s:last_request().form.code)
+    end)
+  end)
+
+  describe("mix-up defence (RFC 9207)", function()
+    it("refuses a callback without iss when the metadata says iss is sent", function()
+      local p, session = discovered(true)
+      refused("iss", p:exchange_code { url = cb("code=c&state=" .. session.state), session = session })
+      refused("iss", p:exchange_code { code = "c", state = session.state, session = session })
+      -- a code a person typed in has no response to carry iss: the caller says so
+      assert(p:exchange_code { code = "c", state = session.state, iss = false, session = session })
+    end)
+
+    it("needs no iss for an out-of-band code", function()
+      local p, session = discovered(true, "urn:ietf:wg:oauth:2.0:oob")
+      assert.is_true(session.iss_required)
+      assert(p:exchange_code { code = "c", state = session.state, session = session })
+    end)
+
+    it("takes a callback with the right iss, and refuses a wrong one", function()
+      local p, session, issuer = discovered(true)
+      refused("iss", p:exchange_code { url = cb("code=c&state=" .. session.state .. "&iss=" ..
+        url_escape(issuer .. "x")), session = session })
+      assert(p:exchange_code { url = cb("code=c&state=" .. session.state .. "&iss=" .. url_escape(issuer)),
+        session = session })
+      assert.equal("c", s:last_request().form.code)
+    end)
+
+    it("takes a callback without iss when the metadata does not promise one", function()
+      local p, session = discovered(false)
+      assert(p:exchange_code { url = cb("code=c&state=" .. session.state), session = session })
+    end)
+
+    it("refuses a session made for another provider before any request", function()
+      local a = provider { token_endpoint = s.url .. "/token-a" }
+      local b = provider { token_endpoint = s.url .. "/token" }
+      local c = provider { client_id = "other" }
+      local _, session = a:authorization_url()
+      for _, p in ipairs { b, c } do
+        refused("provider", p:exchange_code { code = "c", state = session.state, session = session })
+        refused("provider", p:exchange_code { url = cb("code=c&state=" .. session.state), session = session })
+      end
+      local ia, sa = discovered(false)
+      local ib = discovered(false)
+      refused("provider", ib:exchange_code { code = "c", state = sa.state, session = sa })
+      assert(ia:exchange_code { code = "c", state = sa.state, session = sa })
+    end)
+
+    it("refuses a session that authorization_url did not make", function()
+      local p = provider()
+      refused("provider", p:exchange_code { code = "c", state = "s", session = { state = "s" } })
+    end)
+  end)
+
+  it("refuses a max_age that is not a non-negative integer", function()
+    local p = provider()
+    for _, v in ipairs { 0 / 0, math.huge, -1, 1.5, "soon" } do
+      local u, err = p:authorization_url { max_age = v }
+      assert.is_nil(u)
+      assert.equal("config", err.kind)
+    end
+    local _, session = assert(p:authorization_url { max_age = 60.0 })
+    assert.equal(60, session.max_age)
   end)
 end)
