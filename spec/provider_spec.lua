@@ -649,3 +649,134 @@ describe("provider against hostile callbacks", function()
     assert.equal(60, session.max_age)
   end)
 end)
+
+-- Security issue 12, item 6: a token endpoint that echoes the request (its
+-- form body, its Authorization header) gets the secrets back into the error
+-- in the encodings the library made of them.
+describe("provider against a token endpoint that echoes the request", function()
+  local cjson = require "cjson.safe"
+  local mime = require "mime"
+  local s
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  local SECRET = 'p@ss w/rd+&=\195\169"\\'
+  local PASSWORD = 'pw: "x" + y/z&=\195\188\\n'
+
+  -- Every way the library itself encodes v: form (the body), JSON, and
+  -- base64 as in Basic (form-escaped inside, RFC 6749 §2.3.1).
+  local function encodings(v)
+    return { raw = v, form = core.form_escape(v), json = cjson.encode(v):sub(2, -2) }
+  end
+
+  -- Every 6-byte piece of the secret's raw and form-escaped bytes, to find
+  -- what a base64 run in the text still carries.
+  local function pieces(v)
+    local out = {}
+    for _, e in ipairs { v, core.form_escape(v) } do
+      for i = 1, #e - 5 do out[#out + 1] = e:sub(i, i + 5) end
+    end
+    return out
+  end
+
+  -- The bytes behind every run of base64 characters in text, at each alignment.
+  local function decoded_runs(text)
+    local out = {}
+    for run in text:gmatch("[%w+/=]+") do
+      for k = 0, 3 do
+        local r = run:sub(k + 1):gsub("=", "")
+        r = r:sub(1, #r - #r % 4)
+        out[#out + 1] = mime.unb64(r) or ""
+      end
+    end
+    return out
+  end
+
+  local function assert_clean(err, secret)
+    local texts = { err.description, tostring(err), err.code or "" }
+    for _, text in ipairs(texts) do
+      for what, e in pairs(encodings(secret)) do
+        assert.is_nil(text:find(e, 1, true), what .. " encoding of the secret in: " .. text)
+      end
+      for _, bytes in ipairs(decoded_runs(text)) do
+        for _, piece in ipairs(pieces(secret)) do
+          assert.is_nil(bytes:find(piece, 1, true), "base64 of the secret in: " .. text)
+        end
+      end
+    end
+  end
+
+  -- Runs grant() once to record what is sent, then again against an answer
+  -- that echoes it all: the body, the Authorization header, and the secrets
+  -- JSON-escaped.
+  local function echoed(grant, secrets)
+    assert(grant())
+    local r = s:last_request()
+    s:reset()
+    local parts = { "body=" .. r.body }
+    if r.headers.authorization then parts[#parts + 1] = "authorization=" .. r.headers.authorization end
+    for _, v in ipairs(secrets) do parts[#parts + 1] = "json=" .. encodings(v).json end
+    s:script("/token", { status = 401, json = { error = "invalid_client",
+      error_description = table.concat(parts, " ") } })
+    local tok, err = grant()
+    assert.is_nil(tok)
+    assert.equal("oauth", err.kind)
+    assert.equal(r.body, s:last_request().body, "the second request differs from the first")
+    assert.matches("grant_type=", err.description, 1, true) -- the echo came through
+    return err
+  end
+
+  local function provider(extra)
+    local o = { token_endpoint = s.url .. "/token", client_id = "c:id é", client_secret = SECRET, retry = false }
+    for k, v in pairs(extra) do o[k] = v end
+    return assert(smartauth.provider(o))
+  end
+
+  it("scrubs the client secret of client_auth = basic in every encoding", function()
+    local p = provider { client_auth = "basic" }
+    local err = echoed(function() return p:client_credentials() end, { SECRET })
+    assert.matches("authorization=Basic [redacted] ", err.description, 1, true)
+    assert_clean(err, SECRET)
+  end)
+
+  it("scrubs the client secret of client_auth = post in every encoding", function()
+    local p = provider { client_auth = "post" }
+    local err = echoed(function() return p:client_credentials() end, { SECRET })
+    assert.matches("client_secret=[redacted]", err.description, 1, true)
+    assert_clean(err, SECRET)
+  end)
+
+  it("scrubs the password and the client secret of the password grant in every encoding", function()
+    for _, auth in ipairs { "basic", "post" } do
+      s:reset()
+      local p = provider { client_auth = auth, username = "me@example.com", password = PASSWORD }
+      local err = echoed(function() return p:password() end, { SECRET, PASSWORD })
+      assert.matches("password=[redacted]", err.description, 1, true)
+      assert_clean(err, SECRET)
+      assert_clean(err, PASSWORD)
+    end
+  end)
+
+  it("scrubs the password of a public client (no client secret before it in the list)", function()
+    local p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "pub", retry = false,
+      username = "me@example.com", password = PASSWORD })
+    local err = echoed(function() return p:password() end, { PASSWORD })
+    assert.matches("password=[redacted]", err.description, 1, true)
+    assert_clean(err, PASSWORD)
+  end)
+
+  it("scrubs a secret at any position of a base64 text, and leaves other text alone", function()
+    local errors = smartauth.errors
+    for _, prefix in ipairs { "", "a", "ab", "abc", "c:id é:" } do
+      for _, enc in ipairs { core.b64_encode(prefix .. SECRET .. "tail"), core.b64_encode(prefix .. SECRET),
+          core.b64_encode(prefix .. core.form_escape(SECRET)) } do
+        local out = errors.scrub("x " .. enc .. " y", { SECRET })
+        assert.equal("x [redacted] y", out)
+      end
+    end
+    assert.equal("invalid client (cid) grant_type=password",
+      errors.scrub("invalid client (cid) grant_type=password", { SECRET, "abc" }))
+  end)
+end)
