@@ -18,12 +18,6 @@ local function entry(at, rt, ttl, extra)
   return e
 end
 
-local function count(s, path)
-  local n = 0
-  for _, r in ipairs(s:requests()) do if r.path == path then n = n + 1 end end
-  return n
-end
-
 describe("token lifecycle", function()
   local s
 
@@ -67,14 +61,19 @@ describe("token lifecycle", function()
     end)
 
     it("does not depend on discovery", function()
-      local doc = { issuer = s.url, token_endpoint = s.url .. "/token", authorization_endpoint = s.url .. "/authorize" }
+      local doc = { issuer = s.url, token_endpoint = s.url .. "/token",
+        authorization_endpoint = s.url .. "/authorize" }
       s:script("/.well-known/openid-configuration", { json = doc }, 0)
-      local p = assert(smartauth.provider { issuer = s.url, client_id = "cid", client_secret = "csecret", retry = false })
+      local function make()
+        return assert(smartauth.provider { issuer = s.url, client_id = "cid", client_secret = "csecret",
+          retry = false })
+      end
+      local p = make()
       assert.equal("client_credentials", p:default_grant())
       assert(p:discover())
       assert.equal("client_credentials", p:default_grant())
       -- and before discovery token() already gets it (discovering the endpoint)
-      local p2 = assert(smartauth.provider { issuer = s.url, client_id = "cid", client_secret = "csecret", retry = false })
+      local p2 = make()
       s:script("/token", { json = { access_token = "at-cc", expires_in = 60 } })
       assert.equal("at-cc", assert(p2:token()).access_token)
     end)
@@ -303,7 +302,8 @@ describe("token lifecycle", function()
       assert.equal("alice", t2.claims.sub)
       assert.equal(t.id_token, t2.id_token)
       -- a forged ID token for someone else is refused, and nothing is stored
-      s:script("/token", { json = { access_token = "at-3", expires_in = 3600, id_token = id_token("mallory", "none") } })
+      s:script("/token", { json = { access_token = "at-3", expires_in = 3600,
+        id_token = id_token("mallory", "none") } })
       local t3, err = p:refresh(t2)
       assert.is_nil(t3)
       assert.equal("validation", err.kind)

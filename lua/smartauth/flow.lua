@@ -592,8 +592,9 @@ local function oob(p, opts, ui)
     -- the whole redirect URL (or its query): state is checked
     return p:exchange_code { url = input, session = session }
   end
-  -- a bare code: there is no state to check; PKCE still binds it to this session
-  return p:exchange_code { code = input, state = session.state, session = session }
+  -- a bare code: there is no state to check, nor an iss (the person typed
+  -- no authorization response); PKCE still binds it to this session
+  return p:exchange_code { code = input, state = session.state, iss = false, session = session }
 end
 
 ------------------------------------------------------------------- login

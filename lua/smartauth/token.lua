@@ -45,6 +45,14 @@ local function present(v)
   return v
 end
 
+-- A token goes into an Authorization header and `smartauth token` prints it
+-- for a shell: any byte outside printable ASCII without space (0x21-0x7E)
+-- would let the server choose a header or a terminal sequence. Stricter
+-- b64token rules (RFC 6750) would refuse real tokens, which contain ! or |.
+local function unsafe_bytes(v)
+  return type(v) == "string" and v:find("[^\33-\126]") ~= nil
+end
+
 --- Build a token from a decoded token response (RFC 6749 §5.1).
 -- @param t decoded JSON object
 -- @param now current time (seconds)
@@ -54,6 +62,9 @@ function M.from_response(t, now)
   local at = t.access_token
   if type(at) ~= "string" or at == "" then
     return invalid("token response has no access_token")
+  end
+  if unsafe_bytes(at) then
+    return invalid("token response has an access_token with bytes outside printable ASCII")
   end
   local tt = present(t.token_type)
   if tt == nil or tt == "Bearer" then
@@ -76,6 +87,9 @@ function M.from_response(t, now)
   end
   local rt, scope, idt = present(t.refresh_token), present(t.scope), present(t.id_token)
   if not_string(rt) then return invalid("token response has a non-string refresh_token") end
+  if unsafe_bytes(rt) then
+    return invalid("token response has a refresh_token with bytes outside printable ASCII")
+  end
   if not_string(scope) then return invalid("token response has a non-string scope") end
   if not_string(idt) then return invalid("token response has a non-string id_token") end
   local extra
@@ -142,9 +156,12 @@ function M.from_entry(e)
   if e.v ~= 1 and e.v ~= M.FORMAT then
     return bad("format " .. tostring(e.v) .. ", expected 1 or " .. M.FORMAT)
   end
-  if type(e.access_token) ~= "string" or e.access_token == "" then return bad("access_token") end
+  if type(e.access_token) ~= "string" or e.access_token == "" or unsafe_bytes(e.access_token) then
+    return bad("access_token")
+  end
+  if unsafe_bytes(e.refresh_token) then return bad("refresh_token") end
   for _, k in ipairs { "expires_at", "issued_at" } do
-    if e[k] ~= nil and (math.type(e[k]) == nil or e[k] ~= e[k]) then return bad(k) end
+    if e[k] ~= nil and (math.type(e[k]) == nil or not (e[k] > -HUGE and e[k] < HUGE)) then return bad(k) end
   end
   for _, k in ipairs { "refresh_token", "scope", "id_token", "token_type" } do
     if e[k] ~= nil and type(e[k]) ~= "string" then return bad(k) end
