@@ -166,12 +166,14 @@ end
 -- Every secret this provider knows, to scrub from error text.
 function Provider:_secrets(extra)
   local s = secrets[self]
-  local list = { s.client_secret, s.password, s.api_password, s.api_key }
-  if s.tok then
-    list[#list + 1] = s.tok.access_token
-    list[#list + 1] = s.tok.refresh_token
+  -- a list without holes: a missing client secret must not hide the password
+  local list, n = {}, 0
+  local function add(v)
+    if type(v) == "string" and v ~= "" then n = n + 1; list[n] = v end
   end
-  if extra then for _, v in ipairs(extra) do list[#list + 1] = v end end
+  add(s.client_secret); add(s.password); add(s.api_password); add(s.api_key)
+  if s.tok then add(s.tok.access_token); add(s.tok.refresh_token) end
+  if extra then for _, v in ipairs(extra) do add(v) end end
   return list
 end
 
