@@ -30,8 +30,8 @@ local p = check(smartauth.discover(op.issuer, {
   redirect_uri = "http://127.0.0.1/cb",
   scope = "openid email profile",
 }))
-print("token endpoint:   ", p.token_endpoint)
-print("userinfo endpoint:", p.userinfo_endpoint)
+print("token endpoint:   ", p:endpoint("token_endpoint"))
+print("userinfo endpoint:", p:endpoint("userinfo_endpoint"))
 
 step("client credentials (a service logging in as itself)")
 local svc = check(p:client_credentials { scope = "api:read" })
@@ -52,7 +52,7 @@ print(tok)
 print("ID token verified; claims:", tok.claims.sub, tok.claims.email, "exp " .. tok.claims.exp)
 
 step("calling a protected endpoint (userinfo) with the token")
-local res = check(p:request { url = p.userinfo_endpoint, token = tok })
+local res = check(p:request { url = p:endpoint("userinfo_endpoint"), token = tok })
 print("HTTP " .. res.status .. ": " .. res.body)
 if res.status ~= 200 then os.exit(1) end
 local info = check(p:userinfo(tok)) -- the same, decoded, with sub checked against the ID token

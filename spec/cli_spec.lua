@@ -113,7 +113,7 @@ describe("#interop smartauth command", function()
   local function stored(name)
     local cfg = assert(config.load(cfg_path, { warn = false }))
     local p = assert(config.provider(cfg, name, function(k) return k == "CC_SECRET" and CC_SECRET or nil end))
-    local e = p.store:get(p:store_key())
+    local e = p.options.store:get(p:store_key())
     return e and assert(token_mod.from_entry(e))
   end
 

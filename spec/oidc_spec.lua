@@ -185,7 +185,9 @@ describe("OpenID Connect", function()
 
     it("an alg outside what the discovery document says the provider uses", function()
       local p = provider()
-      p.metadata = { id_token_signing_alg_values_supported = { "ES256" } }
+      s:script("/.well-known/openid-configuration", { json = { issuer = s.url, jwks_uri = s.url .. "/jwks",
+        id_token_signing_alg_values_supported = { "ES256" } } })
+      assert(p:discover())
       verifies(token("ES256"), nil, p)
       rejected("alg", token("RS256"), nil, p)
     end)
@@ -711,7 +713,7 @@ describe("OpenID Connect", function()
       assert.equal("validation", err.kind)
       assert.equal("nonce", err.check)
       assert.is_nil(p._tok)
-      assert.is_nil((p.store:get(p:store_key())))
+      assert.is_nil((p.options.store:get(p:store_key())))
       assert.is_nil(tostring(err):find("at-1", 1, true))
     end)
 

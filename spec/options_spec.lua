@@ -37,8 +37,8 @@ describe("number options", function()
       end)
       it("provider takes an integral float " .. opt .. " (JSON numbers are floats) as an integer", function()
         local p = assert(smartauth.provider { token_endpoint = "https://idp.example/token", [opt] = 4096.0 })
-        assert.equal("integer", math.type(p[opt]))
-        assert.equal(4096, p[opt])
+        assert.equal("integer", math.type(p.options[opt]))
+        assert.equal(4096, p.options[opt])
       end)
     end
   end

@@ -29,8 +29,8 @@ describe("provider", function()
   describe("construction", function()
     it("exposes resolved endpoints as fields", function()
       local p = provider { authorization_endpoint = "https://idp.example/authorize" }
-      assert.equal(s.url .. "/token", p.token_endpoint)
-      assert.equal("https://idp.example/authorize", p.authorization_endpoint)
+      assert.equal(s.url .. "/token", p:endpoint("token_endpoint"))
+      assert.equal("https://idp.example/authorize", p:endpoint("authorization_endpoint"))
     end)
 
     it("rejects unknown options, naming them", function()
@@ -106,7 +106,7 @@ describe("provider", function()
 
     it("sends only client_id with client_auth = none", function()
       local p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "pub" })
-      assert.equal("none", p.client_auth)
+      assert.equal("none", p.options.client_auth)
       assert(p:client_credentials())
       local r = s:last_request()
       assert.is_nil(r.headers.authorization)
@@ -146,17 +146,9 @@ describe("provider", function()
       assert.equal("grant_type=client_credentials&resource=r2", s:last_request().body)
       assert(p:client_credentials())
       assert.equal("grant_type=client_credentials", s:last_request().body)
-      -- switching client authentication rebuilds the request
-      p.client_auth = "post"
-      assert(p:client_credentials())
-      local r = s:last_request()
-      assert.is_nil(r.headers.authorization)
-      assert.equal("csecret", r.form.client_secret)
-      -- a new endpoint (as discovery would set) is used at once
-      p.token_endpoint = s.url .. "/token?v=2"
-      assert(p:client_credentials())
-      assert.equal("v=2", s:last_request().query)
-      assert.equal(9, #s:requests())
+      -- options are fixed at construction: changing one is a programming mistake
+      assert.has_error(function() p.options.client_auth = "post" end)
+      assert.equal(7, #s:requests())
       -- many scopes: the kept requests stay bounded, each still right
       for i = 1, 20 do
         assert(p:client_credentials { scope = "s" .. i })

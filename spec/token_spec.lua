@@ -490,7 +490,7 @@ describe("token bytes", function()
         s:script("/token", { status = 200, headers = { ["Content-Type"] = "application/json" }, body = body })
         local t, err = p:client_credentials()
         assert_err("validation", t, err)
-        assert.is_nil(p.store:get(p:store_key()))
+        assert.is_nil(p.options.store:get(p:store_key()))
         assert.equal(1, #s:requests())
       end)
     end

@@ -201,17 +201,17 @@ end
 function M.choose(p, opts, env)
   opts = opts or {}
   if opts.flow then return opts.flow end
-  if interactive_grant(p.grant) then return p.grant end
-  local redirect = opts.redirect_uri or p.redirect_uri
+  if interactive_grant(p.options.grant) then return p.options.grant end
+  local redirect = opts.redirect_uri or p.options.redirect_uri
   -- SmartFile takes only its registered callback: a loopback one, or the
   -- verifier shown on screen and pasted
-  if p.preset == "smartfile" then
+  if p.options.preset == "smartfile" then
     if redirect and redirect:match("^http://127%.0%.0%.1:%d+/") then return "loopback" end
     return "oob"
   end
   if redirect and is_oob(redirect) then return "oob" end
-  local has_authz = p.authorization_endpoint ~= nil
-  local has_device = p.device_authorization_endpoint ~= nil
+  local has_authz = p:endpoint("authorization_endpoint") ~= nil
+  local has_device = p:endpoint("device_authorization_endpoint") ~= nil
   local browser = type(opts.open) == "function"
   if not browser and opts.open ~= false then
     if env and env.browser ~= nil then browser = env.browser else browser = M.can_open_browser() end
@@ -220,7 +220,7 @@ function M.choose(p, opts, env)
   if has_device then return "device" end
   -- no browser here: paste where the service documents it, else print the
   -- URL for a browser on this machine
-  if has_authz and (p.preset == "smartfile" or p.preset == "smarttask") then return "oob" end
+  if has_authz and (p.options.preset == "smartfile" or p.options.preset == "smarttask") then return "oob" end
   if has_authz and redirect and not redirect:match("^http://") then return "oob" end
   if has_authz then return "loopback" end
   return "device"
@@ -252,7 +252,7 @@ function Provider:device_authorization(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'device_authorization' (table expected, got " .. type(opts) .. ")", 2)
   end
-  local form = { scope = opts.scope or self.scope }
+  local form = { scope = opts.scope or self.options.scope }
   for k, v in pairs(opts) do
     if k ~= "scope" then
       if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number") then
@@ -398,7 +398,7 @@ end
 -- loopback redirect URI (its port when it has one, else a random one), or
 -- http://127.0.0.1:<random>/callback.
 local function loopback_target(p, opts)
-  local configured = opts.redirect_uri or p.redirect_uri
+  local configured = opts.redirect_uri or p.options.redirect_uri
   local host, port, path = "127.0.0.1", 0, M.DEFAULT_PATH
   local uri_host = host
   if configured and not is_oob(configured) then
@@ -569,7 +569,7 @@ end
 --------------------------------------------------------------------- oob
 
 local function oob(p, opts, ui)
-  local redirect = opts.redirect_uri or p.redirect_uri
+  local redirect = opts.redirect_uri or p.options.redirect_uri
   if not redirect or redirect == "oob" then redirect = M.OOB end
   local params = {}
   for k, v in pairs(opts.params or {}) do params[k] = v end
@@ -629,8 +629,8 @@ end
 function Provider:login(opts)
   opts = check_login_opts(opts)
   local ui = user_interface(opts)
-  if not opts.flow and not interactive_grant(self.grant) and self.issuer and not self.metadata
-      and not (self.authorization_endpoint and self.token_endpoint) then
+  if not opts.flow and not interactive_grant(self.options.grant) and self:endpoint("issuer") and not self:metadata()
+      and not (self:endpoint("authorization_endpoint") and self:endpoint("token_endpoint")) then
     local ok, err = self:discover()
     if not ok then return nil, err end
   end

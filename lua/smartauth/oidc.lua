@@ -35,22 +35,23 @@ end
 -- options or metadata it comes from change).
 function M.allowed_algs(p)
   local c = p._algs_cache
-  if c and c.metadata == p.metadata and c.list == p.id_token_algs
-      and c.hs == p.id_token_signed_response_alg then
+  if c and c.metadata == p:metadata() and c.list == p.options.id_token_algs
+      and c.hs == p.options.id_token_signed_response_alg then
     return c.allowed
   end
   local allowed = M.compute_allowed_algs(p)
-  p._algs_cache = { metadata = p.metadata, list = p.id_token_algs, hs = p.id_token_signed_response_alg,
+  p._algs_cache = { metadata = p:metadata(), list = p.options.id_token_algs,
+    hs = p.options.id_token_signed_response_alg,
     allowed = allowed }
   return allowed
 end
 
 function M.compute_allowed_algs(p)
   local allowed = {}
-  if p.id_token_algs then
-    for _, a in ipairs(p.id_token_algs) do allowed[a] = true end
+  if p.options.id_token_algs then
+    for _, a in ipairs(p.options.id_token_algs) do allowed[a] = true end
   else
-    local supported = p.metadata and p.metadata.id_token_signing_alg_values_supported
+    local supported = p:metadata() and p:metadata().id_token_signing_alg_values_supported
     for _, a in ipairs(M.ASYMMETRIC) do allowed[a] = true end
     if type(supported) == "table" then
       -- only what the provider says it uses, within what we implement
@@ -60,7 +61,7 @@ function M.compute_allowed_algs(p)
     end
   end
   -- HMAC only when this client is registered for it: the secret is the key
-  local hs = p.id_token_signed_response_alg
+  local hs = p.options.id_token_signed_response_alg
   if hs and HMAC[hs] then allowed[hs] = true end
   for a in pairs(HMAC) do
     if a ~= hs then allowed[a] = nil end
@@ -121,13 +122,13 @@ function M.verify(p, id_token, opts)
   if not verified then return reject("signature", "signature does not verify") end
 
   -- claims
-  local leeway = opts.leeway or p.leeway or 0
-  if type(c.iss) ~= "string" or c.iss ~= p.issuer then
+  local leeway = opts.leeway or p.options.leeway or 0
+  if type(c.iss) ~= "string" or c.iss ~= p:endpoint("issuer") then
     return reject("iss", "iss does not match the issuer")
   end
   if type(c.sub) ~= "string" or c.sub == "" then return reject("sub", "no sub claim") end
   local aud = c.aud
-  local client = p.client_id
+  local client = p.options.client_id
   if type(aud) == "string" then
     if aud ~= client then return reject("aud", "aud is not this client") end
   elseif type(aud) == "table" and #aud > 0 then

@@ -39,11 +39,10 @@ function M.build(name, opts)
   for k, v in pairs(preset.endpoints(opts)) do merged[k] = v end
   for k, v in pairs(base) do merged[k] = v end
   if preset.adjust then preset.adjust(merged, opts) end
-  local p, err = provider.new(merged, where)
-  if not p then return nil, err end
-  p.preset = name
-  for k in pairs(extra) do p[k] = opts[k] end
-  return p
+  local kept = {}
+  for k in pairs(extra) do kept[k] = opts[k] end
+  kept.preset = name
+  return provider.new(merged, where, kept)
 end
 
 return M

@@ -19,6 +19,8 @@ local url = require "smartauth.url"
 
 local M = {}
 
+local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
 local os_time = os.time
 
 local Provider = { __name = "smartauth.provider" }
@@ -98,7 +100,8 @@ end
 
 --- Create a provider. See DESIGN.md for the options. Returns provider or
 -- nil, err (config).
-function M.new(opts, where)
+-- @param extra already-checked options a preset adds (region, domain)
+function M.new(opts, where, extra)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'provider' (table expected, got " .. type(opts) .. ")", 2)
   end
@@ -145,12 +148,21 @@ function M.new(opts, where)
   o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
   o.api_key, o.token_headers = nil, nil
   secrets[self] = s
-  for k, v in pairs(o) do self[k] = v end
+  for k, v in pairs(extra or NO_OPTS) do o[k] = v end
+  o.leeway = o.leeway or M.DEFAULT_LEEWAY
+  o.store = o.store or store_mod.memory()
+  o.token_placement = o.token_placement or "header"
+  o.token_param = o.token_param or "access_token"
+  -- options live in one table, never as fields: no option shadows a method
+  self.options = setmetatable({}, {
+    __index = o,
+    __newindex = function(_, k)
+      error("provider options are read-only (option '" .. tostring(k) .. "'): make a new provider", 2)
+    end,
+    __pairs = function() return next, o, nil end,
+  })
+  self._disc = {} -- what discovery found: endpoints, issuer
   self.api_key_auth = s.api_key ~= nil or nil
-  self.leeway = self.leeway or M.DEFAULT_LEEWAY
-  self.store = self.store or store_mod.memory()
-  self.token_placement = self.token_placement or "header"
-  self.token_param = self.token_param or "access_token"
   s.source = token_source.new(self, s, {
     refresh = function(tok, ropts) return self:_refresh_request(tok, ropts) end,
     grant = function(name, gopts) return self:_grant_request(name, gopts) end,
@@ -159,8 +171,9 @@ function M.new(opts, where)
 end
 
 function Provider:__tostring()
-  return "smartauth.provider(" .. (self.name or self.issuer or self.token_endpoint or "?") ..
-    (self.client_id and (", client " .. self.client_id) or "") .. ")"
+  return "smartauth.provider(" .. (self.options.name or self:endpoint("issuer")
+    or self:endpoint("token_endpoint") or "?") ..
+    (self.options.client_id and (", client " .. self.options.client_id) or "") .. ")"
 end
 
 -- Every secret this provider knows, to scrub from error text.
@@ -193,11 +206,11 @@ local IDEMPOTENT = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS
 -- engine (yields inside a task) and the retry policy. Token requests are
 -- safe to retry; API calls with other methods are retried on 429 only.
 function Provider:_http(req)
-  if req.timeout == nil then req.timeout = self.timeout end
-  if req.connect_timeout == nil then req.connect_timeout = self.connect_timeout end
-  if req.ca_file == nil then req.ca_file = self.ca_file end
-  if req.max_body == nil then req.max_body = self.max_body end
-  local policy = self.retry
+  if req.timeout == nil then req.timeout = self.options.timeout end
+  if req.connect_timeout == nil then req.connect_timeout = self.options.connect_timeout end
+  if req.ca_file == nil then req.ca_file = self.options.ca_file end
+  if req.max_body == nil then req.max_body = self.options.max_body end
+  local policy = self.options.retry
   if policy == false or req.no_retry then return engine.request(req) end
   local only_429 = req.api and not IDEMPOTENT[req.method or "GET"]
   req.no_retry, req.api = nil, nil
@@ -216,11 +229,11 @@ M.DISCOVERY_TTL = 3600
 --- Fetch and apply the OpenID configuration (endpoints the options did not
 -- set). Cached per process for DISCOVERY_TTL seconds.
 function Provider:discover()
-  if not self.issuer and not self.discovery_url then
+  if not self:endpoint("issuer") and not self.options.discovery_url then
     return cfg_err("cannot discover: no 'issuer' or 'discovery_url'")
   end
-  local durl = self.discovery_url or
-    (self.issuer:gsub("/+$", "") .. "/.well-known/openid-configuration")
+  local durl = self.options.discovery_url or
+    (self:endpoint("issuer"):gsub("/+$", "") .. "/.well-known/openid-configuration")
   local cached = discovery_cache[durl]
   local doc
   if cached and clock.now() - cached.at < M.DISCOVERY_TTL then
@@ -237,38 +250,53 @@ function Provider:discover()
     end
     doc = d
   end
-  if self.issuer and doc.issuer ~= self.issuer then
+  if self:endpoint("issuer") and doc.issuer ~= self:endpoint("issuer") then
     return nil, errors.new("validation", "discovery document issuer '" ..
-      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self.issuer .. "'")
+      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self:endpoint("issuer") .. "'")
   end
   for _, k in ipairs(M.ENDPOINTS) do
     local v = doc[k]
-    if self[k] == nil and v ~= nil then
+    if self.options[k] == nil and v ~= nil then
       local ok, msg = false, "not a string"
-      if type(v) == "string" then ok, msg = url.check_endpoint(v, self.allow_http) end
+      if type(v) == "string" then ok, msg = url.check_endpoint(v, self.options.allow_http) end
       if not ok then
         return nil, errors.new("validation", "discovery document field '" .. k ..
           "' is not a usable URL: " .. msg)
       end
-      self[k] = v
+      self._disc[k] = v
     end
   end
-  self.issuer = self.issuer or doc.issuer
-  self.metadata = doc
+  if not self.options.issuer then self._disc.issuer = doc.issuer end
+  self._metadata = doc
   discovery_cache[durl] = { doc = doc, at = cached and cached.at or clock.now() }
   return self
 end
 
 -- An endpoint, discovering once if it is missing and an issuer is known.
 function Provider:_endpoint(name)
-  if self[name] == nil and (self.issuer or self.discovery_url) and not self.metadata then
+  local v = self:endpoint(name)
+  if v == nil and (self:endpoint("issuer") or self.options.discovery_url) and not self._metadata then
     local ok, err = self:discover()
     if not ok then return nil, err end
+    v = self:endpoint(name)
   end
-  if self[name] == nil then
+  if v == nil then
     return cfg_err("provider has no " .. name .. " (set the option or an issuer to discover it)")
   end
-  return self[name]
+  return v
+end
+
+--- An endpoint (or "issuer"): the option, else what discovery found; no
+-- network.
+function Provider:endpoint(name)
+  local v = self.options[name]
+  if v == nil then v = self._disc[name] end
+  return v
+end
+
+--- The discovery document, or nil before discovery.
+function Provider:metadata()
+  return self._metadata
 end
 
 --------------------------------------------------------------- token calls
@@ -331,9 +359,9 @@ function Provider:_decode_token_response(res, what, extra_secrets)
       { status = status })
   end
   local tok, terr = token_mod.from_response(data, clock.now())
-  if tok and not tok.expires_at and self.default_expires_in then
-    tok.expires_in = self.default_expires_in
-    tok.expires_at = tok.issued_at + self.default_expires_in
+  if tok and not tok.expires_at and self.options.default_expires_in then
+    tok.expires_in = self.options.default_expires_in
+    tok.expires_at = tok.issued_at + self.options.default_expires_in
   end
   return tok, terr
 end
@@ -345,7 +373,7 @@ end
 function Provider:_form_headers()
   local s = secrets[self]
   local h = s.form_headers
-  if h and s.form_headers_auth == self.client_auth then return h end
+  if h and s.form_headers_auth == self.options.client_auth then return h end
   h = { "Accept: application/json", "Content-Type: application/x-www-form-urlencoded" }
   local extra = s.token_headers
   if extra then
@@ -354,28 +382,28 @@ function Provider:_form_headers()
     table.sort(names)
     for _, k in ipairs(names) do h[#h + 1] = k .. ": " .. extra[k] end
   end
-  if self.client_auth == "basic" then
-    h[#h + 1] = "Authorization: " .. core.basic_auth(self.client_id or "", s.client_secret)
+  if self.options.client_auth == "basic" then
+    h[#h + 1] = "Authorization: " .. core.basic_auth(self.options.client_id or "", s.client_secret)
   end
-  s.form_headers, s.form_headers_auth = h, self.client_auth
+  s.form_headers, s.form_headers_auth = h, self.options.client_auth
   return h
 end
 
 -- Client authentication (RFC 6749 §2.3) applied to a token-endpoint form
 -- ("basic" is in _form_headers).
 function Provider:_client_auth(form, audience)
-  local method = self.client_auth
+  local method = self.options.client_auth
   if method == "basic" then
     return true
   elseif method == "post" then
-    form.client_id = self.client_id
+    form.client_id = self.options.client_id
     form.client_secret = secrets[self].client_secret
   elseif method == "none" then
-    form.client_id = self.client_id
+    form.client_id = self.options.client_id
   else
     local assertion, err = self:_client_assertion(audience)
     if not assertion then return nil, err end
-    form.client_id = self.client_id
+    form.client_id = self.options.client_id
     form.client_assertion_type = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     form.client_assertion = assertion
   end
@@ -404,7 +432,7 @@ function Provider:_assertion_key()
     return cfg_err("private_key_jwt needs option 'client_assertion_key' (PEM, PEM file or JWK)")
   end
   if not key then return cfg_err("client_assertion_key: " .. tostring(msg or kind)) end
-  local alg = self.client_assertion_alg
+  local alg = self.options.client_assertion_alg
   if not alg then
     local kty, _, crv = key:type()
     alg = (kty == "RSA" and "RS256") or (kty == "OKP" and "EdDSA") or
@@ -420,13 +448,13 @@ end
 function Provider:_client_assertion(audience)
   local now = clock.now()
   local claims = {
-    iss = self.client_id, sub = self.client_id, aud = audience,
+    iss = self.options.client_id, sub = self.options.client_id, aud = audience,
     jti = random_token(24), iat = now, exp = now + 60,
   }
   local header, tmp = { typ = "JWT" }, false
   local key
-  if self.client_auth == "client_secret_jwt" then
-    header.alg = self.client_assertion_alg or "HS256"
+  if self.options.client_auth == "client_secret_jwt" then
+    header.alg = self.options.client_assertion_alg or "HS256"
     key = core.key_oct(secrets[self].client_secret)
     tmp = true
   else
@@ -434,7 +462,7 @@ function Provider:_client_assertion(audience)
     key, alg = self:_assertion_key()
     if not key then return nil, alg end
     header.alg = alg
-    header.kid = self.client_assertion_kid
+    header.kid = self.options.client_assertion_kid
   end
   local out, kind, msg = jwt.encode(header, claims, key)
   if tmp then key:close() end
@@ -452,7 +480,7 @@ local MAX_PREPARED = 8
 -- credentials grant without extra parameters): its request is built once
 -- and kept with the secrets (a "post" body holds the client secret).
 function Provider:_post_form(endpoint_name, form, prep_key)
-  local ep = self[endpoint_name]
+  local ep = self:endpoint(endpoint_name)
   if ep == nil then
     local err
     ep, err = self:_endpoint(endpoint_name)
@@ -467,7 +495,7 @@ function Provider:_post_form(endpoint_name, form, prep_key)
     local ok, aerr = self:_client_auth(form, ep)
     if not ok then return nil, aerr end
     req = { method = "POST", url = ep, headers = headers, body = url.encode(form) }
-    if prep_key and FIXED_AUTH[self.client_auth] then
+    if prep_key and FIXED_AUTH[self.options.client_auth] then
       local prepared = s.prepared
       if not prepared or s.nprepared >= MAX_PREPARED then
         prepared = {}
@@ -478,8 +506,8 @@ function Provider:_post_form(endpoint_name, form, prep_key)
     end
   end
   -- the provider's current settings, also on a request kept from before
-  req.timeout, req.connect_timeout = self.timeout, self.connect_timeout
-  req.ca_file, req.max_body = self.ca_file, self.max_body
+  req.timeout, req.connect_timeout = self.options.timeout, self.options.connect_timeout
+  req.ca_file, req.max_body = self.options.ca_file, self.options.max_body
   local res, herr = self:_http(req)
   if not res then return nil, self:_scrub(herr) end
   return res
@@ -509,7 +537,6 @@ local function add_extra(form, opts, consumed)
   end
 end
 
-local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
 
 local SCOPE_ONLY = { scope = true }
 local PASSWORD_CONSUMED = { username = true, password = true, scope = true }
@@ -534,7 +561,7 @@ function Provider:_grant_id_token(tok, prev)
     if prev then tok.id_token, tok.claims = prev.id_token, prev_claims end
     return true
   end
-  if not self.issuer then
+  if not self:endpoint("issuer") then
     -- nothing to verify it with: kept as the server's string, never trusted
     -- (only `claims` is, and a provider without an issuer has none)
     return true
@@ -553,7 +580,7 @@ end
 -- The requests of the non-interactive grants, unsaved (token_source keeps
 -- what they return).
 function Provider:_cc_request(opts)
-  local scope = opts.scope or self.scope
+  local scope = opts.scope or self.options.scope
   local form = { grant_type = "client_credentials", scope = scope }
   local prep_key
   if (scope == nil or type(scope) == "string")
@@ -571,11 +598,11 @@ end
 
 function Provider:_password_request(opts)
   local pw = opts.password or secrets[self].password
-  local user = opts.username or self.username
+  local user = opts.username or self.options.username
   if type(user) ~= "string" or type(pw) ~= "string" then
     return cfg_err("password grant needs 'username' and 'password'")
   end
-  local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.scope }
+  local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.options.scope }
   add_extra(form, opts, PASSWORD_CONSUMED)
   local tok, err = self:_grant(form, { pw })
   if not tok then return nil, err end
@@ -664,17 +691,18 @@ local OOB = { ["urn:ietf:wg:oauth:2.0:oob"] = true, oob = true }
 -- reach provider B). Discovers first when the issuer would come from
 -- discovery, so that both ends of a flow see the same identity.
 function Provider:_authz_identity()
-  if not self.issuer and self.discovery_url and not self.metadata then
+  if not self:endpoint("issuer") and self.options.discovery_url and not self:metadata() then
     local ok, err = self:discover()
     if not ok then return nil, err end
   end
-  if self.issuer then return "issuer " .. self.issuer end
-  return "token_endpoint " .. tostring(self.token_endpoint) .. " client_id " .. tostring(self.client_id)
+  if self:endpoint("issuer") then return "issuer " .. self:endpoint("issuer") end
+  return "token_endpoint " .. tostring(self:endpoint("token_endpoint")) ..
+    " client_id " .. tostring(self.options.client_id)
 end
 
 -- Does the provider's metadata promise iss in every authorization response?
 function Provider:_iss_promised()
-  local md = self.metadata
+  local md = self:metadata()
   return type(md) == "table" and md.authorization_response_iss_parameter_supported == true
 end
 
@@ -686,11 +714,11 @@ function Provider:authorization_url(opts)
   opts = check_opts(opts, "authorization_url")
   local ep, err = self:_endpoint("authorization_endpoint")
   if not ep then return nil, err end
-  local response_type = opts.response_type or self.response_type or "code"
-  local scope = opts.scope or self.scope
-  local redirect_uri = opts.redirect_uri or self.redirect_uri
+  local response_type = opts.response_type or self.options.response_type or "code"
+  local scope = opts.scope or self.options.scope
+  local redirect_uri = opts.redirect_uri or self.options.redirect_uri
   if redirect_uri then
-    local ok, msg = check_redirect_uri(redirect_uri, self.allow_http)
+    local ok, msg = check_redirect_uri(redirect_uri, self.options.allow_http)
     if not ok then return cfg_err("redirect_uri " .. msg) end
   end
   -- max_age feeds the auth_time check: NaN or a fraction would switch it off
@@ -710,13 +738,13 @@ function Provider:authorization_url(opts)
     response_type = response_type,
     response_mode = opts.response_mode,
     max_age = max_age,
-    issuer = self.issuer,
+    issuer = self:endpoint("issuer"),
     provider = identity,
     iss_required = self:_iss_promised() or nil,
     created_at = clock.now(),
   }
   local params = {
-    response_type = response_type, client_id = self.client_id,
+    response_type = response_type, client_id = self.options.client_id,
     redirect_uri = redirect_uri, scope = scope, state = session.state,
   }
   if opts.pkce ~= false and has_word(response_type, "code") then
@@ -829,7 +857,7 @@ function Provider:exchange_code(opts)
       return nil, errors.new("validation", "the authorization response has no iss, which the provider's " ..
         "metadata promises (RFC 9207)", { check = "iss" })
     end
-  elseif type(iss) ~= "string" or (self.issuer and iss ~= self.issuer) then
+  elseif type(iss) ~= "string" or (self:endpoint("issuer") and iss ~= self:endpoint("issuer")) then
     return nil, errors.new("validation", "iss in the authorization response does not match the issuer",
       { check = "iss" })
   end
@@ -886,8 +914,8 @@ function Provider:_jwks()
     end
     return res.body
   end)
-  if self.jwks then
-    local ok, err = set:load(self.jwks)
+  if self.options.jwks then
+    local ok, err = set:load(self.options.jwks)
     if not ok then return nil, err end
     set.fetch = function() return nil, "static key set" end
   end
@@ -907,8 +935,8 @@ function Provider:verify_id_token(id_token, opts)
   if opts ~= nil and type(opts) ~= "table" then
     error("bad argument #2 to 'verify_id_token' (table expected)", 2)
   end
-  if not self.issuer then return cfg_err("verify_id_token needs the provider's issuer") end
-  if not self.jwks and not self.jwks_uri and not self.metadata then
+  if not self:endpoint("issuer") then return cfg_err("verify_id_token needs the provider's issuer") end
+  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
     local ok, err = self:discover()
     if not ok then return nil, err end
   end
@@ -1041,10 +1069,10 @@ end
 -- digest of what makes the token distinct.
 -- @param scope another scope than the provider's (a token of its own)
 function Provider:store_key(scope)
-  if scope ~= nil and scope ~= self.scope then return self:_make_store_key(scope) end
+  if scope ~= nil and scope ~= self.options.scope then return self:_make_store_key(scope) end
   local k = self._store_key
   if not k then
-    k = self:_make_store_key(self.scope)
+    k = self:_make_store_key(self.options.scope)
     self._store_key = k
   end
   return k
@@ -1052,10 +1080,11 @@ end
 
 function Provider:_make_store_key(scope)
   local id = table.concat({
-    self.issuer or self.token_endpoint or "", self.client_id or "", self.username or "",
+    self:endpoint("issuer") or self:endpoint("token_endpoint") or "", self.options.client_id or "",
+    self.options.username or "",
     scope or "", secrets[self].api_key or "",
   }, "\n")
-  local prefix = (self.name or "provider"):gsub("[^%w_.-]", "_")
+  local prefix = (self.options.name or "provider"):gsub("[^%w_.-]", "_")
   return prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
 end
 
@@ -1071,7 +1100,7 @@ function Provider:forget()
   local s = secrets[self]
   s.save_error = nil
   s.source:set(nil)
-  return self.store:delete(self:store_key())
+  return self.options.store:delete(self:store_key())
 end
 
 --- The grant token() runs when nothing valid is stored, decided from the
@@ -1081,11 +1110,11 @@ end
 -- no interactive response type, else "authorization_code" (a person logs
 -- in: token() never falls back to an app-only token).
 function Provider:default_grant()
-  if self.grant then return self.grant end
+  if self.options.grant then return self.options.grant end
   local s = secrets[self]
   if s.api_key then return "none" end
-  if self.username and s.password then return "password" end
-  if self.client_auth ~= "none" and not self.redirect_uri and not self.response_type then
+  if self.options.username and s.password then return "password" end
+  if self.options.client_auth ~= "none" and not self.options.redirect_uri and not self.options.response_type then
     return "client_credentials"
   end
   return "authorization_code"
@@ -1096,7 +1125,7 @@ end
 function Provider:stored()
   local s = secrets[self]
   if s.tok then return s.tok end
-  local entry, err = self.store:get(self:store_key())
+  local entry, err = self.options.store:get(self:store_key())
   if err then return nil, err end
   if entry == nil then return nil end
   return token_mod.from_entry(entry)
@@ -1117,7 +1146,7 @@ function Provider:logout()
   local t, serr = self:stored()
   if serr then out.failed.store = serr end
   if t then
-    local ep, eerr = self.revocation_endpoint, nil
+    local ep, eerr = self:endpoint("revocation_endpoint"), nil
     if not ep then ep, eerr = self:_endpoint("revocation_endpoint") end
     for _, name in ipairs { "access_token", "refresh_token" } do
       local value = t[name]
@@ -1127,9 +1156,9 @@ function Provider:logout()
         if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
       end
     end
-    local ese = self.end_session_endpoint
+    local ese = self:endpoint("end_session_endpoint")
     if ese then
-      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token, client_id = self.client_id })
+      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token, client_id = self.options.client_id })
     end
   end
   local ok, ferr = self:forget()
@@ -1196,8 +1225,8 @@ end
 function Provider:request(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'request' (table expected)", 2) end
   if type(opts.url) ~= "string" then error("'url' must be a string", 2) end
-  local target = url.join(self.api_base, opts.url)
-  local ok, msg = url.check_endpoint(target, self.allow_http)
+  local target = url.join(self.options.api_base, opts.url)
+  local ok, msg = url.check_endpoint(target, self.options.allow_http)
   if not ok then return cfg_err("request url: " .. msg) end
   if opts.query then target = url.add_query(target, opts.query) end
   local headers = header_lines(opts.headers, {})
@@ -1220,8 +1249,8 @@ function Provider:request(opts)
       -- plain HTTP Basic (RFC 7617) with an API key, as SmartFile documents
       h[#h + 1] = "Authorization: Basic " .. core.b64_encode(s.api_key .. ":" .. (s.api_password or ""))
     elseif tok then
-      if self.token_placement == "query" then
-        u = url.add_query(target, { [self.token_param] = tok.access_token })
+      if self.options.token_placement == "query" then
+        u = url.add_query(target, { [self.options.token_param] = tok.access_token })
       else
         h[#h + 1] = "Authorization: Bearer " .. tok.access_token
       end

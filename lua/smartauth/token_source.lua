@@ -75,7 +75,7 @@ end
 function Source:refresh_at(t, min_ttl)
   local exp = t.expires_at
   if not exp then return HUGE end
-  local margin = self.p.leeway
+  local margin = self.p.options.leeway
   if t.issued_at then margin = math.min(margin, (exp - t.issued_at) / 2) end
   if min_ttl and min_ttl > margin then margin = min_ttl end
   return exp - margin
@@ -103,13 +103,13 @@ end
 -- plus attempts x timeout) and 5 s more, so it never expires mid-refresh.
 function Source:lock_ttl()
   local p = self.p
-  local ttl = p.lock_ttl
+  local ttl = p.options.lock_ttl
   if ttl then return ttl end
-  local pol = p.retry
+  local pol = p.options.retry
   if pol == nil then pol = retry.default end
   local attempts, budget = 1, 0
   if pol then attempts, budget = pol.attempts or 1, pol.budget or 0 end
-  return budget + attempts * (p.timeout or M.DEFAULT_TIMEOUT) + 5
+  return budget + attempts * (p.options.timeout or M.DEFAULT_TIMEOUT) + 5
 end
 
 local function entry_ttl(tok)
@@ -125,7 +125,7 @@ function Source:put(tok, key)
   local p = self.p
   local main = key == nil or key == p:store_key()
   key = key or p:store_key()
-  local ok, err = p.store:set(key, tok:to_entry(), entry_ttl(tok))
+  local ok, err = p.options.store:set(key, tok:to_entry(), entry_ttl(tok))
   if main then
     if ok then
       self.state.save_error = nil
@@ -167,7 +167,7 @@ end
 
 -- The stored token under key, or nil; nil, err when the store fails.
 local function read(p, key)
-  local entry, err = p.store:get(key)
+  local entry, err = p.options.store:get(key)
   if err then return nil, err end
   if entry == nil then return nil end
   return token_mod.from_entry(entry)
@@ -193,7 +193,7 @@ function Source:drop_dead(key, rt, opts)
     if clock.now() < self:refresh_at(cur, opts.min_ttl) then return cur end
     return nil
   end
-  if cur then p.store:delete(key) end
+  if cur then p.options.store:delete(key) end
   if self.state.tok and self.state.tok.refresh_token == rt then
     self.state.save_error = nil
     self:set(nil)
@@ -293,7 +293,7 @@ function Source:token(opts)
   end
   local release = engine.on_cancel(function() finish(CANCELLED) end)
   local lerr
-  unlock, lerr = p.store:lock(key, self:lock_ttl())
+  unlock, lerr = p.options.store:lock(key, self:lock_ttl())
   local ok, tok, err
   if unlock then
     ok, tok, err = pcall(self.obtain, self, key, main, opts)
@@ -325,14 +325,14 @@ function Source:retire(access_token)
     end
   end
   local key = p:store_key()
-  local unlock, lerr = p.store:lock(key, self:lock_ttl())
+  local unlock, lerr = p.options.store:lock(key, self:lock_ttl())
   if not unlock then return nil, lerr end
   local release = engine.on_cancel(unlock)
   local t, err = read(p, key)
   local ok = true
   if t and t.access_token == access_token then
     t.expires_at = past
-    ok, err = p.store:set(key, t:to_entry(), entry_ttl(t))
+    ok, err = p.options.store:set(key, t:to_entry(), entry_ttl(t))
   end
   release()
   unlock()

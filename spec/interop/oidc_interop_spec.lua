@@ -26,11 +26,11 @@ describe("#interop oidc-provider", function()
 
   it("discovers the provider and checks the issuer", function()
     local p = discover { client_id = "public-client" }
-    assert.equal(op.issuer .. "/token", p.token_endpoint)
-    assert.equal(op.issuer .. "/jwks", p.jwks_uri)
-    assert.truthy(p.userinfo_endpoint)
-    assert.truthy(p.revocation_endpoint)
-    assert.truthy(p.introspection_endpoint)
+    assert.equal(op.issuer .. "/token", p:endpoint("token_endpoint"))
+    assert.equal(op.issuer .. "/jwks", p:endpoint("jwks_uri"))
+    assert.truthy(p:endpoint("userinfo_endpoint"))
+    assert.truthy(p:endpoint("revocation_endpoint"))
+    assert.truthy(p:endpoint("introspection_endpoint"))
     -- the document names the issuer without a trailing slash: asking with one fails
     local bad, err = smartauth.discover(op.issuer .. "/", { client_id = "x" })
     assert.is_nil(bad)
