@@ -24,7 +24,7 @@
 /* All header lines of a transfer (1xx answers included). Below libcurl's
  * own total (300 KiB) by more than its longest line (100 KiB), so this
  * check always fires first and reports the server's answer as the cause. */
-#define SA_MAX_HEADER_BYTES (192u * 1024u)
+#define SA_MAX_HEADER_BYTES 196608u /* 192 KiB */
 
 /* A response header: offsets into the request's header buffer (which may
  * move as it grows); lengths count any NUL byte the server sent. */
