@@ -1,19 +1,30 @@
 #include "http.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 
 #define SA_MAX_HEADERS 200
+/* All header lines of a transfer (1xx answers included). Below libcurl's
+ * own total (300 KiB) by more than its longest line (100 KiB), so this
+ * check always fires first and reports the server's answer as the cause. */
+#define SA_MAX_HEADER_BYTES 196608u /* 192 KiB */
 
 /* A response header: offsets into the request's header buffer (which may
  * move as it grows); lengths count any NUL byte the server sent. */
@@ -37,8 +48,10 @@ struct sa_http_req {
     size_t nresp, capresp;
     sa_hdr hdr_inline[SA_INLINE_HEADERS];
     size_t max_body;
+    size_t header_bytes;        /* every header line so far, 1xx included */
     int too_large;
     int too_many_headers;
+    int headers_too_large;
     int done;
     int ready;                  /* its handle was taken set up (take_idle) */
     int queued;                 /* in the engine's done queue */
@@ -62,8 +75,21 @@ typedef struct sa_idle {
     sa_buf key;                 /* empty: unknown state, reset before use */
 } sa_idle;
 
+/* A socket libcurl wants watched (its socket callback): what is
+ * CURL_POLL_IN, _OUT or _INOUT. */
+typedef struct sa_sock {
+    curl_socket_t fd;
+    int what;
+} sa_sock;
+
 struct sa_http {
     CURLM *multi;
+    /* libcurl's socket API, not curl_multi_fdset/_wait: any descriptor
+     * number works (an fd_set stops at FD_SETSIZE, 1024). */
+    sa_sock *socks;
+    size_t nsocks, capsocks;
+    struct pollfd *pfds;        /* poll's copy of socks, capsocks long */
+    double timer_at;            /* monotonic deadline of libcurl's timer; <0 none */
     sa_http_req *reqs;          /* attached (running or done, not yet freed) */
     sa_http_req *qhead, *qtail; /* finished, not yet handed out */
     int running;
@@ -95,6 +121,84 @@ int sa_http_global_init(sa_err *err)
     return 0;
 }
 
+/* CURLMOPT_SOCKETFUNCTION: keeps the list of sockets to watch. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    sa_http *h = userp;
+    size_t i;
+    (void)easy;
+    (void)socketp;
+    for (i = 0; i < h->nsocks && h->socks[i].fd != s; i++)
+        ;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < h->nsocks)
+            h->socks[i] = h->socks[--h->nsocks];
+        return 0;
+    }
+    if (i == h->nsocks) {
+        if (h->nsocks == h->capsocks) {
+            size_t ncap = h->capsocks ? h->capsocks * 2 : 8;
+            sa_sock *ns = realloc(h->socks, ncap * sizeof *ns);
+            struct pollfd *np;
+            if (!ns)
+                return -1; /* libcurl fails the transfers: CURLM_ABORTED_BY_CALLBACK */
+            h->socks = ns;
+            np = realloc(h->pfds, ncap * sizeof *np);
+            if (!np)
+                return -1;
+            h->pfds = np;
+            h->capsocks = ncap;
+        }
+        h->socks[h->nsocks++].fd = s;
+    }
+    h->socks[i].what = what;
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: when libcurl wants curl_multi_socket_action
+ * with CURL_SOCKET_TIMEOUT (0: as soon as possible). */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    sa_http *h = userp;
+    (void)multi;
+    h->timer_at = timeout_ms < 0 ? -1 : sa_http_monotonic() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
+/* libcurl's OpenSSL calls can leave errors queued (a failed handshake
+ * leaves "shutdown while in init"); a stale one makes the next handshake on
+ * this thread fail (SSL_get_error reads the queue first: nginx, LuaSec). */
+static void clear_tls_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
+/* libcurl 7.88 creates a wakeup socketpair in curl_multi_init (for
+ * curl_multi_poll and _wakeup, which this engine does not use) without
+ * close-on-exec. The pair takes the lowest free descriptors: found here
+ * beforehand, and marked after if they then hold sockets that lack the
+ * flag (newer libcurl sets it itself). */
+#define SA_PROBE_FDS 4
+static CURLM *multi_init_cloexec(void)
+{
+    int probe[SA_PROBE_FDS], n, i;
+    CURLM *m;
+    for (n = 0; n < SA_PROBE_FDS; n++)
+        if ((probe[n] = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+            break;
+    for (i = 0; i < n; i++)
+        close(probe[i]);
+    m = curl_multi_init();
+    for (i = 0; m && i < n; i++) {
+        struct stat st;
+        int fl = fcntl(probe[i], F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC) && fstat(probe[i], &st) == 0 && S_ISSOCK(st.st_mode))
+            fcntl(probe[i], F_SETFD, fl | FD_CLOEXEC);
+    }
+    return m;
+}
+
 sa_http *sa_http_new(sa_err *err)
 {
     sa_http *h;
@@ -105,7 +209,7 @@ sa_http *sa_http_new(sa_err *err)
         sa_err_set(err, SA_ENOMEM, 0, "out of memory");
         return NULL;
     }
-    h->multi = curl_multi_init();
+    h->multi = multi_init_cloexec();
     if (!h->multi) {
         free(h);
         sa_err_set(err, SA_ENOMEM, 0, "curl_multi_init failed");
@@ -114,6 +218,11 @@ sa_http *sa_http_new(sa_err *err)
     /* Keep enough idle connections for a process that talks to a handful of
      * providers and APIs at once. */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 32L);
+    h->timer_at = -1;
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     h->spin_max = SA_HTTP_DEFAULT_SPIN;
     h->wait_est = SA_HTTP_DEFAULT_SPIN / 2;
     return h;
@@ -139,8 +248,10 @@ static void req_detach(sa_http_req *r)
     sa_http *h = r->h;
     if (!h)
         return;
-    if (r->easy)
-        curl_multi_remove_handle(h->multi, r->easy);
+    if (r->easy) {
+        curl_multi_remove_handle(h->multi, r->easy); /* may close a TLS connection */
+        clear_tls_errors();
+    }
     if (!r->done)
         h->running--;
     if (r->prev)
@@ -177,7 +288,10 @@ void sa_http_free(sa_http *h)
         curl_easy_cleanup(i->easy);
         idle_clear(i);
     }
-    curl_multi_cleanup(h->multi);
+    curl_multi_cleanup(h->multi); /* calls on_socket: h is still whole */
+    clear_tls_errors();
+    free(h->socks);
+    free(h->pfds);
     free(h);
 }
 
@@ -221,6 +335,11 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     size_t n = size * nmemb, nlen, vlen, need, i;
     const char *colon, *name, *value;
     sa_hdr *hd;
+    r->header_bytes += n;
+    if (r->header_bytes > SA_MAX_HEADER_BYTES) {
+        r->headers_too_large = 1;
+        return 0;
+    }
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
         /* A new status line: only the final response's headers count
          * (after 100 Continue or a 1xx). */
@@ -294,16 +413,54 @@ static int classify(CURLcode rc)
     }
 }
 
+/* Whether the request went out: then a failure that libcurl names by
+ * protocol or memory is about the server's answer, not the caller's URL. */
+static int request_sent(const sa_http_req *r)
+{
+    long sent = 0;
+    return curl_easy_getinfo(r->easy, CURLINFO_REQUEST_SIZE, &sent) == CURLE_OK && sent > 0;
+}
+
 static int set_failed(sa_http_req *r, CURLcode rc)
 {
+    const char *what = curl_easy_strerror(rc), *sep = r->errbuf[0] ? ": " : "";
     if (r->too_large || rc == CURLE_FILESIZE_EXCEEDED)
         return sa_err_set(&r->err, SA_EHTTP, (long)rc,
                           "response body exceeds the limit of %zu bytes", r->max_body);
     if (r->too_many_headers)
         return sa_err_set(&r->err, SA_EHTTP, (long)rc,
                           "response has more than %d headers", SA_MAX_HEADERS);
-    return sa_err_set(&r->err, classify(rc), (long)rc, "%s%s%s",
-                      curl_easy_strerror(rc), r->errbuf[0] ? ": " : "", r->errbuf);
+    if (r->headers_too_large)
+        return sa_err_set(&r->err, SA_EHTTP, (long)rc,
+                          "response headers exceed the limit of %u bytes", SA_MAX_HEADER_BYTES);
+    switch (rc) {
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+        return sa_err_set(&r->err, SA_EHTTP, (long)rc, "malformed response: %s%s%s",
+                          what, sep, r->errbuf);
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        /* libcurl's words for a bad status line ("HTTP/0.9", status 199 or
+         * 1000); before sending, the URL's scheme is not allowed */
+        if (request_sent(r))
+            return sa_err_set(&r->err, SA_EHTTP, (long)rc, "malformed response: %s%s%s",
+                              what, sep, r->errbuf);
+        break;
+#if LIBCURL_VERSION_NUM >= 0x080600
+    case CURLE_TOO_LARGE:
+#endif
+    case CURLE_OUT_OF_MEMORY:
+        /* Before 8.6 libcurl says "out of memory" for a header line over
+         * its limit (100 KiB); a real allocation failure while reading an
+         * answer is much rarer, and is not worth retrying either. */
+        if (request_sent(r))
+            return sa_err_set(&r->err, SA_EHTTP, (long)rc,
+                              "response header too large (one line over libcurl's "
+                              "limit) or out of memory");
+        return sa_err_set(&r->err, SA_ENOMEM, (long)rc, "out of memory");
+    default:
+        break;
+    }
+    return sa_err_set(&r->err, classify(rc), (long)rc, "%s%s%s", what, sep, r->errbuf);
 }
 
 /* Every option of a request, length-prefixed so that no two different
@@ -336,6 +493,27 @@ static int setup_key(sa_buf *k, const sa_http_opts *o, const char *method, size_
     return 0;
 }
 
+/* CURLOPT_OPENSOCKETFUNCTION: sockets close on exec, so a child process (a
+ * browser the CLI opens, a hook's shell) never holds a connection to the
+ * token server. Atomic with SOCK_CLOEXEC, for hosts that fork in threads. */
+static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    curl_socket_t s;
+    (void)clientp;
+    (void)purpose;
+#ifdef SOCK_CLOEXEC
+    s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s != CURL_SOCKET_BAD || errno != EINVAL)
+        return s;
+#endif
+    s = socket(a->family, a->socktype, a->protocol);
+    if (s != CURL_SOCKET_BAD && fcntl(s, F_SETFD, FD_CLOEXEC) != 0) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    return s;
+}
+
 #define SETOPT(opt, val)                                                         \
     do {                                                                         \
         CURLcode c_ = curl_easy_setopt(r->easy, opt, val);                       \
@@ -356,6 +534,7 @@ static int setup(sa_http_req *r, const sa_http_opts *o, const char *method, sa_e
     SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);   /* never follow: token requests must not */
     SETOPT(CURLOPT_NOSIGNAL, 1L);
+    SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
     /* Debian sets a default CA path, which disables libcurl's CA-store cache
@@ -522,32 +701,78 @@ static int collect(sa_http *h)
     return n;
 }
 
+/* Hands libcurl what poll found in pfds[0..n), then its timer if due. */
+static CURLMcode dispatch(sa_http *h, size_t n)
+{
+    CURLMcode mc = CURLM_OK;
+    size_t i;
+    int still;
+    for (i = 0; i < n && mc == CURLM_OK; i++) {
+        short re = h->pfds[i].revents;
+        int ev = ((re & (POLLIN | POLLHUP)) ? CURL_CSELECT_IN : 0) |
+                 ((re & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                 ((re & (POLLERR | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+        /* on_socket may change socks meanwhile: pfds is a copy; a socket
+         * libcurl dropped in between is ignored by it */
+        if (ev)
+            mc = curl_multi_socket_action(h->multi, h->pfds[i].fd, ev, &still);
+    }
+    if (mc == CURLM_OK && h->timer_at >= 0 && h->timer_at <= sa_http_monotonic()) {
+        /* This run uses the timer up. libcurl (7.88) calls on_timer again
+         * if it still has one, but never with -1 after a timeout run: it
+         * forgets what it last told us, so it would leave this deadline. */
+        h->timer_at = -1;
+        mc = curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+    }
+    return mc;
+}
+
+/* Waits up to timeout_ms (0: only looks) for the sockets libcurl watches,
+ * then lets it act on them and on its timer. */
+static int drive(sa_http *h, long timeout_ms, sa_err *err)
+{
+    size_t i, n = 0;
+    CURLMcode mc;
+    for (i = 0; i < h->nsocks; i++) {
+        int w = h->socks[i].what;
+        if (!(w & CURL_POLL_INOUT))
+            continue;
+        h->pfds[n].fd = h->socks[i].fd;
+        h->pfds[n].events = (short)(((w & CURL_POLL_IN) ? POLLIN : 0) |
+                                    ((w & CURL_POLL_OUT) ? POLLOUT : 0));
+        h->pfds[n].revents = 0;
+        n++;
+    }
+    if (n > 0 || timeout_ms > 0) {
+        int rc = poll(h->pfds, (nfds_t)n, timeout_ms > INT_MAX ? INT_MAX : (int)timeout_ms);
+        if (rc < 0 && errno != EINTR)
+            return sa_err_set(err, SA_ENETWORK, (long)errno, "poll failed: %s", strerror(errno));
+        if (rc <= 0)
+            n = 0;
+    }
+    mc = dispatch(h, n);
+    if (mc != CURLM_OK)
+        return sa_err_set(err, SA_ENETWORK, (long)mc, "curl multi: %s", curl_multi_strerror(mc));
+    return 0;
+}
+
 int sa_http_step(sa_http *h, long timeout_ms, sa_err *err)
 {
-    int still = 0, finished = 0;
-    CURLMcode mc = curl_multi_perform(h->multi, &still);
-    if (mc == CURLM_OK)
-        finished = collect(h);
+    int rc = drive(h, 0, err);
     /* Waits even with nothing running: a host's step(timeout) is also its
-     * idle wait, and curl_multi_poll sleeps when it has no sockets. But a
-     * transfer that just finished must be handed out now, not after the
-     * wait (that cost a blocking request up to a second). */
-    if (mc == CURLM_OK && timeout_ms > 0 && finished == 0) {
-        long t = -1;
-        curl_multi_timeout(h->multi, &t);
+     * idle wait (poll sleeps when it has no sockets). But a transfer that
+     * just finished must be handed out now, not after the wait (that cost
+     * a blocking request up to a second). */
+    if (rc == 0 && collect(h) == 0 && timeout_ms > 0) {
+        long t = sa_http_timeout(h);
         if (t < 0 || t > timeout_ms)
             t = timeout_ms;
-        if (t > 0)
-            mc = curl_multi_poll(h->multi, NULL, 0, (int)t, NULL);
-        if (mc == CURLM_OK)
-            mc = curl_multi_perform(h->multi, &still);
-        if (mc == CURLM_OK)
+        rc = drive(h, t, err);
+        if (rc == 0)
             collect(h);
     }
-    if (mc != CURLM_OK)
-        return sa_err_set(err, SA_ENETWORK, (long)mc, "curl multi: %s",
-                          curl_multi_strerror(mc));
-    return h->running;
+    clear_tls_errors();
+    return rc == 0 ? h->running : -1;
 }
 
 /* How long a blocking wait may poll without sleeping: when this engine's
@@ -598,30 +823,27 @@ double sa_http_spin(const sa_http *h) { return h->spin_max; }
 
 long sa_http_timeout(sa_http *h)
 {
-    long t = -1;
-    curl_multi_timeout(h->multi, &t);
-    return t;
+    double left;
+    if (h->timer_at < 0)
+        return -1;
+    left = ceil((h->timer_at - sa_http_monotonic()) * 1000.0);
+    return left <= 0 ? 0 : left >= (double)LONG_MAX ? LONG_MAX : (long)left;
 }
 
 int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err)
 {
-    fd_set r, w, x;
-    int maxfd = -1, fd, n = 0;
-    CURLMcode mc;
-    FD_ZERO(&r);
-    FD_ZERO(&w);
-    FD_ZERO(&x);
-    mc = curl_multi_fdset(h->multi, &r, &w, &x, &maxfd);
-    if (mc != CURLM_OK)
-        return sa_err_set(err, SA_ENETWORK, (long)mc, "curl multi: %s",
-                          curl_multi_strerror(mc));
-    for (fd = 0; fd <= maxfd && n < max; fd++) {
-        int ev = (FD_ISSET(fd, &r) ? 1 : 0) | (FD_ISSET(fd, &w) ? 2 : 0);
-        if (ev) {
-            fds[n] = fd;
+    size_t i;
+    int n = 0;
+    (void)err;
+    for (i = 0; i < h->nsocks; i++) {
+        int ev = h->socks[i].what & CURL_POLL_INOUT; /* 1 read, 2 write, 3 both */
+        if (!ev)
+            continue;
+        if (n < max) {
+            fds[n] = (int)h->socks[i].fd;
             events[n] = ev;
-            n++;
         }
+        n++;
     }
     return n;
 }

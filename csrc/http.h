@@ -61,9 +61,10 @@ long sa_http_timeout(sa_http *h);
 /* Number of transfers started and not yet finished. */
 int sa_http_running(const sa_http *h);
 
-/* Sockets the engine waits on, for hosts that run their own poll loop:
- * fills fds[i] and events[i] (1 read, 2 write, 3 both) for up to max
- * sockets; returns the count, or -1. */
+/* Sockets the engine waits on, for hosts that run their own poll loop (any
+ * descriptor number: poll or epoll them, not select): fills fds[i] and
+ * events[i] (1 read, 2 write, 3 both) for up to max sockets; returns how
+ * many there are (more than max: call again with room for all), or -1. */
 int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err);
 
 /* libcurl's version and TLS library, and whether name resolution runs off

@@ -939,9 +939,14 @@ static int l_engine_spin(lua_State *L)
 static int l_engine_fds(lua_State *L)
 {
     lengine *le = check_engine(L, 1);
-    int fds[256], events[256], n, i;
+    int buf[2 * 256], *fds = buf, *events = buf + 256, n, i;
     sa_err e;
     n = sa_http_fds(le->h, fds, events, 256, &e);
+    if (n > 256) { /* a userdata, so an error below frees it */
+        fds = lua_newuserdatauv(L, 2 * (size_t)n * sizeof *fds, 0);
+        events = fds + n;
+        n = sa_http_fds(le->h, fds, events, n, &e);
+    }
     if (n < 0)
         return push_err(L, &e);
     lua_createtable(L, n, 0);

@@ -186,6 +186,31 @@ describe("engine for hosts with their own loop", function()
     assert.equal(200, (select(2, task:result())).status)
   end)
 
+  -- curl_multi_fdset cannot name a socket >= FD_SETSIZE (1024): a host
+  -- loop with that many descriptors open polled nothing and was never woken.
+  it("names sockets above 1023 to a host's poll loop, which wakes on them", function()
+    local proc = require "helpers.proc"
+    local cjson = require "cjson"
+    local root = assert(os.getenv("PWD"))
+    local ok, code, out = proc.run("mkdir -p build/spec && cc -std=c11 -O1 -Wall -Werror "
+      .. "$(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) "
+      .. "-o build/spec/poll_host spec/helpers/poll_host.c -llua5.4 -lm 2>&1")
+    assert.is_true(ok, "cc exit " .. tostring(code) .. ": " .. out)
+    s:reset()
+    s:script("/quick", { body = "q" })
+    s:script("/slow", { delay_ms = 300, body = "x" })
+    ok, code, out = proc.run("build/spec/poll_host " .. proc.shell_quote(root) .. " " .. s.url .. " 1100")
+    assert.is_true(ok, "exit " .. tostring(code) .. ": " .. out)
+    local r = cjson.decode(out:match("{.*}"))
+    assert.is_true(r.high_file >= 1100, out)
+    assert.equal("200", r.blocking)          -- the engine's own wait
+    assert.is_true(r.done, out)
+    assert.equal(200, r.status, out)
+    assert.is_true(r.max_fd > 1100, out)     -- the transfer's socket was named
+    assert.is_true(r.fd_wakeups >= 1, out)   -- and its answer woke the loop
+    assert.is_true(r.wall_ms < 2000, out)
+  end)
+
   it("resolves names off the caller's thread, so step(0) never waits on DNS", function()
     local info = require("smartauth.core").info()
     assert.is_true(info.async_dns, "libcurl " .. info.curl .. " lacks the threaded resolver")

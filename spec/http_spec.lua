@@ -125,7 +125,8 @@ describe("http engine", function()
     s:script("/nul", { raw = "HTTP/1.1 200 OK\r\nX-Nul: a\0b\r\nContent-Length: 2\r\n\r\nok" })
     local res, err = http.request { url = s.url .. "/nul" }
     assert.is_nil(res)
-    assert.equal("network", err.kind)
+    assert.equal("http", err.kind)
+    assert.is_false(err.retryable)
     s:script("/bytes", { raw = "HTTP/1.1 200 OK\r\nX-Bytes: \t a\1\127\255 b \t\r\nContent-Length: 2\r\n\r\nok" })
     res = assert(http.request { url = s.url .. "/bytes" })
     assert.equal("a\1\127\255 b", res.headers["x-bytes"])
@@ -180,6 +181,93 @@ describe("http engine", function()
     s:script("/trunc", { body = "{\"a\":1}", truncate = true })
     _, err = http.request { url = s.url .. "/trunc" }
     assert.equal("network", err.kind)
+  end)
+
+  -- libcurl says "unsupported protocol" or "weird server reply" for these:
+  -- they were reported as config errors (the CLI then said "run login") or
+  -- as retryable network errors.
+  it("reports a malformed status line or header as an http error about the answer", function()
+    local answers = {
+      garbage = "garbage\r\n\r\n",
+      ["status 199"] = "HTTP/1.1 199 Odd\r\nContent-Length: 2\r\n\r\nok",
+      ["status 99"] = "HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok",
+      ["status 1000"] = "HTTP/1.1 1000 Odd\r\nContent-Length: 2\r\n\r\nok",
+      ["no status"] = "HTTP/1.1 abc\r\nContent-Length: 2\r\n\r\nok",
+      ["version 9.9"] = "HTTP/9.9 200 OK\r\nContent-Length: 2\r\n\r\nok",
+      ["no colon"] = "HTTP/1.1 200 OK\r\nfoo\r\nContent-Length: 2\r\n\r\nok",
+      ["bad length"] = "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nok",
+    }
+    for name, raw in pairs(answers) do
+      s:script("/bad", { raw = raw })
+      local res, err = http.request { url = s.url .. "/bad" }
+      assert.is_nil(res, name)
+      assert.equal("http", err.kind, name .. ": " .. tostring(err))
+      assert.is_false(err.retryable, name)
+    end
+    -- a scheme libcurl is not allowed to speak is still the caller's mistake
+    local _, err = http.request { url = "ftp://127.0.0.1:1/x" }
+    assert.equal("config", err.kind)
+  end)
+
+  it("refuses a 300 KB header line, and 300 KB of headers, as http errors", function()
+    local line = "HTTP/1.1 200 OK\r\nX-Big: " .. ("a"):rep(300 * 1024) .. "\r\nContent-Length: 2\r\n\r\nok"
+    local many = "HTTP/1.1 200 OK\r\n" .. ("X-Many: " .. ("a"):rep(75 * 1024) .. "\r\n"):rep(4)
+      .. "Content-Length: 2\r\n\r\nok"
+    local status = "HTTP/1.1 200 " .. ("a"):rep(300 * 1024) .. "\r\nContent-Length: 2\r\n\r\nok"
+    for name, raw in pairs { line = line, many = many, status = status } do
+      s:script("/big", { raw = raw })
+      local res, err = http.request { url = s.url .. "/big" }
+      assert.is_nil(res, name)
+      assert.equal("http", err.kind, name .. ": " .. tostring(err))
+      assert.is_false(err.retryable, name)
+      assert.matches("header", err.description, 1, true)
+    end
+    -- 150 KiB of headers is still an answer
+    s:script("/ok", { raw = "HTTP/1.1 200 OK\r\n" .. ("X-Many: " .. ("a"):rep(50 * 1024) .. "\r\n"):rep(3)
+      .. "Content-Length: 2\r\n\r\nok" })
+    local res = assert(http.request { url = s.url .. "/ok" })
+    assert.equal("ok", res.body)
+  end)
+
+  -- A child (a browser the CLI opens, a hook's shell) must not hold the
+  -- connection to the token server.
+  it("keeps its sockets out of child processes", function()
+    local proc = require "helpers.proc"
+    local pid = assert(proc.read_file("/proc/self/stat")):match("^%d+")
+    local function sockets(dir)
+      local set = {}
+      local ok, _, out = proc.run("ls -l " .. dir .. " 2>/dev/null")
+      assert.is_true(ok)
+      for inode in out:gmatch("socket:%[(%d+)%]") do set[inode] = true end
+      return set
+    end
+    -- sockets this process opened since `before` that a child started now holds
+    local function leaked(before)
+      local mine, n, out = sockets("/proc/" .. pid .. "/fd"), 0, {}
+      for inode in pairs(mine) do if not before[inode] then n = n + 1 end end
+      for inode in pairs(sockets("/proc/self/fd")) do
+        if mine[inode] and not before[inode] then out[#out + 1] = inode end
+      end
+      return out, n
+    end
+    local before = sockets("/proc/" .. pid .. "/fd")
+    local engine = core.engine()
+    s:script("/slow", { delay_ms = 100, body = "x" })
+    local req = assert(engine:start { url = s.url .. "/slow" })
+    local seen = 0
+    while not req:done() do
+      engine:step(0.01)
+      local out, n = leaked(before) -- a child started while the transfer runs
+      assert.same({}, out)
+      seen = math.max(seen, n)
+    end
+    assert.equal("x", req:result().body)
+    req:close()
+    assert.is_true(seen >= 1)
+    local out, n = leaked(before)   -- and while the connection is kept alive
+    assert.is_true(n >= 1)
+    assert.same({}, out)
+    engine:close()
   end)
 
   it("refuses other schemes", function()
