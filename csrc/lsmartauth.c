@@ -824,7 +824,7 @@ static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
     if (lua_getfield(L, t, "max_body") != LUA_TNIL) {
         int isint;
         lua_Integer mb = lua_tointegerx(L, -1, &isint);
-        if (!isint || mb <= 0)
+        if (!isint || mb <= 0 || (lua_Unsigned)mb > (size_t)-1)
             luaL_error(L, "option 'max_body' must be a positive integer");
         o.max_body = (size_t)mb;
     }
@@ -870,7 +870,7 @@ static int push_response(lua_State *L, sa_http_req *r)
     lua_pushinteger(L, sa_http_req_connects(r));
     lua_setfield(L, -2, "connects");
     n = sa_http_req_nheaders(r);
-    lua_createtable(L, 0, (int)n);
+    lua_createtable(L, 0, n > 64 ? 64 : (int)n); /* a size hint only */
     for (i = 0; i < n; i++) {
         const char *name, *value;
         size_t nl, vl;

@@ -130,6 +130,15 @@ describe("binding redis_open with a proxy option table", function()
     }))
     assert(st:set("binding:proxy", "v"))
     assert.equal("v", st:get("binding:proxy"))
+    -- ttls and lock waits that are not finite integers in range never reach C
+    for _, v in ipairs { 0 / 0, math.huge, -math.huge, 1e300, 1.5, -1 } do
+      assert.has_error(function() st:set("binding:proxy", "v", v) end)
+      assert.has_error(function() st:lock("binding:lock", v, 1) end)
+      if v ~= 1.5 then -- a wait is in seconds: 1.5 is one
+        assert.has_error(function() st:lock("binding:lock", 1000, v) end)
+      end
+    end
+    assert.equal("v", st:get("binding:proxy"))
     st:close()
   end)
 end)
