@@ -28,6 +28,12 @@ build/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
 	@mkdir -p build
 	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(LIBS)
 
+# The binding under a failing Lua allocator (spec/c/test_oom.c): this C test
+# links the binding and Lua as well.
+build/test_oom: spec/c/test_oom.c $(CORE_SRC) $(BIND_SRC) $(HDRS)
+	@mkdir -p build
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(BIND_SRC) $(LIBS) -llua5.4 -lm
+
 build/embed_game: examples/embed/game.c
 	@mkdir -p build
 	$(CC) $(WARN) $(CFLAGS) $(LUA_INC) -o $@ $< -llua5.4 -lm
@@ -75,6 +81,10 @@ build/asan/smartauth/core.so: $(CORE_SRC) $(BIND_SRC) $(HDRS)
 build/asan/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CLANG) $(SAN_CFLAGS) -Wno-string-conversion -Icsrc -o $@ $< $(CORE_SRC) $(LIBS)
+
+build/asan/test_oom: spec/c/test_oom.c $(CORE_SRC) $(BIND_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SAN_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(BIND_SRC) $(LIBS) -llua5.4 -lm
 
 build/asan-rt/noinherit.so: spec/sanitize/noinherit.c
 	@mkdir -p $(@D)

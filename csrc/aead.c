@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "crypto.h"
@@ -100,8 +101,10 @@ int sa_aead_seal(const sa_aead_key *key, const void *aad, size_t aadlen,
     out->data[out->len] = '\0';
     rc = 0;
 fail:
-    if (rc != 0)
+    if (rc != 0) {
+        ERR_clear_error(); /* no stale entry for the thread's next TLS call */
         sa_err_set(err, SA_EVALIDATION, 0, "encryption failed");
+    }
     EVP_CIPHER_CTX_free(c);
     return rc;
 }
@@ -165,8 +168,10 @@ int sa_aead_open(const sa_aead_key *key, const void *aad, size_t aadlen,
     out->data[out->len] = '\0';
     rc = 0;
 done:
-    if (rc != 0)  /* unverified plaintext never stays in memory */
+    if (rc != 0) { /* unverified plaintext never stays in memory */
         OPENSSL_cleanse(p, ctlen);
+        ERR_clear_error(); /* no stale entry for the thread's next TLS call */
+    }
     EVP_CIPHER_CTX_free(c);
     return rc;
 }

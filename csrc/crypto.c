@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -16,8 +17,12 @@ int sa_random_bytes(unsigned char *buf, size_t n, sa_err *err)
 {
     while (n > 0) {
         int chunk = n > 65536 ? 65536 : (int)n;
-        if (RAND_bytes(buf, chunk) != 1)
+        if (RAND_bytes(buf, chunk) != 1) {
+            /* a failure inside OpenSSL leaves the thread's error queue as
+             * it found it: a stale entry breaks the next TLS handshake */
+            ERR_clear_error();
             return sa_err_set(err, SA_EVALIDATION, 0, "random generator failed");
+        }
         buf += chunk;
         n -= (size_t)chunk;
     }
@@ -167,8 +172,12 @@ int sa_sha2(int bits, const void *in, size_t n, unsigned char *out)
 {
     const EVP_MD *md = sha2_md(bits);
     unsigned int len = 0;
-    if (!md || EVP_Digest(in, n, out, &len, md, NULL) != 1)
+    if (!md)
         return -1;
+    if (EVP_Digest(in, n, out, &len, md, NULL) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
     return (int)len;
 }
 
@@ -179,8 +188,10 @@ int sa_hmac_sha2(int bits, const void *key, size_t keylen, const void *in,
     unsigned int len = 0;
     if (!md || keylen > 0x7fffffff)
         return -1;
-    if (!HMAC(md, key, (int)keylen, in, n, out, &len))
+    if (!HMAC(md, key, (int)keylen, in, n, out, &len)) {
+        ERR_clear_error();
         return -1;
+    }
     return (int)len;
 }
 

@@ -17,6 +17,7 @@
 
 #define ENGINE_MT "smartauth.engine"
 #define REQUEST_MT "smartauth.request"
+#define BOX_MT "smartauth.buf"
 #define MAX_HEADERS_OUT 64
 
 #if defined(__GNUC__)
@@ -35,10 +36,29 @@ static int push_err(lua_State *L, const sa_err *e)
     return 4;
 }
 
+/* A C buffer owned by a userdata (the box) from before its first byte is
+ * allocated: any Lua error (out of memory, a metamethod raising) between
+ * filling it and pushing its bytes leaves it to __gc, never leaked. */
+static int l_box_gc(lua_State *L)
+{
+    sa_buf_free(luaL_checkudata(L, 1, BOX_MT));
+    return 0;
+}
+
+static sa_buf *new_box(lua_State *L)
+{
+    sa_buf *b = lua_newuserdatauv(L, sizeof *b, 0);
+    *b = (sa_buf)SA_BUF_INIT;
+    luaL_setmetatable(L, BOX_MT);
+    return b;
+}
+
+/* b is the box at the top of the stack: replaces it by its bytes. */
 static int push_buf(lua_State *L, sa_buf *b)
 {
     lua_pushlstring(L, b->data ? b->data : "", b->len);
     sa_buf_free(b);
+    lua_remove(L, -2);
     return 1;
 }
 
@@ -68,22 +88,23 @@ static int b64_enc(lua_State *L, int url)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    sa_buf b = SA_BUF_INIT;
-    if (sa_b64_encode(&b, (const unsigned char *)s, n, url) != 0)
-        return nomem(L, &b);
-    return push_buf(L, &b);
+    sa_buf *b = new_box(L);
+    if (sa_b64_encode(b, (const unsigned char *)s, n, url) != 0)
+        return nomem(L, b);
+    return push_buf(L, b);
 }
 
 /* Decodes s[0..n) and pushes it; on failure pushes nothing and leaves the
  * message in e. */
 static int push_b64(lua_State *L, const char *s, size_t n, int url, sa_err *e)
 {
-    sa_buf b = SA_BUF_INIT;
-    if (sa_b64_decode(&b, s, n, url, e) != 0) {
-        sa_buf_free(&b);
+    sa_buf *b = new_box(L);
+    if (sa_b64_decode(b, s, n, url, e) != 0) {
+        sa_buf_free(b);
+        lua_pop(L, 1);
         return -1;
     }
-    push_buf(L, &b);
+    push_buf(L, b);
     return 0;
 }
 
@@ -186,26 +207,26 @@ static int l_hmac(lua_State *L)
 
 static int l_pkce_verifier(lua_State *L)
 {
-    sa_buf b = SA_BUF_INIT;
+    sa_buf *b = new_box(L);
     sa_err e;
-    if (sa_pkce_verifier(&b, &e) != 0) {
-        sa_buf_free(&b);
+    if (sa_pkce_verifier(b, &e) != 0) {
+        sa_buf_free(b);
         return luaL_error(L, "%s", e.msg);
     }
-    return push_buf(L, &b);
+    return push_buf(L, b);
 }
 
 static int l_pkce_challenge(lua_State *L)
 {
     size_t n;
     const char *v = luaL_checklstring(L, 1, &n);
-    sa_buf b = SA_BUF_INIT;
+    sa_buf *b = new_box(L);
     sa_err e;
-    if (sa_pkce_challenge(&b, v, n, &e) != 0) {
-        sa_buf_free(&b);
+    if (sa_pkce_challenge(b, v, n, &e) != 0) {
+        sa_buf_free(b);
         return luaL_argerror(L, 1, e.msg);
     }
-    return push_buf(L, &b);
+    return push_buf(L, b);
 }
 
 static int l_ct_equal(lua_State *L)
@@ -592,10 +613,10 @@ static int l_form_escape(lua_State *L)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
-    sa_buf b = SA_BUF_INIT;
-    if (sa_form_escape(&b, s, n) != 0)
-        return nomem(L, &b);
-    return push_buf(L, &b);
+    sa_buf *b = new_box(L);
+    if (sa_form_escape(b, s, n) != 0)
+        return nomem(L, b);
+    return push_buf(L, b);
 }
 
 /* form_encode{ name1, value1, name2, value2, ... }: a flat list (no table
@@ -603,50 +624,73 @@ static int l_form_escape(lua_State *L)
  * fixed. */
 static int l_form_encode(lua_State *L)
 {
-    sa_buf b = SA_BUF_INIT;
+    sa_buf *b;
     lua_Integer i, n;
     luaL_checktype(L, 1, LUA_TTABLE);
     n = luaL_len(L, 1);
     if (n % 2 != 0)
         return luaL_argerror(L, 1, "expected a flat list of names and values");
+    lua_settop(L, 1);
+    b = new_box(L); /* index 2: lua_geti may run metamethods that raise */
     for (i = 1; i <= n; i += 2) {
         size_t nl, vl;
         const char *name, *value;
         if (lua_geti(L, 1, i) != LUA_TSTRING || lua_geti(L, 1, i + 1) != LUA_TSTRING) {
-            sa_buf_free(&b);
+            sa_buf_free(b);
             return luaL_argerror(L, 1, "form names and values must be strings");
         }
         name = lua_tolstring(L, -2, &nl);
         value = lua_tolstring(L, -1, &vl);
-        if (sa_form_add(&b, name, nl, value, vl) != 0)
-            return nomem(L, &b);
+        if (sa_form_add(b, name, nl, value, vl) != 0)
+            return nomem(L, b);
         lua_pop(L, 2);
     }
-    return push_buf(L, &b);
+    return push_buf(L, b);
 }
 
+/* Appends one pair as length, bytes, length, bytes to the box: no Lua call
+ * here, so nothing can raise while sa_form_parse holds its buffers. */
 static int form_pair_cb(void *ud, const char *name, size_t nlen,
                         const char *value, size_t vlen)
 {
-    lua_State *L = ud;
-    lua_pushlstring(L, name, nlen);
-    lua_pushlstring(L, value, vlen);
-    lua_rawset(L, -3);
+    sa_buf *b = ud;
+    if (sa_buf_append(b, &nlen, sizeof nlen) != 0 || sa_buf_append(b, name, nlen) != 0 ||
+        sa_buf_append(b, &vlen, sizeof vlen) != 0 || sa_buf_append(b, value, vlen) != 0)
+        return -1;
     return 0;
 }
 
 /* form_decode(s) -> table (last value of a repeated name wins) | nil, msg */
 static int l_form_decode(lua_State *L)
 {
-    size_t n;
+    size_t n, pos = 0;
     const char *s = luaL_checklstring(L, 1, &n);
+    sa_buf *b = new_box(L);
     sa_err e;
-    lua_newtable(L);
-    if (sa_form_parse(s, n, form_pair_cb, L, &e) != 0) {
+    sa_err_set(&e, SA_ENOMEM, 0, "out of memory");
+    if (sa_form_parse(s, n, form_pair_cb, b, &e) != 0) {
+        if (e.kind == SA_ENOMEM)
+            return nomem(L, b);
+        sa_buf_free(b);
         lua_pushnil(L);
         lua_pushstring(L, e.msg);
         return 2;
     }
+    lua_newtable(L);
+    while (pos < b->len) {
+        size_t len[2];
+        const char *p[2];
+        int k;
+        for (k = 0; k < 2; k++) {
+            memcpy(&len[k], b->data + pos, sizeof len[k]);
+            p[k] = b->data + pos + sizeof len[k];
+            pos += sizeof len[k] + len[k];
+        }
+        lua_pushlstring(L, p[0], len[0]);
+        lua_pushlstring(L, p[1], len[1]);
+        lua_rawset(L, -3);
+    }
+    sa_buf_free(b);
     return 1;
 }
 
@@ -655,10 +699,10 @@ static int l_basic_auth(lua_State *L)
     size_t il, sl;
     const char *id = luaL_checklstring(L, 1, &il);
     const char *secret = luaL_checklstring(L, 2, &sl);
-    sa_buf b = SA_BUF_INIT;
-    if (sa_form_basic_auth(&b, id, il, secret, sl) != 0)
-        return nomem(L, &b);
-    return push_buf(L, &b);
+    sa_buf *b = new_box(L);
+    if (sa_form_basic_auth(b, id, il, secret, sl) != 0)
+        return nomem(L, b);
+    return push_buf(L, b);
 }
 
 /* ------------------------------------------------------------------ http */
@@ -730,8 +774,10 @@ static long opt_ms(lua_State *L, int t, const char *k)
 {
     long v = 0;
     if (lua_getfield(L, t, k) != LUA_TNIL) {
-        lua_Number s = luaL_checknumber(L, -1);
-        if (s < 0 || s > 86400)
+        int isnum;
+        lua_Number s = lua_tonumberx(L, -1, &isnum);
+        /* written so that NaN fails too: C never converts it */
+        if (!isnum || !(s >= 0 && s <= 86400))
             luaL_error(L, "option '%s' must be 0..86400 seconds", k);
         v = (long)(s * 1000.0);
         if (v == 0 && s > 0)
@@ -741,6 +787,9 @@ static long opt_ms(lua_State *L, int t, const char *k)
     return v;
 }
 
+/* Leaves the value on the stack: the caller keeps it there until C is done
+ * with the bytes. The table may not hold the string at all (an __index
+ * metamethod can build it), so popping it would free it under us. */
 static const char *opt_str(lua_State *L, int t, const char *k, size_t *len)
 {
     const char *s = NULL;
@@ -749,8 +798,6 @@ static const char *opt_str(lua_State *L, int t, const char *k, size_t *len)
             luaL_error(L, "option '%s' must be a string", k);
         s = lua_tolstring(L, -1, len);
     }
-    /* The string stays referenced by the options table while we use it. */
-    lua_pop(L, 1);
     return s;
 }
 
@@ -760,8 +807,12 @@ static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
     sa_http_opts o;
     const char *hdrs[MAX_HEADERS_OUT];
     size_t nh = 0;
+    int top = lua_gettop(L);
+    sa_http_req *r;
     memset(&o, 0, sizeof o);
     luaL_checktype(L, t, LUA_TTABLE);
+    /* every string read below stays on the stack until sa_http_start */
+    luaL_checkstack(L, MAX_HEADERS_OUT + 8, "request options");
     o.url = opt_str(L, t, "url", NULL);
     if (!o.url)
         luaL_error(L, "option 'url' is required");
@@ -771,34 +822,36 @@ static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
     o.timeout_ms = opt_ms(L, t, "timeout");
     o.connect_timeout_ms = opt_ms(L, t, "connect_timeout");
     if (lua_getfield(L, t, "max_body") != LUA_TNIL) {
-        lua_Integer mb = luaL_checkinteger(L, -1);
-        if (mb <= 0)
-            luaL_error(L, "option 'max_body' must be positive");
+        int isint;
+        lua_Integer mb = lua_tointegerx(L, -1, &isint);
+        if (!isint || mb <= 0 || (lua_Unsigned)mb > (size_t)-1)
+            luaL_error(L, "option 'max_body' must be a positive integer");
         o.max_body = (size_t)mb;
     }
     lua_pop(L, 1);
     if (lua_getfield(L, t, "headers") != LUA_TNIL) {
         lua_Integer i, n;
-        luaL_checktype(L, -1, LUA_TTABLE);
-        n = luaL_len(L, -1);
+        int ht = lua_gettop(L);
+        luaL_checktype(L, ht, LUA_TTABLE);
+        n = luaL_len(L, ht);
         if (n > MAX_HEADERS_OUT)
             luaL_error(L, "too many request headers (max %d)", MAX_HEADERS_OUT);
         for (i = 1; i <= n; i++) {
             size_t hl;
             const char *line;
-            lua_geti(L, -1, i);
+            lua_geti(L, ht, i); /* stays on the stack, as opt_str's values */
             line = lua_tolstring(L, -1, &hl);
             if (!line || memchr(line, '\r', hl) || memchr(line, '\n', hl) ||
                 strlen(line) != hl)
                 luaL_error(L, "request header %d is not a single-line string", (int)i);
             hdrs[nh++] = line;
-            lua_pop(L, 1); /* still referenced from the headers table */
         }
     }
-    lua_pop(L, 1);
     o.headers = hdrs;
     o.nheaders = nh;
-    return sa_http_start(h, &o, e);
+    r = sa_http_start(h, &o, e); /* copies what it keeps */
+    lua_settop(L, top);
+    return r;
 }
 
 static int push_response(lua_State *L, sa_http_req *r)
@@ -817,7 +870,7 @@ static int push_response(lua_State *L, sa_http_req *r)
     lua_pushinteger(L, sa_http_req_connects(r));
     lua_setfield(L, -2, "connects");
     n = sa_http_req_nheaders(r);
-    lua_createtable(L, 0, (int)n);
+    lua_createtable(L, 0, n > 64 ? 64 : (int)n); /* a size hint only */
     for (i = 0; i < n; i++) {
         const char *name, *value;
         size_t nl, vl;
@@ -845,16 +898,25 @@ static int l_engine_request(lua_State *L)
 {
     lengine *le = check_engine(L, 1);
     sa_err e;
-    sa_http_req *r = start_from_table(L, le->h, 2, &e);
     int n;
-    if (!r)
+    /* The request (and its body) belongs to a userdata while Lua values are
+     * made from it: an out-of-memory error there leaves it to __gc. */
+    lrequest *lr = lua_newuserdatauv(L, sizeof *lr, 1);
+    lr->r = NULL;
+    luaL_setmetatable(L, REQUEST_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);
+    lr->r = start_from_table(L, le->h, 2, &e);
+    if (!lr->r)
         return push_err(L, &e);
-    if (sa_http_wait(le->h, r, &e) != 0) {
-        sa_http_req_free(r);
+    if (sa_http_wait(le->h, lr->r, &e) != 0) {
+        sa_http_req_free(lr->r);
+        lr->r = NULL;
         return push_err(L, &e);
     }
-    n = push_response(L, r);
-    sa_http_req_free(r);
+    n = push_response(L, lr->r);
+    sa_http_req_free(lr->r);
+    lr->r = NULL;
     return n;
 }
 
@@ -1084,14 +1146,14 @@ static const char *check_cstr(lua_State *L, int i, const char *what, sa_err *e)
 }
 
 /* nil for absent, the bytes for found, nil, kind, msg, code for an error. */
+/* b is the box at the top of the stack (new_box). */
 static int push_get(lua_State *L, int rc, sa_buf *b, const sa_err *e)
 {
-    if (rc < 0) {
+    if (rc <= 0) {
         sa_buf_free(b);
-        return push_err(L, e);
-    }
-    if (rc == 0) {
-        sa_buf_free(b);
+        lua_pop(L, 1);
+        if (rc < 0)
+            return push_err(L, e);
         lua_pushnil(L);
         return 1;
     }
@@ -1146,10 +1208,10 @@ static int l_fstore_get(lua_State *L)
     sa_fstore *fs = check_fstore(L, 1);
     size_t n;
     const char *name = luaL_checklstring(L, 2, &n);
-    sa_buf b = SA_BUF_INIT;
+    sa_buf *b = new_box(L);
     sa_err e;
-    int rc = sa_fstore_get(fs, name, n, &b, &e);
-    return push_get(L, rc, &b, &e);
+    int rc = sa_fstore_get(fs, name, n, b, &e);
+    return push_get(L, rc, b, &e);
 }
 
 /* fs:set(name, bytes) -> true | nil, kind, msg, code */
@@ -1257,6 +1319,8 @@ static int l_redis_open(lua_State *L)
     lredis *lr;
     size_t hlen = 0;
     luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    /* the four strings opt_str leaves stay on the stack while C uses them */
     memset(&o, 0, sizeof o);
     o.host = opt_str(L, 1, "host", &hlen);
     if (o.host && strlen(o.host) != hlen)
@@ -1291,10 +1355,10 @@ static int l_redis_get(lua_State *L)
     sa_redis *r = check_redis(L, 1);
     size_t n;
     const char *key = luaL_checklstring(L, 2, &n);
-    sa_buf b = SA_BUF_INIT;
+    sa_buf *b = new_box(L);
     sa_err e;
-    int rc = sa_redis_get(r, key, n, &b, &e);
-    return push_get(L, rc, &b, &e);
+    int rc = sa_redis_get(r, key, n, b, &e);
+    return push_get(L, rc, b, &e);
 }
 
 /* r:set(key, bytes [, ttl_ms]) -> true | nil, kind, msg, code */
@@ -1476,6 +1540,10 @@ SA_EXPORT int luaopen_smartauth_core(lua_State *L)
         return luaL_error(L, "smartauth.core: %s", e.msg);
     new_class(L, ENGINE_MT, engine_methods, l_engine_close, l_engine_tostring);
     new_class(L, REQUEST_MT, request_methods, l_request_close, l_request_tostring);
+    luaL_newmetatable(L, BOX_MT);
+    lua_pushcfunction(L, l_box_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
     new_class(L, KEY_MT, key_methods, l_key_close, l_key_tostring);
     store_classes(L);
     luaL_newlib(L, core_funcs);

@@ -986,6 +986,133 @@ static void test_hash(void)
           memcmp(out, want, 16) == 0);
 }
 
+/* ------------------------------------------------- OpenSSL error queue */
+
+/* Every refused key, PEM and signature leaves the thread's OpenSSL error
+ * queue empty: a stale entry breaks the next TLS handshake on the thread
+ * (libcurl's, or an nginx cosocket's). Each case starts from an empty queue. */
+#define QUEUE_EMPTY(label, call)                                                  \
+    do {                                                                          \
+        ERR_clear_error();                                                        \
+        (void)(call);                                                             \
+        CHECKL((label), ERR_peek_error() == 0);                                   \
+    } while (0)
+
+static void test_err_queue(fixture *rsa, fixture *p256, fixture *ed)
+{
+    sa_err err;
+    sa_key *k = NULL;
+    sa_jwk_rsa_priv c;
+    char *pem;
+    size_t len = 0, siglen = 0, i;
+    unsigned char x[32], y[32], d[32], one[1] = { 1 }, big[300], sig[256];
+    static const char garbage[] = "-----BEGIN PUBLIC KEY-----\nnot base64 at all!!\n"
+                                  "-----END PUBLIC KEY-----\n";
+    static const char bad_der[] = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOC\n"
+                                  "-----END PUBLIC KEY-----\n";
+    static const char cert_like[] = "-----BEGIN CERTIFICATE-----\nMIIB\n"
+                                    "-----END CERTIFICATE-----\n";
+    static const char enc[] = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIBvTBXBgkqhkiG9w0BBQ0w\n"
+                              "-----END ENCRYPTED PRIVATE KEY-----\n";
+    static const char *const algs[] = { "RS256", "PS256", "ES256", "EdDSA" };
+
+    /* PEM: garbage, a damaged body, truncated, a certificate, encrypted */
+    QUEUE_EMPTY("pem garbage", k = sa_key_pem(garbage, sizeof garbage - 1, &err));
+    sa_key_free(k);
+    QUEUE_EMPTY("pem bad der", k = sa_key_pem(bad_der, sizeof bad_der - 1, &err));
+    sa_key_free(k);
+    QUEUE_EMPTY("pem cert", k = sa_key_pem(cert_like, sizeof cert_like - 1, &err));
+    sa_key_free(k);
+    QUEUE_EMPTY("pem encrypted", k = sa_key_pem(enc, sizeof enc - 1, &err));
+    sa_key_free(k);
+    QUEUE_EMPTY("pem text", k = sa_key_pem("hello", 5, &err));
+    sa_key_free(k);
+    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len))) {
+        QUEUE_EMPTY("pem truncated", k = sa_key_pem(pem, len / 2, &err));
+        sa_key_free(k);
+        pem[len / 2] = pem[len / 2] == 'A' ? 'B' : 'A';
+        QUEUE_EMPTY("pem damaged", k = sa_key_pem(pem, len, &err));
+        sa_key_free(k);
+        free(pem);
+    }
+    /* and a good PEM leaves nothing behind either (the decoder tries formats) */
+    if (p256->pk && (pem = pem_encode(p256->pk, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo",
+                                       &len))) {
+        QUEUE_EMPTY("pem good", k = sa_key_pem(pem, len, &err));
+        CHECK(k != NULL);
+        sa_key_free(k);
+        free(pem);
+    }
+
+    /* EC: a point off the curve, a d that does not match */
+    memset(x, 0x11, sizeof x);
+    memset(y, 0x22, sizeof y);
+    memset(d, 0x33, sizeof d);
+    QUEUE_EMPTY("ec off curve", k = sa_key_ec("P-256", x, 32, y, 32, &err));
+    sa_key_free(k);
+    if (p256->pub) {
+        QUEUE_EMPTY("ec d mismatch", k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y,
+                                                           32, d, 32, &err));
+        CHECK(k == NULL);
+        sa_key_free(k);
+        memset(d, 0xff, sizeof d); /* d >= n */
+        QUEUE_EMPTY("ec d too big", k = sa_key_ec_private("P-256", p256->jwk.x, 32,
+                                                          p256->jwk.y, 32, d, 32, &err));
+        sa_key_free(k);
+    }
+    /* Ed25519: a d that does not match x */
+    if (ed->pub) {
+        memset(d, 0x44, sizeof d);
+        QUEUE_EMPTY("okp d mismatch", k = sa_key_okp_private("Ed25519", ed->jwk.x, 32, d, 32,
+                                                             &err));
+        sa_key_free(k);
+    }
+    /* RSA: a modulus of bytes that is not a key; a private key whose parts
+     * do not fit together */
+    memset(big, 0xa5, sizeof big);
+    big[255] |= 1;
+    QUEUE_EMPTY("rsa odd junk", k = sa_key_rsa(big, 256, U("\x01\x00\x01"), 3, &err));
+    sa_key_free(k);
+    if (rsa->pub) {
+        memset(&c, 0, sizeof c);
+        c.n = rsa->jwk.n, c.nlen = rsa->jwk.nlen;
+        c.e = rsa->jwk.e, c.elen = rsa->jwk.elen;
+        c.d = big, c.dlen = 200;
+        QUEUE_EMPTY("rsa d mismatch", k = sa_key_rsa_private(&c, &err));
+        CHECK(k == NULL);
+        sa_key_free(k);
+        c.p = big, c.plen = 128;
+        c.q = big, c.qlen = 128;
+        c.dp = big, c.dplen = 128;
+        c.dq = big, c.dqlen = 128;
+        c.qi = one, c.qilen = 1;
+        QUEUE_EMPTY("rsa crt junk", k = sa_key_rsa_private(&c, &err));
+        sa_key_free(k);
+    }
+
+    /* signatures of every shape against every kind of key */
+    for (i = 0; i < sizeof algs / sizeof algs[0]; i++) {
+        sa_key *pub = i < 2 ? rsa->pub : i == 2 ? p256->pub : ed->pub;
+        sa_key *priv = i < 2 ? rsa->priv : i == 2 ? p256->priv : ed->priv;
+        size_t n;
+        if (!pub || !priv)
+            continue;
+        CHECK(sa_jws_sign_size(priv, algs[i], &n, &err) == 0 && n <= sizeof sig);
+        for (siglen = 0; siglen <= n; siglen += n / 4 ? n / 4 : 1) {
+            memset(sig, (int)(0x5a ^ siglen), sizeof sig);
+            QUEUE_EMPTY(algs[i], sa_jws_verify(pub, algs[i], INPUT, INLEN, sig, siglen, &err));
+        }
+        memset(sig, 0xff, sizeof sig); /* r, s >= n; s >= L for EdDSA */
+        QUEUE_EMPTY(algs[i], sa_jws_verify(pub, algs[i], INPUT, INLEN, sig, n, &err));
+        /* wrong alg for the key; a public key asked to sign */
+        QUEUE_EMPTY(algs[i], sa_jws_verify(pub, i == 3 ? "RS256" : "EdDSA", INPUT, INLEN, sig,
+                                           n, &err));
+        QUEUE_EMPTY(algs[i], sa_jws_sign_to(pub, algs[i], INPUT, INLEN, sig, sizeof sig, &siglen,
+                                            &err));
+    }
+    ERR_clear_error();
+}
+
 static void test_misc(fixture *rsa)
 {
     sa_err err;
@@ -1068,6 +1195,7 @@ int main(void)
     test_vectors();
     test_hash();
     test_misc(&rsa);
+    test_err_queue(&rsa, &p256, &ed);
 
     sa_key_free(oct);
     fixture_free(&rsa);

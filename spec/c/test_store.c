@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+
 #include "aead.h"
 #include "check.h"
 #include "store_file.h"
@@ -96,6 +98,18 @@ static void test_aead(void)
     CHECK(strstr(e.msg, "version 2") != NULL);
     s.data[3] = 1;
     CHECK(sa_aead_open(&k, "name", 4, msg, strlen(msg), &p, &e) == -1 && e.code == SA_AEAD_EFORMAT);
+
+    /* nothing of a refused entry stays on OpenSSL's error queue */
+    ERR_clear_error();
+    for (i = 0; i < s.len; i++) {
+        s.data[i] ^= 0x01;
+        sa_buf_reset(&p);
+        CHECK(sa_aead_open(&k, "name", 4, s.data, s.len, &p, &e) == -1);
+        CHECK(ERR_peek_error() == 0);
+        s.data[i] ^= 0x01;
+    }
+    CHECK(sa_aead_open(&k, "other", 5, s.data, s.len, &p, &e) == -1);
+    CHECK(ERR_peek_error() == 0);
 
     /* empty plaintext */
     sa_buf_reset(&s);
