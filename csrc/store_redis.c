@@ -26,6 +26,7 @@ struct sa_redis {
     size_t password_len;
     int db;
     long connect_timeout_ms, timeout_ms;
+    long cur_timeout_ms;            /* what the socket's timeout is set to now */
     int has_key;
     sa_aead_key key;
 };
@@ -102,16 +103,89 @@ static int net_err(sa_redis *r, const char *what, sa_err *err)
     return -1;
 }
 
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* The socket timeout hiredis applies is per read and per write: lower it to
+ * what is left before the deadline (never raise it mid-command). 0, or -1
+ * with *timed_out set when nothing is left. */
+static int bound(sa_redis *r, long deadline, int *timed_out)
+{
+    long left = deadline - now_ms();
+    if (left <= 0) {
+        *timed_out = 1;
+        return -1;
+    }
+    if (left < r->cur_timeout_ms) {
+        if (redisSetTimeout(r->c, tv_ms(left)) != REDIS_OK)
+            return -1;
+        r->cur_timeout_ms = left;
+    }
+    return 0;
+}
+
+/* One command and its whole reply within timeout_ms: hiredis's own blocking
+ * call bounds each read only, so a peer trickling a byte at a time could hold
+ * one command for minutes. NULL on failure (*timed_out says whether the
+ * deadline passed); the connection is then in an unknown state. */
+static redisReply *exchange(sa_redis *r, int argc, const char **argv, const size_t *lens,
+                            int *timed_out)
+{
+    long deadline = now_ms() + r->timeout_ms;
+    void *reply = NULL;
+    int done = 0;
+    *timed_out = 0;
+    if (r->cur_timeout_ms != r->timeout_ms) {
+        if (redisSetTimeout(r->c, tv_ms(r->timeout_ms)) != REDIS_OK)
+            return NULL;
+        r->cur_timeout_ms = r->timeout_ms;
+    }
+    if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK)
+        return NULL;
+    while (!done) {
+        if (bound(r, deadline, timed_out) != 0)
+            return NULL;
+        if (redisBufferWrite(r->c, &done) != REDIS_OK)
+            goto io_failed;
+    }
+    for (;;) {
+        if (redisGetReplyFromReader(r->c, &reply) != REDIS_OK)
+            return NULL;
+        if (reply)
+            return reply;
+        if (bound(r, deadline, timed_out) != 0)
+            return NULL;
+        if (redisBufferRead(r->c) != REDIS_OK)
+            goto io_failed;
+    }
+io_failed:
+    /* the socket timeout (set to the time left) ran out: EAGAIN */
+    if (errno == EAGAIN || errno == EWOULDBLOCK || now_ms() >= deadline)
+        *timed_out = 1;
+    return NULL;
+}
+
 /* Runs one command; the reply (never NULL on success) is the caller's. A
  * NULL reply means the connection is broken: it is dropped. */
 static redisReply *command(sa_redis *r, int argc, const char **argv, const size_t *lens,
                            const char *what, sa_err *err)
 {
     redisReply *rep;
+    int timed_out;
     pipe_guard g;
     pipe_block(&g);
-    rep = redisCommandArgv(r->c, argc, argv, lens);
+    rep = exchange(r, argc, argv, lens, &timed_out);
     pipe_unblock(&g);
+    if (!rep && timed_out) {
+        sa_err_set(err, SA_ETIMEOUT, ETIMEDOUT, "redis at %s:%d: %s: timed out after %ld ms",
+                   r->host, r->port, what, r->timeout_ms);
+        drop(r);
+        return NULL;
+    }
     if (!rep) {
         net_err(r, what, err);
         return NULL;
@@ -146,6 +220,7 @@ static int connect_now(sa_redis *r, sa_err *err)
     (void)fcntl(r->c->fd, F_SETFD, fcntl(r->c->fd, F_GETFD) | FD_CLOEXEC);
     if (redisSetTimeout(r->c, tv_ms(r->timeout_ms)) != REDIS_OK)
         return net_err(r, "cannot set timeout", err);
+    r->cur_timeout_ms = r->timeout_ms;
     if (r->password) {
         const char *argv[3] = { "AUTH", r->username, r->password };
         size_t lens[3] = { 4, r->username_len, r->password_len };
@@ -360,13 +435,6 @@ int sa_redis_del(sa_redis *r, const char *key, size_t klen, sa_err *err)
 }
 
 /* ---------------------------------------------------------------- lock */
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* 1 taken by us, 0 busy, -1 err. */
 static int try_lock(sa_redis *r, const char *key, size_t klen, const char *owner,

@@ -254,7 +254,8 @@ describe("login flows", function()
       local tok, err = p:poll_device(assert(p:device_authorization()), { sleep = sleep })
       assert.is_nil(tok)
       assert.equal("expired_token", err.code)
-      assert.same({ 5, 5, 5 }, slept)
+      -- polls at 5 and 10 s, then waits out the 2 s left rather than a full interval
+      assert.same({ 5, 5, 2 }, slept)
     end)
 
     it("backs off after network failures and keeps polling", function()
@@ -292,6 +293,226 @@ describe("login flows", function()
       assert.equal("https://example.com/d?c=WDJB-MJHT", shown.verification_uri_complete)
       assert.matches("WDJB%-MJHT", shown.message)
       assert.not_matches("DEVICE%-CODE", shown.message)
+    end)
+  end)
+
+  describe("hostile device authorization responses", function()
+    local clock = require "smartauth.clock"
+    local s
+    setup(function() s = server.start() end)
+    teardown(function() s:stop() end)
+    before_each(function() s:reset() end)
+    after_each(function() clock.offset = 0 end)
+
+    local function provider()
+      return assert(smartauth.provider { device_authorization_endpoint = s.url .. "/device",
+        token_endpoint = s.url .. "/token", client_id = "dev-client", retry = false })
+    end
+
+    -- a sleep that moves the wall clock as a real one would, without waiting
+    local function shifting_sleep()
+      local slept = {}
+      return slept, function(sec)
+        slept[#slept + 1] = sec
+        clock.offset = clock.offset + sec
+      end
+    end
+
+    local function sum(t)
+      local n = 0
+      for _, v in ipairs(t) do n = n + v end
+      return n
+    end
+
+    it("shows user_code and verification URIs without control characters or escape sequences", function()
+      s:script("/token", { json = { access_token = "AT-4", token_type = "Bearer" } })
+      s:script("/device", { json = { device_code = "dc", expires_in = 600,
+        user_code = "AB\27]0;owned\7CD\27[2J\r\nEF\u{9b}31m\u{202e}GH",
+        verification_uri = "https://example.com/device?x=\u{9b}2J\u{202e}",
+        verification_uri_complete = "https://example.com/device?c=\u{9b}1;1H" } })
+      local out = tmp .. "/device-out"
+      local f = assert(io.open(out, "w"))
+      local tok = assert(provider():login { flow = "device", output = f, sleep = function() end })
+      f:close()
+      assert.equal("AT-4", tok.access_token)
+      local text = proc.read_file(out)
+      assert.matches("AB", text)
+      assert.matches("GH", text)
+      -- nothing a terminal would act on: C0 controls (but the message's own
+      -- newlines), DEL, C1 controls (8-bit CSI) and bidirectional overrides
+      assert.is_nil(text:find("[\0-\9\11-\31\127]"), "control character in " .. ("%q"):format(text))
+      assert.is_nil(text:find("\xC2[\x80-\x9F]"), "C1 control in " .. ("%q"):format(text))
+      assert.is_nil(text:find("\u{202e}", 1, true))
+      -- the host's own UI gets the cleaned values too
+      local shown
+      s:script("/token", { json = { access_token = "AT-5", token_type = "Bearer" } })
+      s:script("/device", { json = { device_code = "dc", expires_in = 600, user_code = "X\27[8mY",
+        verification_uri = "https://example.com/d" } })
+      assert(provider():login { flow = "device", show = function(info) shown = info end, sleep = function() end })
+      assert.is_nil(shown.user_code:find("%c"))
+      assert.matches("^X.*Y$", shown.user_code)
+      assert.is_nil(shown.message:find("\27", 1, true))
+      -- an ASCII control character in a URI makes it unusable: refused, as before
+      s:script("/device", { json = { device_code = "dc", expires_in = 600, user_code = "U",
+        verification_uri = "https://example.com/d\27[2J" } })
+      local dev, err = provider():device_authorization()
+      assert.is_nil(dev)
+      assert.matches("verification_uri", err.description)
+    end)
+
+    it("says expired when the code's lifetime ends, however long the interval asked for", function()
+      s:script("/token", { status = 400, json = { error = "authorization_pending" } }, 0)
+      s:script("/device", { json = { device_code = "dc", user_code = "U", verification_uri = "https://e.example/d",
+        expires_in = 5, interval = 3600 } })
+      local p = provider()
+      local slept, sleep = shifting_sleep()
+      local tok, err = p:poll_device(assert(p:device_authorization()), { sleep = sleep })
+      assert.is_nil(tok)
+      assert.equal("expired_token", err.code)
+      assert.is_true(sum(slept) <= 5, "slept " .. table.concat(slept, ", "))
+    end)
+
+    it("caps the interval, and slow_down growth, by the lifetime left and a sane maximum", function()
+      s:script("/token", { status = 400, json = { error = "slow_down" } }, 0)
+      s:script("/device", { json = { device_code = "dc", user_code = "U", verification_uri = "https://e.example/d",
+        expires_in = 600, interval = 10 ^ 9 } })
+      local p = provider()
+      local slept, sleep = shifting_sleep()
+      local tok, err = p:poll_device(assert(p:device_authorization()), { sleep = sleep })
+      assert.is_nil(tok)
+      assert.equal("expired_token", err.code)
+      for _, sec in ipairs(slept) do assert.is_true(sec <= flow.MAX_POLL_INTERVAL, "slept " .. sec) end
+      assert.is_true(sum(slept) <= 600, "slept " .. sum(slept))
+      -- it kept polling until the end rather than sleeping through it
+      assert.is_true(#slept >= 600 / flow.MAX_POLL_INTERVAL, "polls " .. #slept)
+      -- slow_down growth stops at the cap too
+      s:reset()
+      s:script("/token", { status = 400, json = { error = "slow_down" } }, 0)
+      s:script("/device", { json = { device_code = "dc", user_code = "U", verification_uri = "https://e.example/d",
+        expires_in = 3000 } })
+      slept, sleep = shifting_sleep()
+      p:poll_device(assert(p:device_authorization()), { sleep = sleep })
+      assert.equal(5, slept[1])
+      for _, sec in ipairs(slept) do assert.is_true(sec <= flow.MAX_POLL_INTERVAL, "slept " .. sec) end
+    end)
+
+    it("gives up in real time when the engine's own sleep is used", function()
+      s:script("/token", { status = 400, json = { error = "authorization_pending" } }, 0)
+      s:script("/device", { json = { device_code = "dc", user_code = "U", verification_uri = "https://e.example/d",
+        expires_in = 1, interval = 3600 } })
+      local t0 = socket.gettime()
+      local tok, err = provider():login { flow = "device", show = function() end }
+      local took = socket.gettime() - t0
+      assert.is_nil(tok)
+      assert.equal("expired_token", err.code)
+      assert.is_true(took < 3, "took " .. took .. " s")
+    end)
+  end)
+
+  describe("the browser's environment", function()
+    it("holds no SMARTAUTH_STORE_KEY and no variable a config expanded, but the ordinary ones", function()
+      local bin = tmp .. "/envbin"
+      os.execute("mkdir -p " .. q(bin))
+      local fake = assert(io.open(bin .. "/xdg-open", "w"))
+      fake:write("#!/bin/sh\nenv > " .. q(tmp .. "/browser-env.tmp") .. "\n" ..
+        "mv " .. q(tmp .. "/browser-env.tmp") .. " " .. q(tmp .. "/browser-env") .. "\n")
+      fake:close()
+      os.execute("chmod +x " .. q(bin .. "/xdg-open"))
+      local cfg = assert(io.open(tmp .. "/envcfg.lua", "w"))
+      cfg:write([[return { profiles = { x = { token_endpoint = "https://idp.example/token",
+        client_id = "${SA_TEST_CLIENT}", client_secret = "${SA_TEST_SECRET}",
+        store = { kind = "memory" } } } }]])
+      cfg:close()
+      local script = [[
+        local config = require "smartauth.config"
+        local flow = require "smartauth.flow"
+        local cfg = assert(config.load(nil, { warn = false }))
+        assert(config.provider(cfg, "x"))
+        assert(flow.open_browser("http://127.0.0.1:1/auth?a=1"))
+      ]]
+      os.remove(tmp .. "/browser-env")
+      local ok = proc.run("PATH=" .. q(bin) .. ":\"$PATH\" SMARTAUTH_STORE_KEY=store-key-0123456789abcdef " ..
+        "SA_TEST_SECRET=config-secret-value SA_TEST_CLIENT=client-id-value SA_TEST_PLAIN=plain-value " ..
+        "SMARTAUTH_CONFIG=" .. q(tmp .. "/envcfg.lua") .. " " .. proc.LUA_ENV .. "lua5.4 -e " .. q(script))
+      assert.is_true(ok)
+      local deadline = socket.gettime() + 5
+      while not proc.read_file(tmp .. "/browser-env") and socket.gettime() < deadline do socket.sleep(0.05) end
+      local env = assert(proc.read_file(tmp .. "/browser-env"), "the fake browser did not run")
+      assert.is_nil(env:find("SMARTAUTH_STORE_KEY", 1, true))
+      assert.is_nil(env:find("store-key-0123456789abcdef", 1, true))
+      assert.is_nil(env:find("SA_TEST_SECRET", 1, true))
+      assert.is_nil(env:find("config-secret-value", 1, true))
+      assert.is_nil(env:find("SA_TEST_CLIENT=", 1, true))
+      assert.matches("\nSA_TEST_PLAIN=plain%-value\n", "\n" .. env)
+      assert.matches("\nPATH=[^\n]*envbin", "\n" .. env)
+      assert.matches("\nHOME=", "\n" .. env)
+    end)
+  end)
+
+  describe("loopback redirect to localhost", function()
+    local s
+    setup(function() s = server.start() end)
+    teardown(function() s:stop() end)
+    before_each(function() s:reset() end)
+
+    local function provider(redirect)
+      return assert(smartauth.provider { authorization_endpoint = s.url .. "/authorize",
+        token_endpoint = s.url .. "/token", client_id = "loop-client", redirect_uri = redirect, retry = false })
+    end
+
+    local function free_dual_port()
+      for _ = 1, 20 do
+        local a = assert(socket.bind("127.0.0.1", 0))
+        local _, port = a:getsockname()
+        local b = socket.tcp6()
+        local ok = b:bind("::1", port)
+        a:close()
+        b:close()
+        if ok then return math.tointeger(tonumber(port)) end
+      end
+      error("no port free on both 127.0.0.1 and ::1")
+    end
+
+    it("refuses to log in when another socket holds [::1]:PORT", function()
+      local port = free_dual_port()
+      local squatter = socket.tcp6()
+      assert(squatter:bind("::1", port))
+      assert(squatter:listen(8))
+      local opened = false
+      local tok, err = provider("http://localhost:" .. port .. "/cb"):login { flow = "loopback", timeout = 1,
+        show = function() end, open = function() opened = true return true end }
+      squatter:close()
+      assert.is_nil(tok)
+      assert.equal("network", err.kind)
+      assert.matches("::1", err.description, 1, true)
+      assert.is_false(opened)
+    end)
+
+    it("listens on 127.0.0.1 and ::1 on the same port, and takes the callback on either", function()
+      s:script("/token", { json = { access_token = "AT-L", token_type = "Bearer" } })
+      local child, port
+      local tok, err = provider("http://localhost/cb"):login { flow = "loopback", timeout = 30,
+        show = function() end, open = function(u, ctx)
+          assert.equal(2, #ctx.fds)
+          local redirect = assert(oidc.parse_query(u).redirect_uri)
+          port = tonumber(redirect:match("^http://localhost:(%d+)/cb$"))
+          assert.truthy(port, redirect)
+          local state = oidc.parse_query(u).state
+          child = requests { { url = "http://[::1]:" .. port .. "/cb?code=c1&state=" .. state } }
+          return true
+        end }
+      local got = cjson.decode(child:read("a"))
+      child:close()
+      assert(tok, tostring(err))
+      assert.equal("AT-L", tok.access_token)
+      assert.equal(200, got[1].status)
+      assert.equal("http://localhost:" .. port .. "/cb", s:last_request().form.redirect_uri)
+      -- both listeners are gone
+      assert.is_nil(socket.connect("127.0.0.1", port))
+      local c6 = socket.tcp6()
+      c6:settimeout(1)
+      assert.is_nil(c6:connect("::1", port))
+      c6:close()
     end)
   end)
 

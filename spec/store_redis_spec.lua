@@ -58,6 +58,89 @@ describe("store.redis", function()
     assert.equal(-1, r:command("PTTL", "app:t:k"))
   end)
 
+  it("clamps a huge or infinite ttl and refuses NaN, never raising", function()
+    local s = open()
+    for _, ttl in ipairs { 1e300, math.huge, 2 ^ 62 } do
+      local ok, res, err = pcall(s.set, s, "k", entry("big"), ttl)
+      assert.is_true(ok, tostring(res))
+      assert.is_true(res, tostring(err))
+      local pttl = r:command("PTTL", "smartauth:t:k")
+      assert.is_true(pttl > 0 and pttl <= store.MAX_TTL * 1000, "PTTL " .. tostring(pttl))
+      assert.equal("big", assert(s:get("k")).access_token)
+    end
+    local ok, res, err = pcall(s.set, s, "k", entry("nan"), 0 / 0)
+    assert.is_true(ok, tostring(res))
+    assert.is_nil(res)
+    assert.equal("storage", err.kind)
+    assert.matches("ttl", err.description)
+    assert.equal("big", assert(s:get("k")).access_token)
+  end)
+
+  it("keeps a token whose server said expires_in = 1e300 (p:token() neither raises nor fails)", function()
+    local ts = server.start()
+    local ok, err = pcall(function()
+      ts:script("/token", { body = '{"access_token":"at-huge","token_type":"Bearer","expires_in":1e300}',
+        headers = { ["content-type"] = "application/json" } })
+      local p = assert(smartauth.provider { name = "huge", token_endpoint = ts.url .. "/token",
+        client_id = "cid", client_secret = "csecret", store = open() })
+      local tok = assert(p:token())
+      assert.equal("at-huge", tok.access_token)
+      assert.equal("at-huge", assert(p.store:get(p:store_key())).access_token)
+      local pttl = r:command("PTTL", "smartauth:t:" .. p:store_key())
+      assert.is_true(pttl > 0 and pttl <= store.MAX_TTL * 1000, "PTTL " .. tostring(pttl))
+    end)
+    ts:stop()
+    assert(ok, err)
+  end)
+
+  it("ends a command at its timeout, however slowly the server trickles its answer", function()
+    -- a fake Redis that answers PING at once and GET one byte every 0.3 s
+    local port = redis.free_port()
+    local fake = [[
+      local socket = require "socket"
+      local srv = assert(socket.bind("127.0.0.1", tonumber(os.getenv("FAKE_REDIS_PORT"))))
+      io.stdout:write("ready\n") io.stdout:flush()
+      local c = assert(srv:accept())
+      c:settimeout(10)
+      while true do
+        local line = c:receive("*l")
+        if not line then break end
+        if line:match("^%*") then
+          local n = tonumber(line:sub(2))
+          local cmd = {}
+          for i = 1, n do
+            c:receive("*l")
+            cmd[i] = c:receive("*l")
+          end
+          if cmd[1] == "PING" then
+            c:send("+PONG\r\n")
+          else
+            local value = string.rep("x", 40)
+            local reply = "$" .. #value .. "\r\n" .. value .. "\r\n"
+            for i = 1, #reply do
+              if not c:send(reply:sub(i, i)) then break end
+              socket.sleep(0.3)
+            end
+          end
+        end
+      end
+    ]]
+    local child = io.popen("FAKE_REDIS_PORT=" .. port .. " exec lua5.4 -e " .. proc.shell_quote(fake) ..
+      " 2>/dev/null", "r")
+    assert.equal("ready", child:read("l"))
+    local s = open { port = port, timeout = 1 }
+    local t0 = core.monotonic()
+    local e, err = s:get("k")
+    local took = core.monotonic() - t0
+    s:close()
+    child:close()
+    assert.is_nil(e)
+    assert.equal("storage", err.kind)
+    assert.is_true(err.retryable)
+    assert.matches("timed out", err.description)
+    assert.is_true(took >= 0.9 and took < 1.8, "took " .. took .. " s")
+  end)
+
   it("reports a corrupt or foreign value as a storage error", function()
     local s = open()
     for _, bad in ipairs { "garbage", "[1]", '{"smartauth_store":1,"key":"other","entry":{}}' } do

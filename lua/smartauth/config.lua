@@ -320,10 +320,20 @@ end
 
 ---------------------------------------------------------------- expansion
 
+-- Every variable a ${NAME} reference read, in this process: the login flow
+-- keeps them (secrets, mostly) out of the browser it starts.
+local expanded_names = {}
+
+--- Names of the environment variables ${NAME} references have read so far, sorted.
+function M.secret_env_names()
+  return sorted_keys(expanded_names)
+end
+
 local function expand_env(where, key, s, getenv)
   local missing
   local out = s:gsub("%$(%$?){([%a_][%w_]*)}", function(escape, name)
     if escape == "$" then return "${" .. name .. "}" end
+    expanded_names[name] = true
     local v = getenv(name)
     if v == nil then missing = missing or name return "" end
     return v

@@ -15,6 +15,7 @@ local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
 local provider = require "smartauth.provider"
+local store = require "smartauth.store"
 local url = require "smartauth.url"
 
 local M = {}
@@ -29,6 +30,8 @@ M.DEFAULT_PATH = "/callback"
 M.DEFAULT_INTERVAL = 5    -- RFC 8628 §3.5: poll every 5 s unless told otherwise
 M.SLOW_DOWN = 5           -- RFC 8628 §3.5: slow_down adds 5 s to the interval
 M.MAX_INTERVAL = 60       -- backoff after network failures stops growing here
+M.MAX_POLL_INTERVAL = 60  -- a server's interval (and slow_down growth) stops here: a
+                          -- hostile one must not make the login sleep for hours
 
 local MAX_REQUEST = 16384 -- bytes of request line and headers the listener reads
 local MAX_CLIENTS = 16    -- open connections the listener keeps (browsers preconnect)
@@ -44,6 +47,20 @@ end
 
 local function is_oob(u)
   return u == M.OOB or u == "oob"
+end
+
+--- Text from a server made safe to show on a terminal: C0 and C1 control
+-- characters (escape sequences that clear the screen, set the title or hide
+-- text), DEL and bidirectional overrides (which reorder what the person
+-- reads) become '?'. Text that is not UTF-8 keeps printable ASCII only.
+function M.display(s)
+  if type(s) ~= "string" then return s end
+  if not (utf8 and utf8.len(s)) then return (s:gsub("[^\32-\126]", "?")) end
+  return (s:gsub("%c", "?")
+    :gsub("\194[\128-\159]", "?")        -- U+0080-U+009F
+    :gsub("\216\156", "?")                -- U+061C arabic letter mark
+    :gsub("\226\128[\142\143\170-\174]", "?") -- U+200E-200F, U+202A-202E
+    :gsub("\226\129[\166-\169]", "?"))  -- U+2066-2069
 end
 
 ------------------------------------------------------------------- waiting
@@ -93,11 +110,31 @@ local function sh_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
--- A command run in the background with the given descriptors closed: a
--- browser started by xdg-open may live for hours, and must not keep the
--- loopback listener's socket (LuaSocket does not set close-on-exec).
+-- Variables a browser must not inherit: the store's key and every ${NAME} a
+-- loaded config expanded (where secrets come from). A browser may live for
+-- days and hands its environment to its helpers and extensions. A config
+-- that was never loaded expanded nothing, so it is not required here.
+local function secret_env_names()
+  local names = { store.KEY_ENV }
+  local config = package.loaded["smartauth.config"]
+  if type(config) == "table" and config.secret_env_names then
+    for _, n in ipairs(config.secret_env_names()) do names[#names + 1] = n end
+  end
+  local ok = {}
+  for _, n in ipairs(names) do
+    if type(n) == "string" and n:match("^[%a_][%w_]*$") then ok[#ok + 1] = n end
+  end
+  return ok
+end
+
+-- A command run in the background with the given descriptors closed and
+-- the secret variables unset: a browser started by xdg-open may live for
+-- hours, and must not keep the loopback listener's socket (LuaSocket does
+-- not set close-on-exec) nor the secrets this process was given.
 local function spawn_detached(cmd, fds)
   local closes = {}
+  local unset = secret_env_names()
+  if #unset > 0 then closes[1] = "unset " .. table.concat(unset, " ") .. " ;" end
   local big = false
   for _, fd in ipairs(fds or {}) do
     fd = math.tointeger(fd)
@@ -233,8 +270,8 @@ Device.__index = Device
 
 -- The device code is a bearer secret until used: keep it out of tostring.
 function Device:__tostring()
-  return "smartauth.device(user_code " .. tostring(self.user_code) .. ", " ..
-    tostring(self.verification_uri) .. ")"
+  return "smartauth.device(user_code " .. M.display(tostring(self.user_code)) .. ", " ..
+    M.display(tostring(self.verification_uri)) .. ")"
 end
 
 local function positive_int(v)
@@ -292,6 +329,7 @@ function Provider:device_authorization(opts)
   if data.interval ~= nil and data.interval ~= cjson.null then
     interval = positive_int(tonumber(data.interval))
     if not interval then return validation("device authorization response has an invalid interval") end
+    interval = math.min(interval, M.MAX_POLL_INTERVAL)
   end
   return setmetatable({
     device_code = data.device_code,
@@ -307,7 +345,8 @@ end
 
 --- Poll the token endpoint until the person has approved the device (RFC
 -- 8628 §3.4-3.5): waits `interval` seconds between polls, 5 s more after
--- each slow_down, and backs off on network failures.
+-- each slow_down, and backs off on network failures; no wait is longer than
+-- MAX_POLL_INTERVAL or than the code has left to live (then it says expired).
 -- @param dev the table device_authorization returned
 -- @param opts { sleep = function(seconds) } (default: the engine's sleep, which yields inside a task)
 -- @return token or nil, err (oauth access_denied or expired_token, ...)
@@ -319,16 +358,23 @@ function Provider:poll_device(dev, opts)
     error("bad argument #2 to 'poll_device' (table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts or {}
-  local interval = positive_int(dev.interval) or M.DEFAULT_INTERVAL
+  local interval = math.min(positive_int(dev.interval) or M.DEFAULT_INTERVAL, M.MAX_POLL_INTERVAL)
   local lifetime = positive_int(dev.expires_in) or 1800
   local deadline = dev.expires_at or (clock.now() + lifetime)
   local waited = 0
+  local function expired()
+    return nil, errors.new("oauth", "the device code expired before the login was finished",
+      { code = "expired_token" })
+  end
   while true do
     -- a code is expired when the clock says so or when we have waited its
     -- whole lifetime (a host's sleep may not move the wall clock)
-    if clock.now() >= deadline or waited >= lifetime then
-      return nil, errors.new("oauth", "the device code expired before the login was finished",
-        { code = "expired_token" })
+    local left = math.min(deadline - clock.now(), lifetime - waited)
+    if left <= 0 then return expired() end
+    if interval > left then
+      -- the code dies before the next poll is allowed: say so when it does
+      pause(opts.sleep, left)
+      return expired()
     end
     pause(opts.sleep, interval)
     waited = waited + interval
@@ -344,7 +390,7 @@ function Provider:poll_device(dev, opts)
     end
     local pending = err.kind == "oauth" and err.code == "authorization_pending"
     if err.kind == "oauth" and err.code == "slow_down" then
-      interval = interval + M.SLOW_DOWN
+      interval = math.min(interval + M.SLOW_DOWN, M.MAX_POLL_INTERVAL)
     elseif err.kind == "network" or err.kind == "timeout" or (err.retryable and err.kind ~= "oauth") then
       interval = math.min(interval * 2, M.MAX_INTERVAL)
     elseif not pending then
@@ -397,9 +443,16 @@ end
 -- Where to listen and which redirect URI to announce: the configured
 -- loopback redirect URI (its port when it has one, else a random one), or
 -- http://127.0.0.1:<random>/callback.
+--
+-- A `localhost` redirect URI is served on 127.0.0.1 AND [::1], same port,
+-- and the login fails when either is taken: the browser may resolve
+-- localhost to either address, and whoever else listens on the other one
+-- would receive the code and state (RFC 8252 §8.3). Only a system without
+-- IPv6 (nobody can listen on ::1 there) is served on 127.0.0.1 alone.
 local function loopback_target(p, opts)
   local configured = opts.redirect_uri or p.options.redirect_uri
   local host, port, path = "127.0.0.1", 0, M.DEFAULT_PATH
+  local hosts
   local uri_host = host
   if configured and not is_oob(configured) then
     local u = url.parse(configured)
@@ -410,31 +463,62 @@ local function loopback_target(p, opts)
     path = u.path ~= "" and u.path or "/"
     uri_host = u.host
     if u.host == "[::1]" then host = "::1" end
+    local h = u.host:lower()
+    if h == "localhost" or h:match("%.localhost$") then hosts = { "127.0.0.1", "::1" } end
   end
   if opts.port then port = math.tointeger(opts.port) or error("login: option 'port' must be an integer", 4) end
   if opts.path then path = opts.path end
-  return { host = host, uri_host = uri_host, port = port, path = path }
+  return { hosts = hosts or { host }, uri_host = uri_host, port = port, path = path }
 end
 
+local function bind(host, port)
+  if host ~= "::1" then return socket.bind(host, port, 8) end
+  local server, err = socket.tcp6()
+  if not server then return nil, err end
+  local ok, berr = server:bind(host, port)
+  if ok then ok, berr = server:listen(8) end
+  if not ok then
+    server:close()
+    return nil, berr
+  end
+  return server
+end
+
+-- errors that say this system has no IPv6 loopback at all
+local function no_ipv6(err)
+  err = tostring(err):lower()
+  return err:find("family not supported", 1, true) or err:find("assign requested address", 1, true)
+end
+
+-- Listeners on every host of the target, one port: a list of server
+-- sockets and the port, or nil, err.
 local function listen(target)
-  local server, err
-  if target.host == "::1" then
-    server = socket.tcp6()
-    if server then
-      local ok, berr = server:bind(target.host, target.port)
-      if ok then ok, berr = server:listen(8) end
-      if not ok then server:close() server, err = nil, berr end
+  local hosts = target.hosts
+  local last_err
+  -- a random port free on 127.0.0.1 may be taken on ::1: try a few
+  for _ = 1, (target.port == 0 and #hosts > 1) and 8 or 1 do
+    local servers, port = {}, target.port
+    local err, failed
+    for i, host in ipairs(hosts) do
+      local server, berr = bind(host, port)
+      if server then
+        server:settimeout(0)
+        servers[#servers + 1] = server
+        local _, p = server:getsockname()
+        port = math.tointeger(tonumber(p))
+      elseif not (i > 1 and host == "::1" and no_ipv6(berr)) then
+        err, failed = berr, host
+        break
+      end
     end
-  else
-    server, err = socket.bind(target.host, target.port, 8)
+    if not err then return servers, port end
+    for _, server in ipairs(servers) do server:close() end
+    last_err = errors.new("network", "cannot listen on " .. failed .. " port " .. port .. ": " .. tostring(err) ..
+      (#hosts > 1 and " (the redirect URI names localhost, which a browser may reach on 127.0.0.1 or ::1:" ..
+        " both must be free)" or ""))
+    if target.port ~= 0 or tostring(err) ~= "address already in use" then break end
   end
-  if not server then
-    return nil, errors.new("network", "cannot listen on " .. target.host .. " port " .. target.port ..
-      ": " .. tostring(err))
-  end
-  server:settimeout(0)
-  local _, port = server:getsockname()
-  return server, math.tointeger(tonumber(port))
+  return nil, last_err
 end
 
 -- One HTTP request's start line and headers from a connection's buffer.
@@ -449,8 +533,10 @@ end
 -- to the callback path whose state matches. Everything else (favicon,
 -- other paths, other states, silent preconnections) is answered or dropped
 -- and the flow goes on.
-local function serve_callback(server, cb_path, session, deadline, handle)
+local function serve_callback(servers, cb_path, session, deadline, handle)
   local clients = {}
+  local listening = {}
+  for _, server in ipairs(servers) do listening[server] = true end
   local function drop(c)
     for i, x in ipairs(clients) do
       if x == c then table.remove(clients, i) break end
@@ -459,21 +545,22 @@ local function serve_callback(server, cb_path, session, deadline, handle)
   end
   local guard <close> = setmetatable({}, { __close = function()
     for _, c in ipairs(clients) do c.sock:close() end
-    server:close()
+    for _, server in ipairs(servers) do server:close() end
   end })
   local _ = guard
   while true do
     local now = socket.gettime()
     local left = deadline - now
     if left <= 0 then return nil end
-    local socks, by_sock = { server }, {}
+    local socks, by_sock = {}, {}
+    for i, server in ipairs(servers) do socks[i] = server end
     for _, c in ipairs(clients) do
       socks[#socks + 1] = c.sock
       by_sock[c.sock] = c
     end
     for _, s in ipairs(wait_readable(socks, math.min(left, 1))) do
-      if s == server then
-        local sock = server:accept()
+      if listening[s] then
+        local sock = s:accept()
         if sock then
           sock:settimeout(0)
           if #clients >= MAX_CLIENTS then drop(clients[1]) end
@@ -533,30 +620,35 @@ end
 local function loopback(p, opts, ui)
   local target, terr = loopback_target(p, opts)
   if not target then return nil, terr end
-  local server, port = listen(target)
-  if not server then return nil, port end
+  local servers, port = listen(target)
+  if not servers then return nil, port end
+  local function close_all()
+    for _, server in ipairs(servers) do server:close() end
+  end
   local redirect_uri = "http://" .. target.uri_host .. ":" .. port .. target.path
   local params = {}
   for k, v in pairs(opts.params or {}) do params[k] = v end
   params.redirect_uri, params.scope = redirect_uri, opts.scope
   local auth_url, session = p:authorization_url(params)
   if not auth_url then
-    server:close()
+    close_all()
     return nil, session
   end
   local timeout = opts.timeout or M.LOOPBACK_TIMEOUT
   local deadline = socket.gettime() + timeout
-  local ok_open, opened = pcall(ui.open, auth_url, { fds = { server:getfd() } })
+  local fds = {}
+  for i, server in ipairs(servers) do fds[i] = server:getfd() end
+  local ok_open, opened = pcall(ui.open, auth_url, { fds = fds })
   if not ok_open then
-    server:close()
+    close_all()
     error(opened, 0)
   end
   ui.show {
     flow = "loopback", url = auth_url, redirect_uri = redirect_uri, opened = opened == true,
     message = (opened and "Your browser has been opened to log in. If it did not open, visit:\n  "
-      or "To log in, open this address in a browser on this computer:\n  ") .. auth_url,
+      or "To log in, open this address in a browser on this computer:\n  ") .. M.display(auth_url),
   }
-  local done, tok, err = serve_callback(server, target.path, session, deadline, function(target_path)
+  local done, tok, err = serve_callback(servers, target.path, session, deadline, function(target_path)
     return p:exchange_code { url = redirect_uri:match("^(http://[^/]+)") .. target_path, session = session }
   end)
   if not done then
@@ -580,7 +672,8 @@ local function oob(p, opts, ui)
     or "the address of the page the browser lands on (it may not load)"
   ui.show {
     flow = "oob", url = auth_url, redirect_uri = redirect,
-    message = "To log in, open this address in a browser, then paste " .. paste_what .. " here:\n  " .. auth_url,
+    message = "To log in, open this address in a browser, then paste " .. paste_what .. " here:\n  " ..
+      M.display(auth_url),
   }
   local input = ui.ask("Code: ")
   if type(input) ~= "string" then
@@ -602,14 +695,17 @@ end
 local function device(p, opts, ui)
   local dev, err = p:device_authorization { scope = opts.scope }
   if not dev then return nil, err end
-  local msg = "To log in, visit " .. dev.verification_uri .. " and enter the code: " .. dev.user_code
-  if dev.verification_uri_complete then
-    msg = msg .. "\n  (or open " .. dev.verification_uri_complete .. ")"
+  -- all three come from the server: shown cleaned, here and in a host's UI
+  local user_code, vuri = M.display(dev.user_code), M.display(dev.verification_uri)
+  local complete = M.display(dev.verification_uri_complete)
+  local msg = "To log in, visit " .. vuri .. " and enter the code: " .. user_code
+  if complete then
+    msg = msg .. "\n  (or open " .. complete .. ")"
   end
   ui.show {
-    flow = "device", user_code = dev.user_code, verification_uri = dev.verification_uri,
-    verification_uri_complete = dev.verification_uri_complete, expires_in = dev.expires_in,
-    url = dev.verification_uri_complete or dev.verification_uri, message = msg,
+    flow = "device", user_code = user_code, verification_uri = vuri,
+    verification_uri_complete = complete, expires_in = dev.expires_in,
+    url = complete or vuri, message = msg,
   }
   return p:poll_device(dev, { sleep = opts.sleep })
 end

@@ -53,6 +53,11 @@ M.FORMAT = 1
 
 M.KEY_ENV = "SMARTAUTH_STORE_KEY"
 M.MIN_KEY = 16 -- bytes of an encryption key
+-- Longest ttl a persistent store keeps an entry for: a server's huge (or
+-- infinite) expires_in is clamped here, so it can neither overflow Redis's
+-- PX nor keep a token for ever. A clamped entry expires early: the provider
+-- then gets a new token, as it would after a restart.
+M.MAX_TTL = 365 * 86400
 
 local now = core.monotonic
 
@@ -72,10 +77,15 @@ local function check_key(key, fn)
   end
 end
 
+-- The ttl to store with: nil, or seconds clamped to MAX_TTL; nil, err for
+-- NaN (it can only come from outside data, which never makes us raise).
 local function check_ttl(ttl, fn)
-  if ttl ~= nil and (type(ttl) ~= "number" or ttl ~= ttl or ttl <= 0) then
+  if ttl == nil then return nil end
+  if type(ttl) ~= "number" or ttl <= 0 then
     error("bad argument #3 to '" .. fn .. "' (positive number of seconds or nil expected)", 3)
   end
+  if ttl ~= ttl then return nil, storage_err(fn .. ": the ttl is not a number (NaN): entry not stored") end
+  return math.min(ttl, M.MAX_TTL)
 end
 
 ---------------------------------------------------------------- envelope
@@ -331,7 +341,9 @@ end
 
 function File:set(key, entry, ttl)
   check_key(key, "set")
-  check_ttl(ttl, "set")
+  local terr
+  ttl, terr = check_ttl(ttl, "set")
+  if terr then return nil, terr end
   local s, err = encode(key, entry, ttl)
   if not s then return nil, err end
   return stored(self._fs:set(key, s))
@@ -436,7 +448,9 @@ end
 
 function Redis:set(key, entry, ttl)
   check_key(key, "set")
-  check_ttl(ttl, "set")
+  local terr
+  ttl, terr = check_ttl(ttl, "set")
+  if terr then return nil, terr end
   local s, err = encode(key, entry, ttl)
   if not s then return nil, err end
   local px = ttl and math.max(1, math.ceil(ttl * 1000)) or nil
