@@ -168,7 +168,7 @@ function codeGrant(rec, res, svc, s, clientId) {
       return oauthError(res, 400, 'invalid_grant', 'PKCE verification failed');
     }
   }
-  return send(res, 200, issue(rec, svc, s, { scope: c.scope, client_id: clientId, nonce: c.nonce }));
+  return send(res, 200, issue(rec, svc, s, { scope: c.scope !== undefined ? c.scope : s.scope, client_id: clientId, nonce: c.nonce }));
 }
 
 function oobPage(code) {

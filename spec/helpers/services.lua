@@ -227,9 +227,10 @@ end
 -- 10 s), h:send(line), h:finish() -> { code=, out=, err= }.
 function Cli:start(args)
   self.n = self.n + 1
-  local out, err = self.tmp .. "/out" .. self.n, self.tmp .. "/err" .. self.n
-  local cmd = "cd " .. q(self.tmp) .. " && exec bash -c " .. q(CLOSE_FDS) .. " bash " .. self:_command(args)
-    .. " >" .. q(out) .. " 2>" .. q(err)
+  local out, err, pidfile = self.tmp .. "/out" .. self.n, self.tmp .. "/err" .. self.n, self.tmp .. "/pid" .. self.n
+  -- every step execs, so the pid written is the command's
+  local cmd = "cd " .. q(self.tmp) .. " && exec bash -c " .. q(CLOSE_FDS) .. " bash sh -c "
+    .. q("echo $$ > " .. q(pidfile) .. "; exec " .. self:_command(args) .. " >" .. q(out) .. " 2>" .. q(err))
   local pipe = assert(io.popen(cmd, "w"))
   local h = {}
   function h.stderr() return proc.read_file(err) or "" end
@@ -238,8 +239,9 @@ function Cli:start(args)
     while true do
       local m = h.stderr():match(pattern)
       if m then return m end
-      if socket.gettime() > deadline then
-        error("timed out waiting for " .. pattern .. " on stderr; got: " .. h.stderr(), 2)
+      local pid = math.tointeger(tonumber(proc.read_file(pidfile) or ""))
+      if socket.gettime() > deadline or (pid and not proc.alive(pid)) then
+        error("no " .. pattern .. " on stderr (the command ended, or 10 s passed); got: " .. h.stderr(), 2)
       end
       socket.sleep(0.02)
     end
@@ -270,6 +272,8 @@ function M.in_task(fn, ...)
   if r[1] == false then error(r[2], 0) end
   return table.unpack(r, 2, r.n)
 end
+
+M.sleep = proc.sleep
 
 --- A one-line JSON parse of the CLI's --json output.
 function M.json(s) return cjson.decode(s) end
