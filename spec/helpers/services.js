@@ -17,7 +17,7 @@
 //         id_token; urn:ietf:wg:oauth:2.0:oob shows the code on a page), token, userinfo
 //         (GET, Bearer) at /st/openid_connect/userinfo, revocation, end session
 //   /idp  a generic OpenID provider (idp.example.com in the README): as /st plus device
-//         authorization (approved at once) and introspection
+//         authorization (approved at once), introspection and client credentials
 //   /ex   a resource server (api.example.com) that accepts a live token of any service
 //
 // Tokens are random and checked: the API answers 401 to a token this fake did not issue
@@ -26,7 +26,9 @@
 //
 // Admin (POST /fake on the admin port), JSON in and out:
 //   { op = "setup", svc = "sf", config = {...} }   merge settings (credentials, expires_in,
-//                                                  key_pem, kid, jwks, ...) into a service
+//                                                  key_pem, kid, jwks, any_client: accept any
+//                                                  non-empty credentials sent the documented
+//                                                  way, ...) into a service
 //   { op = "revoke_all", svc = "sf", dead_refresh = "invalid_grant"|"empty400"|"empty401" }
 //                                                  every token of the service dies
 //   { op = "live", svc = "sf" }                     -> { access = n, refresh = n } live counts
@@ -108,6 +110,7 @@ function issue(rec, svc, s, { scope, client_id, nonce, code, refresh = s.refresh
 // Client authentication: which methods a service takes. Returns the client id or null.
 function client(rec, s, methods) {
   const f = rec.form || {};
+  if (s.any_client) return anyClient(rec, f, methods);
   if (methods.includes('basic') && rec.basic) {
     return rec.basic.user === s.client_id && rec.basic.pass === s.client_secret ? rec.basic.user : null;
   }
@@ -117,6 +120,14 @@ function client(rec, s, methods) {
   if (methods.includes('none') && f.client_id !== undefined && (s.public_clients || []).includes(f.client_id)) {
     return f.client_id;
   }
+  return null;
+}
+
+// any_client (the README's fakes): any non-empty credentials, sent the documented way.
+function anyClient(rec, f, methods) {
+  if (methods.includes('basic') && rec.basic) return rec.basic.user && rec.basic.pass ? rec.basic.user : null;
+  if (methods.includes('post') && f.client_secret !== undefined) return f.client_id && f.client_secret ? f.client_id : null;
+  if (methods.includes('none') && f.client_id) return f.client_id;
   return null;
 }
 
@@ -181,7 +192,7 @@ const OOB = 'urn:ietf:wg:oauth:2.0:oob';
 // GET authorize: a page with the code (no callback, or out of band), else a redirect.
 function authorize(rec, res, svc, s, responseTypes) {
   const a = rec.args;
-  if (a.client_id !== s.client_id && !(s.public_clients || []).includes(a.client_id)) {
+  if (!s.any_client && a.client_id !== s.client_id && !(s.public_clients || []).includes(a.client_id)) {
     return send(res, 400, oobPage('unknown client'));
   }
   const rt = a.response_type || '';
@@ -224,7 +235,9 @@ function smartfile(rec, res, rest, s) {
       const t = rec.args.access_token || (rec.form && rec.form.access_token);
       const byParam = liveAccess(t, 'sf');
       if (byParam) return byParam;
-      if (rec.basic && s.api_key && rec.basic.user === s.api_key && rec.basic.pass === s.api_password) {
+      const keyOk = rec.basic && (s.any_client ? rec.basic.user && rec.basic.pass
+        : s.api_key && rec.basic.user === s.api_key && rec.basic.pass === s.api_password);
+      if (keyOk) {
         return { sub: 'api-key' };
       }
       return null;
@@ -240,7 +253,8 @@ function smartconnect(rec, res, rest, s) {
     const id = client(rec, s, ['post']);
     if (!id) return oauthError(res, 400, 'invalid_client');
     if (f.grant_type !== 'password') return oauthError(res, 400, 'unsupported_grant_type');
-    if (f.username !== s.username || f.password !== s.password) return oauthError(res, 400, 'invalid_grant');
+    const ok = s.any_client ? f.username && f.password : f.username === s.username && f.password === s.password;
+    if (!ok) return oauthError(res, 400, 'invalid_grant');
     return send(res, 200, issue(rec, 'sc', s, { client_id: id }));
   }
   if (rest.startsWith('/api/')) return resource(rec, res, 'sc', s);
@@ -301,6 +315,9 @@ function oidc(rec, res, rest, s, svc) {
     const g = rec.form.grant_type;
     if (g === 'authorization_code') return codeGrant(rec, res, svc, s, id);
     if (g === 'refresh_token') return refreshGrant(rec, res, svc, s, id);
+    if (g === 'client_credentials' && s.device && (rec.basic || rec.form.client_secret !== undefined)) {
+      return send(res, 200, issue(rec, svc, s, { client_id: id, scope: rec.form.scope, refresh: false }));
+    }
     if (g === 'urn:ietf:params:oauth:grant-type:device_code' && s.device) {
       const d = devices.get(rec.form.device_code);
       devices.delete(rec.form.device_code);

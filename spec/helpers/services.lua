@@ -46,7 +46,9 @@ local Fake = {}
 Fake.__index = Fake
 
 --- Starts the fake services on 127.0.0.1 (one Node process).
-function M.start()
+-- opts.any_client: every service accepts any non-empty credentials sent the documented
+-- way (for the README's examples, whose credentials are placeholders).
+function M.start(opts)
   local s = server.start { fake = ROOT .. "/spec/helpers/services.js" }
   local self = setmetatable({ server = s, url = s.url }, Fake)
   local key = jwt.key("RSA")
@@ -57,6 +59,7 @@ function M.start()
     if svc == "st" or svc == "idp" then
       cfg.key_pem, cfg.kid, cfg.jwks = key.pem, "fake-1", jwks
     end
+    cfg.any_client = opts and opts.any_client or false
     self:setup(svc, cfg)
   end
   return self
