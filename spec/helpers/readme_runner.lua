@@ -84,7 +84,8 @@ local function user_paste()
   if not last_authorization_url then error("the snippet asks the user before making an authorization URL", 3) end
   local status, headers, body = oidc.request { url = last_authorization_url }
   if status == 302 then return headers.location end
-  return body:match('<code id="code">([^<]+)</code>') or error("the authorization page answered " .. status .. ": " .. body, 3)
+  return body:match('<code id="code">([^<]+)</code>')
+    or error("the authorization page answered " .. status .. ": " .. body, 3)
 end
 
 -------------------------------------------- failures of the calls the snippet makes

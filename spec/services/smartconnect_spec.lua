@@ -10,6 +10,8 @@ local oidc = require "helpers.oidc"
 
 local C = services.CREDS.sc
 local TOKEN_PATH = "/sc/token"
+-- the token endpoint refusing for a while (not retryable, so the test does not wait)
+local REFUSED = { status = 400, json = { error = "invalid_request", error_description = "maintenance" } }
 
 describe("SmartConnect end to end", function()
   local fake
@@ -94,7 +96,7 @@ describe("SmartConnect end to end", function()
       local p = new { store = store }
       local t1 = assert(p:token())
       fake:revoke_all("sc")
-      fake.server:script(TOKEN_PATH, { status = 400, json = { error = "invalid_request", error_description = "maintenance" } }, 5)
+      fake.server:script(TOKEN_PATH, REFUSED, 5)
       local res, err = p:request { url = "me", }
       assert.is_true(res == nil or res.status == 401, tostring(err))
       fake.server:reset()
@@ -149,7 +151,8 @@ describe("SmartConnect end to end", function()
     end)
 
     it("re-grants after the default_expires_in of the profile", function()
-      cli:config { connect = fake:options("smartconnect", { preset = "smartconnect", default_expires_in = 1, leeway = 0 }) }
+      cli:config { connect = fake:options("smartconnect",
+        { preset = "smartconnect", default_expires_in = 1, leeway = 0 }) }
       local r1 = cli:run { "token", "connect" }
       assert.equal(0, r1.code, r1.err)
       local deadline = os.time() + 2
@@ -165,7 +168,7 @@ describe("SmartConnect end to end", function()
       assert.equal(0, r1.code, r1.err)
       fake:revoke_all("sc")
       -- the script's re-grant fails (the service refuses it for a while): the dead token must still be retired
-      fake.server:script(TOKEN_PATH, { status = 400, json = { error = "invalid_request", error_description = "maintenance" } }, 5)
+      fake.server:script(TOKEN_PATH, REFUSED, 5)
       local p = assert(smartauth.from_config("connect", cli.config_path))
       p:request { url = "me" }
       fake.server:reset()

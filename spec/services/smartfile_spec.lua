@@ -22,7 +22,9 @@ describe("SmartFile end to end", function()
   after_each(function() clock.offset = 0 end)
 
   local function api_ok(tok)
-    return (oidc.request { url = fake:base("sf") .. "/api/2/ping/", headers = { authorization = "Bearer " .. tok } }) == 200
+    local status = oidc.request { url = fake:base("sf") .. "/api/2/ping/",
+      headers = { authorization = "Bearer " .. tok } }
+    return status == 200
   end
 
   -- The documented code exchange: client_id, client_secret, code,
@@ -59,7 +61,7 @@ describe("SmartFile end to end", function()
 
   -- The user: opens the URL the login shows and pastes the whole address the browser
   -- lands on (redirect) or the code the page shows.
-  local function user(what)
+  local function user()
     local seen = {}
     return {
       flow = "oob",
