@@ -54,6 +54,7 @@ build = {
     ["smartauth.retry"] = "lua/smartauth/retry.lua",
     ["smartauth.store"] = "lua/smartauth/store.lua",
     ["smartauth.token"] = "lua/smartauth/token.lua",
+    ["smartauth.token_source"] = "lua/smartauth/token_source.lua",
     ["smartauth.url"] = "lua/smartauth/url.lua",
     ["smartauth.providers.smartconnect"] = "lua/smartauth/providers/smartconnect.lua",
     ["smartauth.providers.smartfile"] = "lua/smartauth/providers/smartfile.lua",

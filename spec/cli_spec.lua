@@ -282,7 +282,8 @@ return {
 
       r = run { "logout", "web" }
       assert.equal(0, r.code, r.err)
-      assert.matches("logged out: profile 'web' %(token revoked and forgotten%)", r.out)
+      assert.matches("logged out: profile 'web': token forgotten; access token and refresh token revoked",
+        r.out, 1, true)
       assert.is_false(introspect(at))
       assert.is_nil(stored("web"))
       r = run { "token", "web" }

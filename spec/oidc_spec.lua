@@ -776,6 +776,20 @@ describe("OpenID Connect", function()
       assert.is_nil(tok)
       assert.equal("sub", err.check)
     end)
+
+    it("refuses a hybrid callback with a parameter in both the query and the fragment", function()
+      serve_jwks()
+      local p = code_provider()
+      local _, session = assert(p:authorization_url { response_type = "code id_token" })
+      local front = token("RS256", { nonce = session.nonce, c_hash = J.half_hash("RS256", "code-1") })
+      -- an attacker's code in the query must not replace (or lose to) the one the ID token binds
+      local u = "http://127.0.0.1/cb?code=code-evil" .. hybrid_callback(session, front):match("#.*$")
+      local tok, err = p:exchange_code { url = u, session = session }
+      assert.is_nil(tok)
+      assert.equal("validation", err.kind)
+      assert.matches("'code' is repeated", err.description, 1, true)
+      assert.equal(0, fetches("/token"))
+    end)
   end)
 
   ------------------------------------------------------------------- client assertions
@@ -921,11 +935,17 @@ describe("OpenID Connect", function()
       assert.equal("Bearer at-1", s:last_request().headers.authorization)
     end)
 
-    it("userinfo with another sub than the ID token's is a validation error", function()
+    it("userinfo trusts only verified claims, never an unverified ID token's sub (issue 11)", function()
       local p = api_provider()
       s:script("/userinfo", { json = { sub = "mallory", email = "m@example.com" } })
-      local info, err = p:userinfo(tok_with_id_token("alice"))
-      assert.is_nil(info)
+      -- an ID token nobody verified proves nothing either way
+      local info = assert(p:userinfo(tok_with_id_token("alice")))
+      assert.equal("mallory", info.sub)
+      local t = tok_with_id_token("alice")
+      t.claims = { sub = "alice" }
+      s:script("/userinfo", { json = { sub = "mallory", email = "m@example.com" } })
+      local info2, err = p:userinfo(t)
+      assert.is_nil(info2)
       assert.equal("validation", err.kind)
       assert.equal("sub", err.check)
     end)

@@ -6,6 +6,10 @@ local core = require "smartauth.core"
 local clock = require "smartauth.clock"
 local server = require "helpers.server"
 
+local function url_escape(v)
+  return (v:gsub("[^%w._~-]", function(c) return ("%%%02X"):format(c:byte()) end))
+end
+
 local ODD_ID = "cl:ie nt%+ü"
 local ODD_SECRET = "se:cr et%+ü=&"
 
@@ -457,5 +461,322 @@ describe("provider", function()
       assert.equal("network", err.kind)
       assert.not_matches(tok.access_token, tostring(err), 1, true)
     end)
+  end)
+end)
+
+-- Security issue 12: the callback of the authorization code flow (RFC 6749
+-- §3.1, §4.1.2, RFC 9207) and secrets echoed by a hostile token endpoint.
+describe("provider against hostile callbacks", function()
+  local s, n = nil, 0
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  local REDIRECT = "http://127.0.0.1:8765/cb"
+
+  local function provider(extra)
+    local o = { token_endpoint = s.url .. "/token", client_id = "cid", client_secret = "csecret",
+      authorization_endpoint = s.url .. "/authorize", redirect_uri = REDIRECT, scope = "files",
+      retry = false }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(smartauth.provider(o))
+  end
+
+  -- A provider whose metadata (discovery) says whether iss comes back (RFC 9207).
+  local function discovered(iss_supported, redirect_uri)
+    n = n + 1
+    local issuer = s.url .. "/idp" .. n
+    s:script("/idp" .. n .. "/.well-known/openid-configuration", { json = {
+      issuer = issuer, authorization_endpoint = issuer .. "/authorize", token_endpoint = s.url .. "/token",
+      authorization_response_iss_parameter_supported = iss_supported,
+    } })
+    local p = assert(smartauth.provider { issuer = issuer, client_id = "cid", client_secret = "csecret",
+      redirect_uri = redirect_uri or REDIRECT, scope = "files", retry = false })
+    local _, session = assert(p:authorization_url())
+    s:reset()
+    return p, session, issuer
+  end
+
+  local function cb(query, fragment)
+    return REDIRECT .. "?" .. query .. (fragment and "#" .. fragment or "")
+  end
+
+  local function refused(check, tok, err)
+    assert.is_nil(tok)
+    assert.is_table(err)
+    assert.equal("validation", err.kind)
+    if check then assert.equal(check, err.check) end
+    assert.equal(0, #s:requests(), "a request was sent")
+  end
+
+  describe("repeated parameters (RFC 6749 §3.1)", function()
+    it("are refused by parse_redirect, in the query, the fragment and across both", function()
+      for _, u in ipairs {
+        "http://x/cb?code=a&code=b&state=s", "http://x/cb?code=a&state=s&state=t",
+        "http://x/cb?code=a&state=s&code=a", "http://x/cb#code=a&code=b",
+        "http://x/cb?code=a&state=s#code=b", "http://x/cb?code=a&state=s#state=t",
+        "code=a&code=b", "http://x/cb?code=a&co%64e=b",
+      } do
+        local v, err = smartauth.parse_redirect(u)
+        assert.is_nil(v, u)
+        assert.equal("validation", err.kind)
+        assert.matches("repeated", err.description)
+      end
+      assert.same({ code = "a", state = "s" }, smartauth.parse_redirect("http://x/cb?code=a&&state=s&"))
+    end)
+
+    it("are refused by url.decode", function()
+      local v, msg = require("smartauth.url").decode("a=1&b=2&a=1")
+      assert.is_nil(v)
+      assert.matches("'a' is repeated", msg)
+    end)
+
+    it("make exchange_code refuse the callback without a request", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      local st = session.state
+      for _, u in ipairs {
+        cb("code=a&code=b&state=" .. st), cb("code=a&state=" .. st .. "&state=" .. st),
+        cb("code=a&state=wrong&state=" .. st), cb("state=" .. st .. "&code=a&state=x"),
+      } do
+        refused(nil, p:exchange_code { url = u, session = session })
+      end
+    end)
+  end)
+
+  describe("state before error", function()
+    it("an error with a wrong or missing state is a state mismatch, not the attacker's text", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      for _, u in ipairs {
+        cb("error=access_denied&error_description=Call+%2B1-555-0100+to+fix+your+account"),
+        cb("error=access_denied&error_description=Call+us&state=wrong"),
+        cb("error=server_error&state="),
+      } do
+        local tok, err = p:exchange_code { url = u, session = session }
+        refused("state", tok, err)
+        assert.not_matches("555", tostring(err))
+      end
+    end)
+
+    it("an error with the right state is the authorization server's oauth error", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      local _, err = p:exchange_code { url = cb("error=access_denied&state=" .. session.state), session = session }
+      assert.equal("oauth", err.kind)
+      assert.equal("access_denied", err.code)
+    end)
+  end)
+
+  describe("the fragment with response_type=code", function()
+    it("is ignored: a code or state there is not taken", function()
+      local p = provider()
+      local _, session = p:authorization_url()
+      refused(nil, p:exchange_code { url = cb("state=" .. session.state, "code=injected"), session = session })
+      refused("state", p:exchange_code { url = cb("code=c1", "state=" .. session.state), session = session })
+      assert(p:exchange_code { url = cb("code=c1&state=" .. session.state, "code=c2&state=x&%zz"),
+        session = session })
+      assert.equal("c1", s:last_request().form.code)
+    end)
+
+    it("is used when response_mode=fragment was asked for", function()
+      local p = provider()
+      local _, session = p:authorization_url { response_mode = "fragment" }
+      assert(p:exchange_code { url = REDIRECT .. "#code=c3&state=" .. session.state, session = session })
+      assert.equal("c3", s:last_request().form.code)
+    end)
+  end)
+
+  describe("mix-up defence (RFC 9207)", function()
+    it("refuses a callback without iss when the metadata says iss is sent", function()
+      local p, session = discovered(true)
+      refused("iss", p:exchange_code { url = cb("code=c&state=" .. session.state), session = session })
+      refused("iss", p:exchange_code { code = "c", state = session.state, session = session })
+      -- a code a person typed in has no response to carry iss: the caller says so
+      assert(p:exchange_code { code = "c", state = session.state, iss = false, session = session })
+    end)
+
+    it("needs no iss for an out-of-band code", function()
+      local p, session = discovered(true, "urn:ietf:wg:oauth:2.0:oob")
+      assert.is_true(session.iss_required)
+      assert(p:exchange_code { code = "c", state = session.state, session = session })
+    end)
+
+    it("takes a callback with the right iss, and refuses a wrong one", function()
+      local p, session, issuer = discovered(true)
+      refused("iss", p:exchange_code { url = cb("code=c&state=" .. session.state .. "&iss=" ..
+        url_escape(issuer .. "x")), session = session })
+      assert(p:exchange_code { url = cb("code=c&state=" .. session.state .. "&iss=" .. url_escape(issuer)),
+        session = session })
+      assert.equal("c", s:last_request().form.code)
+    end)
+
+    it("takes a callback without iss when the metadata does not promise one", function()
+      local p, session = discovered(false)
+      assert(p:exchange_code { url = cb("code=c&state=" .. session.state), session = session })
+    end)
+
+    it("refuses a session made for another provider before any request", function()
+      local a = provider { token_endpoint = s.url .. "/token-a" }
+      local b = provider { token_endpoint = s.url .. "/token" }
+      local c = provider { client_id = "other" }
+      local _, session = a:authorization_url()
+      for _, p in ipairs { b, c } do
+        refused("provider", p:exchange_code { code = "c", state = session.state, session = session })
+        refused("provider", p:exchange_code { url = cb("code=c&state=" .. session.state), session = session })
+      end
+      local ia, sa = discovered(false)
+      local ib = discovered(false)
+      refused("provider", ib:exchange_code { code = "c", state = sa.state, session = sa })
+      assert(ia:exchange_code { code = "c", state = sa.state, session = sa })
+    end)
+
+    it("refuses a session that authorization_url did not make", function()
+      local p = provider()
+      refused("provider", p:exchange_code { code = "c", state = "s", session = { state = "s" } })
+    end)
+  end)
+
+  it("refuses a max_age that is not a non-negative integer", function()
+    local p = provider()
+    for _, v in ipairs { 0 / 0, math.huge, -1, 1.5, "soon" } do
+      local u, err = p:authorization_url { max_age = v }
+      assert.is_nil(u)
+      assert.equal("config", err.kind)
+    end
+    local _, session = assert(p:authorization_url { max_age = 60.0 })
+    assert.equal(60, session.max_age)
+  end)
+end)
+
+-- Security issue 12, item 6: a token endpoint that echoes the request (its
+-- form body, its Authorization header) gets the secrets back into the error
+-- in the encodings the library made of them.
+describe("provider against a token endpoint that echoes the request", function()
+  local cjson = require "cjson.safe"
+  local mime = require "mime"
+  local s
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  local SECRET = 'p@ss w/rd+&=\195\169"\\'
+  local PASSWORD = 'pw: "x" + y/z&=\195\188\\n'
+
+  -- Every way the library itself encodes v: form (the body), JSON, and
+  -- base64 as in Basic (form-escaped inside, RFC 6749 §2.3.1).
+  local function encodings(v)
+    return { raw = v, form = core.form_escape(v), json = cjson.encode(v):sub(2, -2) }
+  end
+
+  -- Every 6-byte piece of the secret's raw and form-escaped bytes, to find
+  -- what a base64 run in the text still carries.
+  local function pieces(v)
+    local out = {}
+    for _, e in ipairs { v, core.form_escape(v) } do
+      for i = 1, #e - 5 do out[#out + 1] = e:sub(i, i + 5) end
+    end
+    return out
+  end
+
+  -- The bytes behind every run of base64 characters in text, at each alignment.
+  local function decoded_runs(text)
+    local out = {}
+    for run in text:gmatch("[%w+/=]+") do
+      for k = 0, 3 do
+        local r = run:sub(k + 1):gsub("=", "")
+        r = r:sub(1, #r - #r % 4)
+        out[#out + 1] = mime.unb64(r) or ""
+      end
+    end
+    return out
+  end
+
+  local function assert_clean(err, secret)
+    local texts = { err.description, tostring(err), err.code or "" }
+    for _, text in ipairs(texts) do
+      for what, e in pairs(encodings(secret)) do
+        assert.is_nil(text:find(e, 1, true), what .. " encoding of the secret in: " .. text)
+      end
+      for _, bytes in ipairs(decoded_runs(text)) do
+        for _, piece in ipairs(pieces(secret)) do
+          assert.is_nil(bytes:find(piece, 1, true), "base64 of the secret in: " .. text)
+        end
+      end
+    end
+  end
+
+  -- Runs grant() once to record what is sent, then again against an answer
+  -- that echoes it all: the body, the Authorization header, and the secrets
+  -- JSON-escaped.
+  local function echoed(grant, secrets)
+    assert(grant())
+    local r = s:last_request()
+    s:reset()
+    local parts = { "body=" .. r.body }
+    if r.headers.authorization then parts[#parts + 1] = "authorization=" .. r.headers.authorization end
+    for _, v in ipairs(secrets) do parts[#parts + 1] = "json=" .. encodings(v).json end
+    s:script("/token", { status = 401, json = { error = "invalid_client",
+      error_description = table.concat(parts, " ") } })
+    local tok, err = grant()
+    assert.is_nil(tok)
+    assert.equal("oauth", err.kind)
+    assert.equal(r.body, s:last_request().body, "the second request differs from the first")
+    assert.matches("grant_type=", err.description, 1, true) -- the echo came through
+    return err
+  end
+
+  local function provider(extra)
+    local o = { token_endpoint = s.url .. "/token", client_id = "c:id é", client_secret = SECRET, retry = false }
+    for k, v in pairs(extra) do o[k] = v end
+    return assert(smartauth.provider(o))
+  end
+
+  it("scrubs the client secret of client_auth = basic in every encoding", function()
+    local p = provider { client_auth = "basic" }
+    local err = echoed(function() return p:client_credentials() end, { SECRET })
+    assert.matches("authorization=Basic [redacted] ", err.description, 1, true)
+    assert_clean(err, SECRET)
+  end)
+
+  it("scrubs the client secret of client_auth = post in every encoding", function()
+    local p = provider { client_auth = "post" }
+    local err = echoed(function() return p:client_credentials() end, { SECRET })
+    assert.matches("client_secret=[redacted]", err.description, 1, true)
+    assert_clean(err, SECRET)
+  end)
+
+  it("scrubs the password and the client secret of the password grant in every encoding", function()
+    for _, auth in ipairs { "basic", "post" } do
+      s:reset()
+      local p = provider { client_auth = auth, username = "me@example.com", password = PASSWORD }
+      local err = echoed(function() return p:password() end, { SECRET, PASSWORD })
+      assert.matches("password=[redacted]", err.description, 1, true)
+      assert_clean(err, SECRET)
+      assert_clean(err, PASSWORD)
+    end
+  end)
+
+  it("scrubs the password of a public client (no client secret before it in the list)", function()
+    local p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "pub", retry = false,
+      username = "me@example.com", password = PASSWORD })
+    local err = echoed(function() return p:password() end, { PASSWORD })
+    assert.matches("password=[redacted]", err.description, 1, true)
+    assert_clean(err, PASSWORD)
+  end)
+
+  it("scrubs a secret at any position of a base64 text, and leaves other text alone", function()
+    local errors = smartauth.errors
+    for _, prefix in ipairs { "", "a", "ab", "abc", "c:id é:" } do
+      for _, enc in ipairs { core.b64_encode(prefix .. SECRET .. "tail"), core.b64_encode(prefix .. SECRET),
+          core.b64_encode(prefix .. core.form_escape(SECRET)) } do
+        local out = errors.scrub("x " .. enc .. " y", { SECRET })
+        assert.equal("x [redacted] y", out)
+      end
+    end
+    assert.equal("invalid client (cid) grant_type=password",
+      errors.scrub("invalid client (cid) grant_type=password", { SECRET, "abc" }))
   end)
 end)

@@ -110,7 +110,7 @@ describe("store", function()
       local t = assert(p:token())
       assert.same({ "lock", "get", "set", "unlock" }, log)
       assert.equal(t.access_token, data[p:store_key()].access_token)
-      assert.equal(1, data[p:store_key()].v)
+      assert.equal(2, data[p:store_key()].v)
       -- a second provider (another process, say) finds it there
       local p2 = provider(kv)
       assert.equal(t.access_token, assert(p2:token()).access_token)
@@ -134,16 +134,26 @@ describe("store", function()
       assert.equal("rt-new", m:get(p:store_key()).refresh_token)
     end)
 
-    it("does not hand out a refreshed token the store would not take", function()
+    it("keeps a rotated token the store would not take, and saves it on the next call (issue 11)", function()
       local m = store.memory()
       local p = provider(m)
       assert(m:set(p:store_key(), stale_entry("at-old", "rt-old")))
-      m.set = function() return nil, smartauth.errors.new("storage", "disk full") end
+      local real_set = m.set
+      m.set = function() return nil, smartauth.errors.new("storage", "OOM command not allowed") end
       s:script("/token", { json = { access_token = "at-new", expires_in = 3600, refresh_token = "rt-new" } })
+      -- the server has retired rt-old: the new token is handed out, not lost
       local t = assert(p:token())
-      -- the old token is still valid for a few seconds: that is what it gets
-      assert.equal("at-old", t.access_token)
-      assert.is_nil(p._tok and p._tok.access_token == "at-new" or nil)
+      assert.equal("at-new", t.access_token)
+      assert.equal("storage", p:save_error().kind)
+      assert.equal("rt-old", m:get(p:store_key()).refresh_token)
+      -- still failing: served from memory, no second refresh
+      assert.equal("at-new", assert(p:token()).access_token)
+      assert.equal(1, #s:requests())
+      m.set = real_set
+      assert.equal("at-new", assert(p:token()).access_token)
+      assert.is_nil(p:save_error())
+      assert.equal("rt-new", m:get(p:store_key()).refresh_token)
+      assert.equal(1, #s:requests())
     end)
 
     it("removes the entry when the refresh token is dead (invalid_grant)", function()
@@ -154,7 +164,10 @@ describe("store", function()
       s:script("/token", { status = 400, json = { error = "invalid_grant" } })
       local t, err = p:token()
       assert.is_nil(t)
-      assert.equal("config", err.kind) -- nobody to log in without a person
+      -- nobody to log in without a person: the server's answer, marked reauth
+      assert.equal("oauth", err.kind)
+      assert.equal("invalid_grant", err.code)
+      assert.is_true(err.reauth)
       assert.is_nil(m:get(p:store_key()))
     end)
 

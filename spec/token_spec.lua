@@ -133,7 +133,8 @@ describe("token responses", function()
       assert_err("validation", tok, err)
       assert.matches("mac", err.description, 1, true)
       assert_err("validation", from { access_token = "a", token_type = "N_A" })
-      assert_err("validation", from { access_token = "a", token_type = "" })
+      -- empty means absent, as null does (issue 11): RFC 6750's Bearer
+      assert.equal("Bearer", assert(from { access_token = "a", token_type = "" }).token_type)
       assert_err("validation", from { access_token = "a", token_type = 1 })
     end)
   end)
@@ -400,7 +401,7 @@ describe("token objects", function()
       ["a string"] = "at-1",
       ["an empty table"] = {},
       ["no format version"] = { access_token = "at-1" },
-      ["another format version"] = { v = 2, access_token = "at-1" },
+      ["another format version"] = { v = 3, access_token = "at-1" },
       ["no access_token"] = { v = 1 },
       ["a numeric access_token"] = { v = 1, access_token = 5 },
       ["an empty access_token"] = { v = 1, access_token = "" },
@@ -416,5 +417,82 @@ describe("token objects", function()
     it("are rejected with a storage error: nil", function()
       assert_err("storage", token.from_entry(nil))
     end)
+  end)
+end)
+
+-- Security issue 12, item 2: a token goes into an Authorization header (and
+-- `smartauth token` prints it for a shell), so a byte outside 0x21-0x7E in it
+-- would let the server choose a header or a terminal sequence.
+describe("token bytes", function()
+  local BAD = {
+    ["CR"] = "at\rX-Evil: 1", ["LF"] = "at\nX-Evil: 1", ["CRLF"] = "at\r\nX-Evil: 1",
+    ["NUL"] = "at\0rest", ["space"] = "at rest", ["tab"] = "at\trest", ["DEL"] = "at\127",
+    ["ESC"] = "\27]0;title\7", ["0x80"] = "at\128", ["0xFF"] = "at\255", ["UTF-8"] = "at\195\169",
+  }
+
+  for what, v in pairs(BAD) do
+    it("refuses an access_token with " .. what, function()
+      local t, err = from { access_token = v, token_type = "Bearer" }
+      assert_err("validation", t, err)
+      assert.matches("access_token", err.description)
+      assert.not_matches(v, tostring(err), 1, true)
+    end)
+
+    it("refuses a refresh_token with " .. what, function()
+      local t, err = from { access_token = "at-1", refresh_token = v }
+      assert_err("validation", t, err)
+      assert.matches("refresh_token", err.description)
+    end)
+
+    it("refuses a stored entry whose access or refresh token has " .. what, function()
+      assert_err("storage", token.from_entry { v = token.FORMAT, access_token = v })
+      assert_err("storage", token.from_entry { v = token.FORMAT, access_token = "at-1", refresh_token = v })
+    end)
+  end
+
+  it("refuses a stored entry whose times are not finite (a token that never expires)", function()
+    for _, k in ipairs { "expires_at", "issued_at" } do
+      for _, v in ipairs { math.huge, -math.huge, 0 / 0 } do
+        assert_err("storage", token.from_entry { v = token.FORMAT, access_token = "at-1", [k] = v })
+      end
+    end
+  end)
+
+  it("accepts every printable ASCII byte, ! and | included", function()
+    local all = {}
+    for b = 0x21, 0x7E do all[#all + 1] = string.char(b) end
+    all = table.concat(all)
+    for _, v in ipairs { "EwB!Aq|AAA", "1//0g|x!y", all } do
+      local t = assert(from { access_token = v, refresh_token = v })
+      assert.equal(v, t.access_token)
+      assert.equal(v, t.refresh_token)
+      assert(token.from_entry(t:to_entry()))
+    end
+  end)
+
+  describe("through a real token request", function()
+    local s, p
+    setup(function() s = server.start() end)
+    teardown(function() if s then s:stop() end end)
+    before_each(function()
+      s:reset()
+      p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "c",
+        client_secret = SECRET, retry = false })
+    end)
+
+    for what, body in pairs {
+      ["CRLF in access_token"] = '{"access_token":"at\\r\\nX-Evil: 1","token_type":"Bearer"}',
+      ["NUL in access_token"] = '{"access_token":"at\\u0000x","token_type":"Bearer"}',
+      ["0x80 in access_token"] = '{"access_token":"at\128x","token_type":"Bearer"}',
+      ["LF in refresh_token"] = '{"access_token":"at","refresh_token":"rt\\nx","token_type":"Bearer"}',
+    } do
+      it("refuses " .. what .. ", stores nothing and sends no API call with it", function()
+        s:script("/token", { status = 200, headers = { ["Content-Type"] = "application/json" }, body = body })
+        local t, err = p:client_credentials()
+        assert_err("validation", t, err)
+        assert.is_nil(p.store:get(p:store_key()))
+        assert.equal(1, #s:requests())
+      end)
+    end
   end)
 end)

@@ -16,9 +16,31 @@ local timers = {}       -- sorted list of {at=, task=, seq=}
 local ready = {}        -- tasks to resume on the next step (yielded cooperatively)
 local timer_seq = 0
 local current           -- task being resumed, if any
+local unreported = {}   -- failed tasks whose error nobody has taken yet
 
 local Task = { __name = "smartauth.task" }
 Task.__index = Task
+
+-- A failure nobody handled or took goes to stderr: silence would hide it.
+local function report(task)
+  if task.taken or task.reported then return end
+  task.reported = true
+  local msg = task.error
+  if type(msg) == "table" and msg.kind then msg = tostring(msg) end
+  pcall(io.stderr.write, io.stderr, "smartauth: task failed: ", tostring(msg), "\n")
+end
+
+local function report_unreported()
+  if #unreported == 0 then return end
+  local list = unreported
+  unreported = {}
+  for _, task in ipairs(list) do report(task) end
+end
+
+-- The last chance, for a task that failed right before the program ended.
+Task.__gc = function(task)
+  if task.status == "failed" then report(task) end
+end
 
 local WAIT = setmetatable({}, { __name = "smartauth.wait" }) -- what our yields carry
 
@@ -45,7 +67,15 @@ local function finish(task, ok, ...)
     task.results = table.pack(...)
   else
     task.error = ...
-    if task.on_error then task.on_error(task.error, task) end
+    if task.on_error then
+      task.taken = true
+      local hok, herr = pcall(task.on_error, task.error, task)
+      if not hok then io.stderr:write("smartauth: task error handler failed: ", tostring(herr), "\n") end
+    elseif #task.joiners > 0 then
+      task.taken = true -- wait() raises it in the joiner
+    else
+      unreported[#unreported + 1] = task
+    end
   end
   for _, w in ipairs(task.joiners) do M._wake(w, task) end
   task.joiners = {}
@@ -83,29 +113,47 @@ function M.current()
   return tasks[co]
 end
 
---- Run fn(...) in a coroutine whose network calls and waits yield.
--- @return task: task.status ("running", "done", "failed"), task:result()
-function M.spawn(fn, ...)
+local function spawn(opts, fn, ...)
   if type(fn) ~= "function" then
-    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn) .. ")", 2)
+    error("bad argument #" .. (opts and 2 or 1) .. " to 'spawn' (function expected, got " .. type(fn) .. ")", 3)
   end
-  local task = setmetatable({ co = coroutine.create(fn), status = "running", joiners = {} }, Task)
+  local on_error = opts and opts.on_error
+  if on_error ~= nil and type(on_error) ~= "function" then
+    error("bad argument #1 to 'spawn' (on_error must be a function)", 3)
+  end
+  local task = setmetatable({ co = coroutine.create(fn), status = "running", joiners = {},
+    on_error = on_error }, Task)
   tasks[task.co] = task
   ntasks = ntasks + 1
   resume(task, ...)
   return task
 end
 
+--- Run fn(...) in a coroutine whose network calls and waits yield.
+-- `smartauth.spawn({ on_error = h }, fn, ...)`: h(err, task) gets every
+-- failure of the task, a synchronous one too. A task that fails with no
+-- handler is reported on stderr ("smartauth: task failed: ...") at the
+-- next step, unless task:wait() or task:result() has taken its error.
+-- @return task: task.status ("running", "done", "failed"), task:result()
+function M.spawn(fn, ...)
+  if type(fn) == "table" and getmetatable(fn) == nil then return spawn(fn, ...) end
+  return spawn(nil, fn, ...)
+end
+
 --- true, results... when done; false, err when it failed; nil while running.
 function Task:result()
   if self.status == "done" then return true, table.unpack(self.results, 1, self.results.n) end
-  if self.status == "failed" then return false, self.error end
+  if self.status == "failed" then
+    self.taken = true
+    return false, self.error
+  end
   return nil
 end
 
 --- Wait for the task: yields inside another task, else drives the engine
 -- until it ends. Returns its results, or raises its error.
 function Task:wait()
+  self.taken = true -- raised here if it fails, so never reported
   if self.status == "running" then
     local me = M.current()
     if me then
@@ -115,7 +163,10 @@ function Task:wait()
       while self.status == "running" do M.step(0.05) end
     end
   end
-  if self.status == "failed" then error(self.error, 0) end
+  if self.status == "failed" then
+    self.taken = true
+    error(self.error, 0)
+  end
   return table.unpack(self.results, 1, self.results.n)
 end
 
@@ -135,8 +186,40 @@ function Task:cancel()
   ntasks = ntasks - 1
   self.status = "failed"
   self.error = "cancelled"
+  self.taken = true -- nothing to report: whoever cancelled it knows
+  local list = self.cleanups
+  self.cleanups = nil
+  if list then
+    for i = #list, 1, -1 do
+      local ok, err = pcall(list[i])
+      if not ok then io.stderr:write("smartauth: cleanup of a cancelled task failed: ", tostring(err), "\n") end
+    end
+  end
   for _, w in ipairs(self.joiners) do M._wake(w, self) end
   return true
+end
+
+local function noop() end
+
+--- Have fn() run if the current task is cancelled before the returned
+-- release function is called: how a call that holds a lock or leads a
+-- single flight puts things right when its task never resumes. Outside a
+-- task (nothing can cancel a blocking call) it does nothing.
+-- @return release function
+function M.on_cancel(fn)
+  local task = M.current()
+  if not task then return noop end
+  local list = task.cleanups
+  if not list then
+    list = {}
+    task.cleanups = list
+  end
+  list[#list + 1] = fn
+  return function()
+    for i = #list, 1, -1 do
+      if list[i] == fn then table.remove(list, i) return end
+    end
+  end
 end
 
 --- Perform an HTTP request (see smartauth.http): yields inside a task.
@@ -231,6 +314,7 @@ end
 function M.step(timeout)
   timeout = timeout or 0
   if current then error("smartauth.step called from inside a task", 2) end
+  report_unreported() -- failures before this step: the host had a frame to take them
   run_timers()
   run_ready()
   local wait = timeout

@@ -55,19 +55,80 @@ function M.is(v)
   return getmetatable(v) == Error
 end
 
--- Replace every occurrence of each secret in s; secrets shorter than 4
+-- Loaded on first use: scrubbing is on error paths only, and this module
+-- must stay loadable on its own.
+local core, cjson
+
+-- The characters of base64(pad .. raw) that depend on raw alone, for pads
+-- of 0, 1 and 2 bytes: wherever raw sits in a base64 text (at the end of
+-- "id:secret" in a Basic header, or anywhere in an echoed blob), one of
+-- these three runs appears in it. The characters that mix raw with what is
+-- around it are caught by widening a match to the whole base64 run.
+local function b64_cores(raw, out)
+  for pad = 0, 2 do
+    local enc = core.b64_encode(("\0"):rep(pad) .. raw)
+    -- char i (0-based) holds bits 6i..6i+5: skip those that hold pad bits
+    -- and stop before the first that would hold a byte after raw
+    local first = (8 * pad + 5) // 6 + 1
+    local last = (8 * (pad + #raw)) // 6
+    local piece = enc:sub(first, last)
+    if #piece >= 4 then out[#out + 1] = { piece, true } end
+  end
+end
+
+-- Every encoding the library itself makes of a secret: the raw bytes, form
+-- encoding (url.encode, the token request body), JSON escaping (cjson), and
+-- base64 of the raw and of the form-encoded bytes (HTTP Basic: RFC 7617 for
+-- API keys, RFC 6749 §2.3.1 for client credentials). {text, is_base64}.
+local function encodings(secret, out)
+  if not core then
+    core = require "smartauth.core"
+    cjson = require "cjson.safe"
+  end
+  out[#out + 1] = { secret, false }
+  local form = core.form_escape(secret)
+  if form ~= secret then out[#out + 1] = { form, false } end
+  local json = cjson.encode(secret)
+  json = json and json:sub(2, -2)
+  if json and json ~= secret then out[#out + 1] = { json, false } end
+  b64_cores(secret, out)
+  if form ~= secret then b64_cores(form, out) end
+end
+
+local REDACTED = "[redacted]"
+
+-- Replace every occurrence of each secret in s, in every encoding the
+-- library makes of it (a server that echoes the request body or the
+-- Authorization header sends those back); secrets shorter than 4
 -- characters are left alone (they would mangle ordinary text).
 function M.scrub(s, secrets)
-  if type(s) ~= "string" or not secrets then return s end
-  for _, secret in ipairs(secrets) do
-    if type(secret) == "string" and #secret >= 4 then
-      local start = 1
-      while true do
-        local i, j = s:find(secret, start, true)
-        if not i then break end
-        s = s:sub(1, i - 1) .. "[redacted]" .. s:sub(j + 1)
-        start = i + 10
+  if type(s) ~= "string" or not secrets or s == "" then return s end
+  local list = {}
+  -- secrets may hold holes (absent ones): walk to the largest index
+  local n = 0
+  for k in pairs(secrets) do
+    if math.type(k) == "integer" and k > n then n = k end
+  end
+  for i = 1, n do
+    local secret = secrets[i]
+    if type(secret) == "string" and #secret >= 4 then encodings(secret, list) end
+  end
+  if #list == 0 then return s end
+  -- longest first: a shorter encoding must not cut a longer one in half
+  table.sort(list, function(a, b) return #a[1] > #b[1] end)
+  for _, e in ipairs(list) do
+    local text, b64 = e[1], e[2]
+    local start = 1
+    while true do
+      local i, j = s:find(text, start, true)
+      if not i then break end
+      if b64 then
+        -- the whole base64 run: its edge characters carry bits of the secret
+        while i > 1 and s:find("^[%w+/]", i - 1) do i = i - 1 end
+        while j < #s and s:find("^[%w+/=]", j + 1) do j = j + 1 end
       end
+      s = s:sub(1, i - 1) .. REDACTED .. s:sub(j + 1)
+      start = i + #REDACTED
     end
   end
   return s

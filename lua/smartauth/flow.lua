@@ -203,6 +203,12 @@ function M.choose(p, opts, env)
   if opts.flow then return opts.flow end
   if interactive_grant(p.grant) then return p.grant end
   local redirect = opts.redirect_uri or p.redirect_uri
+  -- SmartFile takes only its registered callback: a loopback one, or the
+  -- verifier shown on screen and pasted
+  if p.preset == "smartfile" then
+    if redirect and redirect:match("^http://127%.0%.0%.1:%d+/") then return "loopback" end
+    return "oob"
+  end
   if redirect and is_oob(redirect) then return "oob" end
   local has_authz = p.authorization_endpoint ~= nil
   local has_device = p.device_authorization_endpoint ~= nil
@@ -586,8 +592,9 @@ local function oob(p, opts, ui)
     -- the whole redirect URL (or its query): state is checked
     return p:exchange_code { url = input, session = session }
   end
-  -- a bare code: there is no state to check; PKCE still binds it to this session
-  return p:exchange_code { code = input, state = session.state, session = session }
+  -- a bare code: there is no state to check, nor an iss (the person typed
+  -- no authorization response); PKCE still binds it to this session
+  return p:exchange_code { code = input, state = session.state, iss = false, session = session }
 end
 
 ------------------------------------------------------------------- login

@@ -5,13 +5,18 @@ local url = require "smartauth.url"
 
 local M = {}
 
+local HUGE = math.huge
+
 local function bad(where, key, msg)
   return nil, errors.new("config", where .. ": option '" .. key .. "' " .. msg, { option = key })
 end
 
 --- Validate opts against schema {key = spec}; spec is a type name
 -- ("string", "number", "boolean", "table", "function", "url", "any") or a
--- table {type=, enum=, min=, max=}. Returns a shallow copy or nil, err.
+-- table {type=, enum=, min=, max=, integer=}. A number must be finite (NaN
+-- passes both `v < min` and `v > max`, and C cannot convert either); with
+-- integer = true it must be integral and comes back as a Lua integer.
+-- Returns a shallow copy or nil, err.
 function M.check(where, opts, schema, allow_http)
   local out = {}
   for k, v in pairs(opts) do
@@ -48,8 +53,16 @@ function M.check(where, opts, schema, allow_http)
           " (got '" .. tostring(v) .. "')")
       end
     end
-    if spec.min and v < spec.min then return bad(where, k, "must be at least " .. spec.min) end
-    if spec.max and v > spec.max then return bad(where, k, "must be at most " .. spec.max) end
+    if type(v) == "number" then
+      if v ~= v or v == HUGE or v == -HUGE then return bad(where, k, "must be a finite number") end
+      if spec.integer then
+        local i = math.tointeger(v)
+        if not i then return bad(where, k, "must be an integer (got " .. tostring(v) .. ")") end
+        v = i
+      end
+      if spec.min and v < spec.min then return bad(where, k, "must be at least " .. spec.min) end
+      if spec.max and v > spec.max then return bad(where, k, "must be at most " .. spec.max) end
+    end
     out[k] = v
   end
   return out

@@ -14,6 +14,7 @@ local oidc = require "smartauth.oidc"
 local options = require "smartauth.options"
 local store_mod = require "smartauth.store"
 local token_mod = require "smartauth.token"
+local token_source = require "smartauth.token_source"
 local url = require "smartauth.url"
 
 local M = {}
@@ -50,13 +51,17 @@ local SCHEMA = {
   client_id = "string", client_secret = "string",
   client_auth = { type = "string", enum = { "basic", "post", "none", "private_key_jwt", "client_secret_jwt" } },
   redirect_uri = "string", scope = "string",
+  response_type = { type = "string", enum = { "code", "id_token", "code id_token", "id_token token",
+    "code token", "code id_token token" } },
   store = "any", retry = "any",
+  lock_ttl = { type = "number", min = 1, max = 86400 },   -- seconds the store lock is held for
+  default_expires_in = { type = "number", min = 1, max = 31536000 }, -- when the server sends none
   timeout = { type = "number", min = 0.001, max = 86400 },
   connect_timeout = { type = "number", min = 0.001, max = 86400 },
   ca_file = "string",
   leeway = { type = "number", min = 0, max = 86400 },
   allow_http = "boolean",
-  max_body = { type = "number", min = 1 },
+  max_body = { type = "number", min = 1, max = 2147483647, integer = true },
   grant = { type = "string", enum = { "client_credentials", "password", "authorization_code",
     "loopback", "device", "oob", "none" } },
   username = "string", password = "string",
@@ -133,15 +138,23 @@ function M.new(opts, where)
       { option = "client_secret" })
   end
   local self = setmetatable({}, Provider)
+  -- secrets, tokens and what may hold one (an API key, token_headers) are
+  -- kept off the object: dumping a provider shows none of them
   local s = { client_secret = o.client_secret, password = o.password, api_password = o.api_password,
-    client_assertion_key = o.client_assertion_key }
+    client_assertion_key = o.client_assertion_key, api_key = o.api_key, token_headers = o.token_headers }
   o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
+  o.api_key, o.token_headers = nil, nil
   secrets[self] = s
   for k, v in pairs(o) do self[k] = v end
+  self.api_key_auth = s.api_key ~= nil or nil
   self.leeway = self.leeway or M.DEFAULT_LEEWAY
   self.store = self.store or store_mod.memory()
   self.token_placement = self.token_placement or "header"
   self.token_param = self.token_param or "access_token"
+  s.source = token_source.new(self, s, {
+    refresh = function(tok, ropts) return self:_refresh_request(tok, ropts) end,
+    grant = function(name, gopts) return self:_grant_request(name, gopts) end,
+  })
   return self
 end
 
@@ -153,12 +166,14 @@ end
 -- Every secret this provider knows, to scrub from error text.
 function Provider:_secrets(extra)
   local s = secrets[self]
-  local list = { s.client_secret, s.password, s.api_password }
-  if self._tok then
-    list[#list + 1] = self._tok.access_token
-    list[#list + 1] = self._tok.refresh_token
+  -- a list without holes: a missing client secret must not hide the password
+  local list, n = {}, 0
+  local function add(v)
+    if type(v) == "string" and v ~= "" then n = n + 1; list[n] = v end
   end
-  if extra then for _, v in ipairs(extra) do list[#list + 1] = v end end
+  add(s.client_secret); add(s.password); add(s.api_password); add(s.api_key)
+  if s.tok then add(s.tok.access_token); add(s.tok.refresh_token) end
+  if extra then for _, v in ipairs(extra) do add(v) end end
   return list
 end
 
@@ -315,7 +330,12 @@ function Provider:_decode_token_response(res, what, extra_secrets)
     return nil, errors.new("http", what .. " returned a body that is not a JSON object (" .. ct .. ")",
       { status = status })
   end
-  return token_mod.from_response(data, clock.now())
+  local tok, terr = token_mod.from_response(data, clock.now())
+  if tok and not tok.expires_at and self.default_expires_in then
+    tok.expires_in = self.default_expires_in
+    tok.expires_at = tok.issued_at + self.default_expires_in
+  end
+  return tok, terr
 end
 
 -- The fixed headers of every POST to a token-type endpoint, built once (this
@@ -327,7 +347,7 @@ function Provider:_form_headers()
   local h = s.form_headers
   if h and s.form_headers_auth == self.client_auth then return h end
   h = { "Accept: application/json", "Content-Type: application/x-www-form-urlencoded" }
-  local extra = self.token_headers
+  local extra = s.token_headers
   if extra then
     local names = {}
     for k in pairs(extra) do names[#names + 1] = k end
@@ -493,6 +513,7 @@ local NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2)
 
 local SCOPE_ONLY = { scope = true }
 local PASSWORD_CONSUMED = { username = true, password = true, scope = true }
+local REFRESH_CONSUMED = { scope = true, force = true, min_ttl = true }
 
 local function check_opts(opts, fname)
   if opts == nil then return NO_OPTS end
@@ -502,11 +523,36 @@ local function check_opts(opts, fname)
   return opts
 end
 
---- Client credentials grant (RFC 6749 §4.4).
--- @param opts { scope=, ... any extra parameter (resource, audience) }
--- @return token or nil, err
-function Provider:client_credentials(opts)
-  opts = check_opts(opts, "client_credentials")
+-- An ID token from a grant other than the code flow (password, refresh,
+-- client credentials) carries no nonce; it is verified all the same (OIDC
+-- Core §12.2 for refresh: same iss, aud and sub) before its claims are
+-- kept. A provider without an issuer cannot verify one: it keeps the
+-- string but never claims from it.
+function Provider:_grant_id_token(tok, prev)
+  local prev_claims = prev and prev.claims
+  if not tok.id_token then
+    if prev then tok.id_token, tok.claims = prev.id_token, prev_claims end
+    return true
+  end
+  if not self.issuer then
+    -- nothing to verify it with: kept as the server's string, never trusted
+    -- (only `claims` is, and a provider without an issuer has none)
+    return true
+  end
+  local claims, err = self:verify_id_token(tok.id_token, { access_token = tok.access_token })
+  if not claims then return nil, err end
+  local prev_sub = prev_claims and prev_claims.sub
+  if prev_sub ~= nil and claims.sub ~= prev_sub then
+    return nil, errors.new("validation", "ID token rejected: the refreshed ID token names another user",
+      { check = "sub" })
+  end
+  tok.claims = claims
+  return true
+end
+
+-- The requests of the non-interactive grants, unsaved (token_source keeps
+-- what they return).
+function Provider:_cc_request(opts)
   local scope = opts.scope or self.scope
   local form = { grant_type = "client_credentials", scope = scope }
   local prep_key
@@ -517,14 +563,13 @@ function Provider:client_credentials(opts)
     add_extra(form, opts, SCOPE_ONLY)
   end
   local tok, err = self:_grant(form, nil, prep_key)
-  if tok then self:_save(tok) end
-  return tok, err
+  if not tok then return nil, err end
+  local ok, verr = self:_grant_id_token(tok)
+  if not ok then return nil, verr end
+  return tok
 end
 
---- Resource owner password grant (RFC 6749 §4.3).
--- @param opts { username=, password=, scope= } (defaults from the provider)
-function Provider:password(opts)
-  opts = check_opts(opts, "password")
+function Provider:_password_request(opts)
   local pw = opts.password or secrets[self].password
   local user = opts.username or self.username
   if type(user) ~= "string" or type(pw) ~= "string" then
@@ -533,37 +578,72 @@ function Provider:password(opts)
   local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.scope }
   add_extra(form, opts, PASSWORD_CONSUMED)
   local tok, err = self:_grant(form, { pw })
-  if tok then self:_save(tok) end
-  return tok, err
+  if not tok then return nil, err end
+  local ok, verr = self:_grant_id_token(tok)
+  if not ok then return nil, verr end
+  return tok
 end
 
---- Refresh a token (RFC 6749 §6). The refresh token is kept when the server
--- does not rotate it, and so is the ID token.
--- @param tok token object or refresh token string
--- @param opts { scope= }
-function Provider:refresh(tok, opts)
-  opts = check_opts(opts, "refresh")
+-- What token() runs when nothing valid is stored (token_source's ops.grant).
+function Provider:_grant_request(name, opts)
+  local scope = opts.scope
+  if name == "client_credentials" then
+    return self:_cc_request(scope and { scope = scope } or NO_OPTS)
+  elseif name == "password" then
+    return self:_password_request(scope and { scope = scope } or NO_OPTS)
+  end
+  return cfg_err("grant '" .. tostring(name) .. "' cannot run without a person")
+end
+
+--- Client credentials grant (RFC 6749 §4.4).
+-- @param opts { scope=, ... any extra parameter (resource, audience) }
+-- @return token or nil, err
+function Provider:client_credentials(opts)
+  local tok, err = self:_cc_request(check_opts(opts, "client_credentials"))
+  if not tok then return nil, err end
+  return (secrets[self].source:put(tok))
+end
+
+--- Resource owner password grant (RFC 6749 §4.3).
+-- @param opts { username=, password=, scope= } (defaults from the provider)
+function Provider:password(opts)
+  local tok, err = self:_password_request(check_opts(opts, "password"))
+  if not tok then return nil, err end
+  return (secrets[self].source:put(tok))
+end
+
+-- The refresh request (RFC 6749 §6), unsaved. Absent fields keep their
+-- old values: the refresh token when the server does not rotate it, scope,
+-- the ID token and its claims (a new ID token is verified first).
+function Provider:_refresh_request(tok, opts)
   local rt = type(tok) == "string" and tok or (type(tok) == "table" and tok.refresh_token)
   if type(rt) ~= "string" or rt == "" then
     return nil, errors.new("validation", "token has no refresh_token")
   end
   local form = { grant_type = "refresh_token", refresh_token = rt, scope = opts.scope }
-  add_extra(form, opts, SCOPE_ONLY)
+  add_extra(form, opts, REFRESH_CONSUMED)
   local nt, err = self:_grant(form, { rt })
   if not nt then return nil, err end
   nt.refresh_token = nt.refresh_token or rt
-  if type(tok) == "table" then
-    nt.id_token = nt.id_token or tok.id_token
-    nt.scope = nt.scope or tok.scope
-  end
-  -- A rotated refresh token is stored before the new access token is handed
-  -- out; a token the store did not take is not handed out (nor cached).
-  local saved, serr = self:_save(nt)
-  if not saved then
-    self:_set_tok(nil)
-    return nil, serr
-  end
+  local prev = type(tok) == "table" and tok or nil
+  if prev then nt.scope = nt.scope or prev.scope end
+  local ok, verr = self:_grant_id_token(nt, prev or {})
+  if not ok then return nil, verr end
   return nt
+end
+
+--- Refresh a token (RFC 6749 §6) and keep the result. The refresh token is
+-- kept when the server does not rotate it, and so are the ID token and its
+-- claims; a new ID token is verified (same user). A new token the store
+-- refuses is still returned (the server may have retired the old refresh
+-- token): p:save_error() says why, and the save is tried again.
+-- @param tok token object or refresh token string
+-- @param opts { scope= }
+function Provider:refresh(tok, opts)
+  opts = check_opts(opts, "refresh")
+  local nt, err = self:_refresh_request(tok, opts)
+  if not nt then return nil, err end
+  return (secrets[self].source:put(nt))
 end
 
 ------------------------------------------------------ authorization code
@@ -577,6 +657,27 @@ local AUTHZ_CONSUMED = {
   redirect_uri = true, scope = true, response_type = true, pkce = true, state = true, nonce = true,
 }
 
+local OOB = { ["urn:ietf:wg:oauth:2.0:oob"] = true, oob = true }
+
+-- Who a session belongs to: the issuer, else the token endpoint and client
+-- (RFC 9207 §4's mix-up: provider A's code and PKCE verifier must never
+-- reach provider B). Discovers first when the issuer would come from
+-- discovery, so that both ends of a flow see the same identity.
+function Provider:_authz_identity()
+  if not self.issuer and self.discovery_url and not self.metadata then
+    local ok, err = self:discover()
+    if not ok then return nil, err end
+  end
+  if self.issuer then return "issuer " .. self.issuer end
+  return "token_endpoint " .. tostring(self.token_endpoint) .. " client_id " .. tostring(self.client_id)
+end
+
+-- Does the provider's metadata promise iss in every authorization response?
+function Provider:_iss_promised()
+  local md = self.metadata
+  return type(md) == "table" and md.authorization_response_iss_parameter_supported == true
+end
+
 --- Build an authorization request URL (RFC 6749 §4.1.1, RFC 7636, OIDC).
 -- state and PKCE S256 are on by default, nonce whenever an ID token may
 -- come back. Any other field is sent as a request parameter.
@@ -585,20 +686,33 @@ function Provider:authorization_url(opts)
   opts = check_opts(opts, "authorization_url")
   local ep, err = self:_endpoint("authorization_endpoint")
   if not ep then return nil, err end
-  local response_type = opts.response_type or "code"
+  local response_type = opts.response_type or self.response_type or "code"
   local scope = opts.scope or self.scope
   local redirect_uri = opts.redirect_uri or self.redirect_uri
   if redirect_uri then
     local ok, msg = check_redirect_uri(redirect_uri, self.allow_http)
     if not ok then return cfg_err("redirect_uri " .. msg) end
   end
+  -- max_age feeds the auth_time check: NaN or a fraction would switch it off
+  local max_age = opts.max_age
+  if max_age ~= nil then
+    max_age = math.tointeger(tonumber(max_age))
+    if not max_age or max_age < 0 then
+      return cfg_err("authorization_url: 'max_age' must be a non-negative integer (seconds)")
+    end
+  end
+  local identity, ierr = self:_authz_identity()
+  if not identity then return nil, ierr end
   local session = {
     state = opts.state or random_token(32),
     redirect_uri = redirect_uri,
     scope = scope,
     response_type = response_type,
-    max_age = opts.max_age,
+    response_mode = opts.response_mode,
+    max_age = max_age,
     issuer = self.issuer,
+    provider = identity,
+    iss_required = self:_iss_promised() or nil,
     created_at = clock.now(),
   }
   local params = {
@@ -623,14 +737,15 @@ function Provider:authorization_url(opts)
       params[k] = tostring(v)
     end
   end
+  if max_age then params.max_age = tostring(max_age) end
   return url.add_query(ep, params), session
 end
 
---- Parse the URL (or just the query) the authorization server redirected
--- to: returns {code=, state=, iss=, id_token=, error=, ...} or nil, err.
--- Parameters in the fragment (implicit and hybrid flows) are included.
-function M.parse_redirect(s)
-  if type(s) ~= "string" then error("bad argument #1 to 'parse_redirect' (string expected)", 2) end
+-- The callback's parameters; the fragment only when use_fragment (a
+-- response in the query never has one, and a fragment is what page script
+-- or an attacker's link can add). A name given twice, also once in the query
+-- and once in the fragment, is refused (RFC 6749 §3.1).
+local function parse_callback(s, use_fragment)
   s = s:match("^%s*(.-)%s*$")
   if #s > 65536 then return nil, errors.new("validation", "redirect URL is too long") end
   local query, fragment
@@ -641,45 +756,87 @@ function M.parse_redirect(s)
   end
   local out, err = url.decode(query)
   if not out then return nil, errors.new("validation", "redirect URL: " .. err) end
-  if fragment ~= "" then
+  if use_fragment and fragment ~= "" then
     local f, ferr = url.decode(fragment)
     if not f then return nil, errors.new("validation", "redirect URL fragment: " .. ferr) end
-    for k, v in pairs(f) do if out[k] == nil then out[k] = v end end
+    for k, v in pairs(f) do
+      if out[k] ~= nil then
+        return nil, errors.new("validation", "redirect URL: parameter '" .. clean_text(k, 40) ..
+          "' is repeated in the query and the fragment")
+      end
+      out[k] = v
+    end
   end
   return out
 end
 
+--- Parse the URL (or just the query) the authorization server redirected
+-- to: returns {code=, state=, iss=, id_token=, error=, ...} or nil, err.
+-- Parameters in the fragment (implicit and hybrid flows) are included
+-- unless response_type is "code" (whose response is in the query). A
+-- parameter given more than once is refused (RFC 6749 §3.1).
+-- @param s the redirect URL or its query
+-- @param response_type optional: the response_type of the request
+function M.parse_redirect(s, response_type)
+  if type(s) ~= "string" then error("bad argument #1 to 'parse_redirect' (string expected)", 2) end
+  return parse_callback(s, response_type == nil or has_word(response_type, "id_token")
+    or has_word(response_type, "token"))
+end
+
 --- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
--- callback against the session: state (constant time), iss (RFC 9207).
--- @param opts { code=, state=, iss=, url= (the whole redirect), session= }
+-- callback against the session: the session is this provider's, then state
+-- (constant time), then iss (RFC 9207), and only then an error is reported.
+-- @param opts { code=, state=, iss=, url= (the whole redirect), session= };
+--   iss = false: there is no authorization response to carry iss (a code a
+--   person typed in), so a provider's promise of iss cannot be checked
 function Provider:exchange_code(opts)
   opts = check_opts(opts, "exchange_code")
   local session = opts.session
   if type(session) ~= "table" then
     error("bad argument to 'exchange_code' (session from authorization_url expected)", 2)
   end
-  local cb = { code = opts.code, state = opts.state, iss = opts.iss }
+  -- before anything is sent: this code and verifier were made for one provider
+  local identity, ierr = self:_authz_identity()
+  if not identity then return nil, ierr end
+  if type(session.provider) ~= "string" or session.provider ~= identity then
+    return nil, errors.new("validation", "the session was not made by this provider's authorization_url",
+      { check = "provider" })
+  end
+  local rt = session.response_type or "code"
+  local no_response = opts.iss == false
+  local cb = { code = opts.code, state = opts.state, iss = opts.iss or nil }
   if opts.url then
-    local parsed, perr = M.parse_redirect(opts.url)
+    if type(opts.url) ~= "string" then error("bad argument to 'exchange_code' ('url' must be a string)", 2) end
+    if no_response then error("bad argument to 'exchange_code' (iss = false with a redirect URL)", 2) end
+    local parsed, perr = parse_callback(opts.url, has_word(rt, "id_token") or has_word(rt, "token")
+      or session.response_mode == "fragment")
     if not parsed then return nil, perr end
     cb = parsed
+  end
+  -- state first: anyone can send a browser to the callback with an error of
+  -- their own text, only the authorization server knows the state
+  if type(cb.state) ~= "string" or type(session.state) ~= "string"
+      or not core.ct_equal(cb.state, session.state) then
+    return nil, errors.new("validation", "state mismatch: the callback does not belong to this session",
+      { check = "state" })
+  end
+  local iss = cb.iss
+  if iss == nil then
+    -- RFC 9207 §2.4: once the metadata promises iss, a response without it
+    -- is refused; an out-of-band code has no redirect to carry it
+    if (session.iss_required or self:_iss_promised()) and not OOB[session.redirect_uri]
+        and not no_response then
+      return nil, errors.new("validation", "the authorization response has no iss, which the provider's " ..
+        "metadata promises (RFC 9207)", { check = "iss" })
+    end
+  elseif type(iss) ~= "string" or (self.issuer and iss ~= self.issuer) then
+    return nil, errors.new("validation", "iss in the authorization response does not match the issuer",
+      { check = "iss" })
   end
   if cb.error then
     return nil, errors.new("oauth", clean_text(cb.error_description, 500) or
       "the authorization server refused the request", { code = clean_text(cb.error, 100) })
   end
-  if session.state then
-    if type(cb.state) ~= "string" or not core.ct_equal(cb.state, session.state) then
-      return nil, errors.new("validation", "state mismatch: the callback does not belong to this session",
-        { check = "state" })
-    end
-  end
-  local iss = cb.iss
-  if iss ~= nil and self.issuer and iss ~= self.issuer then
-    return nil, errors.new("validation", "iss in the authorization response does not match the issuer",
-      { check = "iss" })
-  end
-  local rt = session.response_type or "code"
   if has_word(rt, "id_token") then
     -- implicit or hybrid: the front-channel ID token binds the code (c_hash)
     if type(cb.id_token) ~= "string" then
@@ -707,8 +864,7 @@ function Provider:exchange_code(opts)
     local ok, verr = self:_on_code_token(tok, session, cb)
     if not ok then return nil, verr end
   end
-  self:_save(tok)
-  return tok
+  return (secrets[self].source:put(tok))
 end
 
 ------------------------------------------------------------ OpenID Connect
@@ -817,8 +973,8 @@ function Provider:userinfo(tok)
     return nil, errors.new("validation", "UserInfo response is not a JSON object")
   end
   if type(info.sub) ~= "string" then return nil, errors.new("validation", "UserInfo has no sub", { check = "sub" }) end
-  local known = type(tok) == "table" and (tok.claims or (tok.id_token and jwt.decode(tok.id_token)))
-  local known_sub = known and (known.sub or (known.claims and known.claims.sub))
+  -- only verified claims count: an ID token we did not verify proves nothing
+  local known_sub = type(tok) == "table" and type(tok.claims) == "table" and tok.claims.sub
   if known_sub and known_sub ~= info.sub then
     return nil, errors.new("validation", "UserInfo sub does not match the ID token's", { check = "sub" })
   end
@@ -839,15 +995,23 @@ function Provider:revoke(tok, opts)
     value, hint = token_string(tok), opts.hint or (type(tok) == "table" and "access_token" or nil)
   end
   if type(value) ~= "string" then error("bad argument #1 to 'revoke' (token expected)", 2) end
+  local ok, err = self:_revoke_one(value, hint)
+  if not ok then return nil, err end
+  local cur = secrets[self].tok
+  if cur and (cur.access_token == value or cur.refresh_token == value
+      or (type(tok) == "table" and cur.access_token == tok.access_token)) then
+    self:forget()
+  end
+  return true
+end
+
+-- One RFC 7009 request.
+function Provider:_revoke_one(value, hint)
   local res, err = self:_post_form("revocation_endpoint", { token = value, token_type_hint = hint })
   if not res then return nil, self:_scrub(err, { value }) end
   if res.status ~= 200 then
     local _, e = self:_token_response(res, "revocation endpoint", { value })
     return nil, self:_scrub(e or errors.new("http", "revocation failed", { status = res.status }), { value })
-  end
-  if self._tok and (self._tok.access_token == value or self._tok.refresh_token == value
-      or (type(tok) == "table" and self._tok.access_token == tok.access_token)) then
-    self:forget()
   end
   return true
 end
@@ -875,133 +1039,129 @@ end
 
 --- The key this provider's token is stored under: readable prefix plus a
 -- digest of what makes the token distinct.
-function Provider:store_key()
-  if not self._store_key then
-    local id = table.concat({
-      self.issuer or self.token_endpoint or "", self.client_id or "", self.username or "",
-      self.scope or "", self.api_key or "",
-    }, "\n")
-    local prefix = (self.name or "provider"):gsub("[^%w_.-]", "_")
-    self._store_key = prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
+-- @param scope another scope than the provider's (a token of its own)
+function Provider:store_key(scope)
+  if scope ~= nil and scope ~= self.scope then return self:_make_store_key(scope) end
+  local k = self._store_key
+  if not k then
+    k = self:_make_store_key(self.scope)
+    self._store_key = k
   end
-  return self._store_key
+  return k
 end
 
--- When a token should be refreshed: the leeway before expiry, but never
--- more than half its lifetime (a 60 s token with a 120 s leeway would always
--- be stale). math.huge for a token without an expiry.
-function Provider:_refresh_at(t)
-  if not t.expires_at then return math.huge end
-  local margin = self.leeway
-  if t.issued_at then margin = math.min(margin, (t.expires_at - t.issued_at) / 2) end
-  return t.expires_at - margin
+function Provider:_make_store_key(scope)
+  local id = table.concat({
+    self.issuer or self.token_endpoint or "", self.client_id or "", self.username or "",
+    scope or "", secrets[self].api_key or "",
+  }, "\n")
+  local prefix = (self.name or "provider"):gsub("[^%w_.-]", "_")
+  return prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
 end
 
-function Provider:_stale(t, now)
-  return now >= self:_refresh_at(t)
-end
-
--- The cached token and the time until which it needs no look at the store:
--- computed once here so the cached path of token() is one comparison.
-function Provider:_set_tok(t)
-  self._tok = t
-  self._fresh_until = t and self:_refresh_at(t) or -math.huge
-end
-
+-- Kept for the flows (device grant): keep a token as token() would.
 function Provider:_save(tok)
-  self:_set_tok(tok)
-  local ttl
-  if not tok.refresh_token and tok.expires_at then
-    ttl = math.max(1, tok.expires_at - (tok.issued_at or clock.now()))
-  end
-  local ok, err = self.store:set(self:store_key(), tok:to_entry(), ttl)
-  if not ok then return nil, err end
+  local _, err = secrets[self].source:put(tok)
+  if err then return nil, err end
   return true
 end
 
 --- Forget the token (locally and in the store).
 function Provider:forget()
-  self:_set_tok(nil)
+  local s = secrets[self]
+  s.save_error = nil
+  s.source:set(nil)
   return self.store:delete(self:store_key())
 end
 
-function Provider:_default_grant()
+--- The grant token() runs when nothing valid is stored, decided from the
+-- options alone (never from discovery): the `grant` option (or the
+-- preset's), else "password" when username and password are given, else
+-- "client_credentials" for a confidential client with no redirect URI and
+-- no interactive response type, else "authorization_code" (a person logs
+-- in: token() never falls back to an app-only token).
+function Provider:default_grant()
   if self.grant then return self.grant end
-  if self.username and secrets[self].password then return "password" end
-  if secrets[self].client_secret and self.token_endpoint then return "client_credentials" end
-  return "none"
+  local s = secrets[self]
+  if s.api_key then return "none" end
+  if self.username and s.password then return "password" end
+  if self.client_auth ~= "none" and not self.redirect_uri and not self.response_type then
+    return "client_credentials"
+  end
+  return "authorization_code"
 end
 
-function Provider:_obtain_locked(key, opts)
-  local now = clock.now()
-  local entry, serr = self.store:get(key)
-  if serr then return nil, serr end
-  local t
-  if entry ~= nil then
-    local terr
-    t, terr = token_mod.from_entry(entry)
-    if not t then return nil, terr end
-  end
-  -- A token someone else stored is good unless it is stale or is the very
-  -- token the caller saw rejected.
-  if t and not self:_stale(t, now) and t.access_token ~= opts.rejected then
-    self:_set_tok(t)
-    return t
-  end
-  if t and t.refresh_token then
-    local nt, err = self:refresh(t)
-    if nt then return nt end
-    if err.kind == "oauth" and (err.code == "invalid_grant" or err.code == "invalid_token") then
-      self.store:delete(key)
-    elseif not t:expired(0, now) and t.access_token ~= opts.rejected then
-      -- temporary failure: the old token is still valid, keep using it
-      self:_set_tok(t)
-      return t
-    else
-      return nil, err
+--- The token in memory or, failing that, in the store; no network.
+-- @return token, or nil (none), or nil, err (the store failed)
+function Provider:stored()
+  local s = secrets[self]
+  if s.tok then return s.tok end
+  local entry, err = self.store:get(self:store_key())
+  if err then return nil, err end
+  if entry == nil then return nil end
+  return token_mod.from_entry(entry)
+end
+
+--- nil, or why the last token could not be saved (it is kept in memory
+-- and handed out; the save is tried again on the next token() call).
+function Provider:save_error()
+  return secrets[self].save_error
+end
+
+--- Log out: revoke the access token and the refresh token (RFC 7009, one
+-- request each, with token_type_hint), then forget the token.
+-- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
+--   end_session_url = url or nil } or nil, err when the token cannot be forgotten
+function Provider:logout()
+  local out = { revoked = {}, failed = {} }
+  local t, serr = self:stored()
+  if serr then out.failed.store = serr end
+  if t then
+    local ep, eerr = self.revocation_endpoint, nil
+    if not ep then ep, eerr = self:_endpoint("revocation_endpoint") end
+    for _, name in ipairs { "access_token", "refresh_token" } do
+      local value = t[name]
+      if value then
+        local ok, err = false, eerr
+        if ep then ok, err = self:_revoke_one(value, name) end
+        if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
+      end
+    end
+    local ese = self.end_session_endpoint
+    if ese then
+      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token, client_id = self.client_id })
     end
   end
-  local grant = self:_default_grant()
-  if grant == "client_credentials" then
-    return self:client_credentials { scope = opts.scope }
-  elseif grant == "password" then
-    return self:password { scope = opts.scope }
-  end
-  return nil, errors.new("config", "no valid token stored and grant '" .. grant ..
-    "' needs a person: log in first (authorization_url + exchange_code)")
+  local ok, ferr = self:forget()
+  if not ok then return nil, ferr end
+  return out
 end
 
---- A valid token: cached, refreshed when within leeway of expiry, else the
--- provider's non-interactive grant. With a store that locks across
--- processes, one caller does the work and the others read its result.
+local TOKEN_OPTS = { force = "boolean", min_ttl = "number", scope = "string" }
+
+--- A valid token: cached, else stored, refreshed when within leeway of
+-- expiry, else the provider's non-interactive grant (see token_source for
+-- the whole lifecycle). Concurrent callers share one request; with a store
+-- that locks across processes, one caller does the work.
+-- @param opts { force = true (renew now), min_ttl = seconds (renew when less
+--   is left), scope = string (a token for another scope, kept apart) }
+-- @return token or nil, err (err.reauth: a person must log in)
 function Provider:token(opts)
   -- the cached path: os.time plus the clock's offset is clock.now() inlined
-  if not opts and self._tok and os_time() + clock.offset < self._fresh_until then
-    return self._tok
+  if not opts and os_time() + clock.offset < self._fresh_until then
+    return secrets[self].tok
   end
-  opts = check_opts(opts, "token")
-  -- single flight in this process: concurrent callers share one request
-  local flight = self._flight
-  if flight and not opts.rejected then return flight:wait() end
-  flight = engine.flight()
-  self._flight = flight
-  local key = self:store_key()
-  local unlock, lerr = self.store:lock(key, self.lock_ttl or 30)
-  local ok, tok, err
-  if unlock then
-    ok, tok, err = pcall(self._obtain_locked, self, key, opts)
-    unlock()
-  else
-    ok, tok, err = true, nil, lerr
+  if opts ~= nil then
+    if type(opts) ~= "table" then error("bad argument #1 to 'token' (table expected, got " .. type(opts) .. ")", 2) end
+    for k, v in pairs(opts) do
+      local want = TOKEN_OPTS[k]
+      if not want then error("token: unknown option '" .. tostring(k) .. "'", 2) end
+      if type(v) ~= want or (want == "number" and not (v >= 0 and v < math.huge)) then
+        error("token: option '" .. k .. "' must be a " .. (want == "number" and "number of seconds" or want), 2)
+      end
+    end
   end
-  if self._flight == flight then self._flight = nil end
-  if ok then
-    flight:resolve(tok, err)
-  else
-    flight:resolve(nil, errors.new("config", "token() failed: " .. tostring(tok)))
-  end
-  if not ok then error(tok, 0) end
-  return tok, err
+  return secrets[self].source:token(opts or NO_OPTS)
 end
 
 ------------------------------------------------------------- API requests
@@ -1055,10 +1215,10 @@ function Provider:request(opts)
 
   local function send(tok)
     local h, u = { table.unpack(headers) }, target
-    if self.api_key then
+    local s = secrets[self]
+    if s.api_key then
       -- plain HTTP Basic (RFC 7617) with an API key, as SmartFile documents
-      h[#h + 1] = "Authorization: Basic " ..
-        core.b64_encode(self.api_key .. ":" .. (secrets[self].api_password or ""))
+      h[#h + 1] = "Authorization: Basic " .. core.b64_encode(s.api_key .. ":" .. (s.api_password or ""))
     elseif tok then
       if self.token_placement == "query" then
         u = url.add_query(target, { [self.token_param] = tok.access_token })
@@ -1072,7 +1232,7 @@ function Provider:request(opts)
     return res
   end
 
-  if self.api_key then return send(nil) end
+  if self.api_key_auth then return send(nil) end
   local tok = opts.token
   if tok == nil then
     local err
@@ -1081,7 +1241,9 @@ function Provider:request(opts)
   end
   local res, rerr = send(tok)
   if res and res.status == 401 and opts.token == nil then
-    local nt, terr = self:token { rejected = tok.access_token }
+    -- the server ended this token: retire it everywhere, renew once
+    secrets[self].source:retire(tok.access_token)
+    local nt, terr = self:token()
     if not nt then return nil, terr end
     res, rerr = send(nt)
   end

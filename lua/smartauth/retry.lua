@@ -22,11 +22,16 @@ function M.policy(opts)
   local p = setmetatable({}, Policy)
   for k, v in pairs(opts) do
     if M.DEFAULTS[k] == nil then error("retry.policy: unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= "number" or v < 0 or v ~= v then
-      error("retry.policy: option '" .. k .. "' must be a non-negative number", 2)
+    -- NaN fails every comparison and infinity never ends a loop or a wait
+    if type(v) ~= "number" or not (v >= 0 and v < math.huge) then
+      error("retry.policy: option '" .. k .. "' must be a finite non-negative number", 2)
+    end
+    if k == "attempts" and not math.tointeger(v) then
+      error("retry.policy: option 'attempts' must be an integer", 2)
     end
   end
   for k, v in pairs(M.DEFAULTS) do p[k] = opts[k] or v end
+  p.attempts = math.tointeger(p.attempts)
   if p.attempts < 1 then error("retry.policy: attempts must be at least 1", 2) end
   p.random = math.random
   return p

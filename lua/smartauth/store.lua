@@ -217,27 +217,36 @@ end
 local Memory = { __name = "smartauth.store.memory" }
 Memory.__index = Memory
 
+-- The entries hold tokens: kept off the store object, so that dumping a
+-- provider (and its store) shows none.
+local mem = setmetatable({}, { __mode = "k" })
+
 --- In-process store; entries expire after their ttl.
 function M.memory()
-  return setmetatable({ entries = {}, expiry = {}, _held = {} }, Memory)
+  local self = setmetatable({ _held = {} }, Memory)
+  mem[self] = { entries = {}, expiry = {} }
+  return self
 end
 
 function Memory:get(key)
-  local exp = self.expiry[key]
+  local m = mem[self]
+  local exp = m.expiry[key]
   if exp and clock.now() >= exp then
-    self.entries[key], self.expiry[key] = nil, nil
+    m.entries[key], m.expiry[key] = nil, nil
   end
-  return self.entries[key]
+  return m.entries[key]
 end
 
 function Memory:set(key, entry, ttl)
-  self.entries[key] = entry
-  self.expiry[key] = ttl and clock.now() + ttl or nil
+  local m = mem[self]
+  m.entries[key] = entry
+  m.expiry[key] = ttl and clock.now() + ttl or nil
   return true
 end
 
 function Memory:delete(key)
-  self.entries[key], self.expiry[key] = nil, nil
+  local m = mem[self]
+  m.entries[key], m.expiry[key] = nil, nil
   return true
 end
 

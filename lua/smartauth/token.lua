@@ -10,7 +10,9 @@ local math_floor, HUGE = math.floor, math.huge
 local Token = { __name = "smartauth.token" }
 Token.__index = Token
 
-M.FORMAT = 1 -- version of the stored entry layout
+-- Version of the stored entry layout. 2 added `claims` (the verified
+-- ID-token claims) and `ext` (a table for later fields); 1 is still read.
+M.FORMAT = 2
 
 local KNOWN = {
   access_token = true, token_type = true, expires_in = true, refresh_token = true,
@@ -37,6 +39,20 @@ local function not_string(v)
   return v ~= nil and type(v) ~= "string"
 end
 
+-- Empty strings and JSON null mean absent (servers send both for "none").
+local function present(v)
+  if v == cjson.null or v == "" then return nil end
+  return v
+end
+
+-- A token goes into an Authorization header and `smartauth token` prints it
+-- for a shell: any byte outside printable ASCII without space (0x21-0x7E)
+-- would let the server choose a header or a terminal sequence. Stricter
+-- b64token rules (RFC 6750) would refuse real tokens, which contain ! or |.
+local function unsafe_bytes(v)
+  return type(v) == "string" and v:find("[^\33-\126]") ~= nil
+end
+
 --- Build a token from a decoded token response (RFC 6749 §5.1).
 -- @param t decoded JSON object
 -- @param now current time (seconds)
@@ -47,7 +63,10 @@ function M.from_response(t, now)
   if type(at) ~= "string" or at == "" then
     return invalid("token response has no access_token")
   end
-  local tt = t.token_type
+  if unsafe_bytes(at) then
+    return invalid("token response has an access_token with bytes outside printable ASCII")
+  end
+  local tt = present(t.token_type)
   if tt == nil or tt == "Bearer" then
     tt = "Bearer" -- some services omit it; RFC 6750 is what they mean
   elseif type(tt) ~= "string" then
@@ -66,8 +85,11 @@ function M.from_response(t, now)
     ok, expires_in = parse_expires_in(expires_in)
     if not ok then return invalid("token response has an invalid expires_in") end
   end
-  local rt, scope, idt = t.refresh_token, t.scope, t.id_token
+  local rt, scope, idt = present(t.refresh_token), present(t.scope), present(t.id_token)
   if not_string(rt) then return invalid("token response has a non-string refresh_token") end
+  if unsafe_bytes(rt) then
+    return invalid("token response has a refresh_token with bytes outside printable ASCII")
+  end
   if not_string(scope) then return invalid("token response has a non-string scope") end
   if not_string(idt) then return invalid("token response has a non-string id_token") end
   local extra
@@ -121,6 +143,7 @@ function Token:to_entry()
     access_token = self.access_token, token_type = self.token_type,
     expires_at = self.expires_at, refresh_token = self.refresh_token,
     scope = self.scope, id_token = self.id_token, issued_at = self.issued_at,
+    claims = self.claims, ext = self.ext,
   }
 end
 
@@ -130,18 +153,27 @@ function M.from_entry(e)
     return nil, errors.new("storage", "stored entry is not a valid token (" .. what .. ")")
   end
   if type(e) ~= "table" then return bad("not a table") end
-  if e.v ~= M.FORMAT then return bad("format " .. tostring(e.v) .. ", expected " .. M.FORMAT) end
-  if type(e.access_token) ~= "string" or e.access_token == "" then return bad("access_token") end
+  if e.v ~= 1 and e.v ~= M.FORMAT then
+    return bad("format " .. tostring(e.v) .. ", expected 1 or " .. M.FORMAT)
+  end
+  if type(e.access_token) ~= "string" or e.access_token == "" or unsafe_bytes(e.access_token) then
+    return bad("access_token")
+  end
+  if unsafe_bytes(e.refresh_token) then return bad("refresh_token") end
   for _, k in ipairs { "expires_at", "issued_at" } do
-    if e[k] ~= nil and (math.type(e[k]) == nil or e[k] ~= e[k]) then return bad(k) end
+    if e[k] ~= nil and (math.type(e[k]) == nil or not (e[k] > -HUGE and e[k] < HUGE)) then return bad(k) end
   end
   for _, k in ipairs { "refresh_token", "scope", "id_token", "token_type" } do
     if e[k] ~= nil and type(e[k]) ~= "string" then return bad(k) end
+  end
+  for _, k in ipairs { "claims", "ext" } do
+    if e[k] ~= nil and type(e[k]) ~= "table" then return bad(k) end
   end
   return setmetatable({
     access_token = e.access_token, token_type = e.token_type or "Bearer",
     expires_at = e.expires_at, refresh_token = e.refresh_token,
     scope = e.scope, id_token = e.id_token, issued_at = e.issued_at,
+    claims = e.claims, ext = e.ext,
   }, Token)
 end
 

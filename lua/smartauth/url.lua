@@ -82,9 +82,33 @@ function M.add_query(u, params)
   return base .. (base:find("?", 1, true) and "&" or "?") .. q .. frag
 end
 
---- Parse a query string into a table; nil, message on a malformed escape.
+-- The first name that occurs twice in q (decoded), for the message.
+local function repeated_name(q)
+  local seen = {}
+  for pair in q:gmatch("[^&]+") do
+    local name = next(core.form_decode(pair) or {})
+    if name ~= nil and seen[name] then return name end
+    if name ~= nil then seen[name] = true end
+  end
+end
+
+--- Parse a query string into a table; nil, message on a malformed escape
+-- or a repeated name (RFC 6749 §3.1: a parameter must not be included more
+-- than once; "last wins" would let an attacker append his own code or state).
 function M.decode(q)
-  return core.form_decode(q)
+  local t, err = core.form_decode(q)
+  if not t then return nil, err end
+  -- the C parser makes one entry per non-empty '&' segment: fewer names
+  -- than segments means a name came twice
+  local segments, names = 0, 0
+  for _ in q:gmatch("[^&]+") do segments = segments + 1 end
+  for _ in next, t do names = names + 1 end
+  if names ~= segments then
+    local name = repeated_name(q) or "?"
+    if not name:match("^[%w_.-]+$") or #name > 40 then name = "?" end
+    return nil, "parameter '" .. name .. "' is repeated"
+  end
+  return t
 end
 
 --- Resolve a path against a base URL ("https://h/api/2/" + "/user" -> ".../api/2/user").

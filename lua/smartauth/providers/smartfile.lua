@@ -15,9 +15,11 @@ end
 
 M.extra_options = { domain = "string" }
 
--- API-key mode has no OAuth client, so no client authentication.
+-- API-key mode has no OAuth client, so no client authentication and no
+-- grant; OAuth mode is an authorization-code service (a person logs in).
 function M.adjust(merged, opts)
   if opts.api_key and opts.client_auth == nil then merged.client_auth = "none" end
+  if merged.grant == nil then merged.grant = opts.api_key and "none" or "authorization_code" end
 end
 
 -- A host name only: a slash, '@' or scheme would send credentials elsewhere.
