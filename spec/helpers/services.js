@@ -78,7 +78,9 @@ function issuerOf(rec, svc) { return `http://${rec.headers.host}/${svc}`; }
 function signIdToken(rec, svc, s, claims) {
   if (!s.key_pem) throw new Error(`service ${svc} has no key_pem`);
   const header = { alg: 'RS256', typ: 'JWT', kid: s.kid };
-  const body = Object.assign({ iss: issuerOf(rec, svc), sub: s.sub, iat: now(), exp: now() + 600 }, claims);
+  // A day of validity: the specs move the client's clock forward to expire access tokens,
+  // and an ID token issued on a refresh must still be valid on that clock.
+  const body = Object.assign({ iss: issuerOf(rec, svc), sub: s.sub, iat: now(), exp: now() + 86400 }, claims);
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(body))}`;
   const sig = crypto.sign('sha256', Buffer.from(input), s.key_pem);
   return `${input}.${b64url(sig)}`;

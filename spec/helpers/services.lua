@@ -280,5 +280,6 @@ M.sleep = proc.sleep
 
 --- A one-line JSON parse of the CLI's --json output.
 function M.json(s) return cjson.decode(s) end
+M.null = cjson.null
 
 return M

@@ -237,7 +237,9 @@ describe("SmartFile end to end", function()
     it("logs in by the pasted code without a callback URL (flow chosen by itself)", function()
       local l = login("filecode", { "login", "filecode", "--no-browser" })
       assert.equal(0, l.code, l.err)
-      assert_code_wire(fake:requests(TOKEN_PATH)[1], nil)
+      -- no callback URL: the out-of-band URI stands for it, in the request and the exchange
+      assert.equal(services.OOB, fake:requests("/sf/oauth2/authorize/")[1].args.redirect_uri)
+      assert_code_wire(fake:requests(TOKEN_PATH)[1], services.OOB)
       local r = cli:run { "token", "filecode" }
       assert.equal(0, r.code, r.err)
       assert.is_true(api_ok((r.out:gsub("\n$", ""))))

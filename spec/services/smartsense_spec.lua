@@ -87,10 +87,10 @@ describe("SmartSense end to end", function()
       assert.equal(200, res.status)
       local t2 = assert(p:stored())
       assert.are_not.equal(t1.access_token, t2.access_token)
-      assert.is_true(api_ok(t2.access_token))
       local seen = {}
       for _, r in ipairs(fake:requests("/ss/")) do seen[#seen + 1] = r.method .. " " .. r.path end
       assert.same({ "POST " .. TOKEN_PATH, "GET /ss/v1/devices", "POST " .. TOKEN_PATH, "GET /ss/v1/devices" }, seen)
+      assert.is_true(api_ok(t2.access_token))
     end)
 
     it("logs out: forgets the token and revokes nothing (SmartSense documents no revocation)", function()
