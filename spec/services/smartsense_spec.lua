@@ -132,6 +132,16 @@ describe("SmartSense end to end", function()
       assert.is_true(obj.expires_at > os.time() + 3000)
     end)
 
+    it("asks for another scope with --scope", function()
+      local r = cli:run { "token", "sense", "--scope", "devices:read", "--json" }
+      assert.equal(0, r.code, r.err)
+      local reqs = fake:requests(TOKEN_PATH)
+      assert.equal(1, #reqs)
+      assert_wire(reqs[1])
+      assert.equal("devices:read", reqs[1].form.scope)
+      assert.equal("devices:read", services.json(r.out).scope)
+    end)
+
     it("prints the cached token on the next run without a request", function()
       local r1 = cli:run { "token", "sense" }
       local r2 = cli:run { "token", "sense" }
@@ -232,6 +242,18 @@ describe("SmartSense end to end", function()
       local res = services.in_task(function() return assert(p:request { url = "devices" }) end)
       assert.equal(200, res.status)
       assert.equal(2, #fake:requests(TOKEN_PATH))
+    end)
+
+    it("hands a failing task's error to the on_error handler given to spawn", function()
+      local p = new { client_secret = "not-the-secret" }
+      local got = {}
+      local task = smartauth.spawn({ on_error = function(err, t) got[#got + 1] = { err = err, task = t } end },
+        function() return assert(p:token()) end)
+      smartauth.run()
+      assert.equal(1, #got)
+      assert.equal(task, got[1].task)
+      assert.matches("invalid_client", tostring(got[1].err), 1, true)
+      assert.is_nil(tostring(got[1].err):find("not-the-secret", 1, true))
     end)
 
     it("logs out", function()
