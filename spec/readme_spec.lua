@@ -124,6 +124,18 @@ describe("README.md", function()
       fails('smartauth.spawn(function() error("boom in a task") end)\n', "boom in a task")
     end)
 
+    it("maps any customer's SmartFile domain and every SmartConnect region", function()
+      local code, out, err = run_block([[
+local smartauth = require "smartauth"
+local sk = assert(smartauth.smartfile{ domain = "other.smartfile.com", api_key = "k", api_password = "p" })
+assert(sk:request{ url = "ping/" })
+local sc = assert(smartauth.smartconnect{ region = "AU", client_id = "i", client_secret = "s",
+  username = "u@example.com", password = "pw" })
+assert(sc:token())
+]])
+      assert.equal(0, code, out .. err)
+    end)
+
     it("plays the user: io.read pastes the code of the last authorization URL", function()
       local code, out, err = run_block([[
 local smartauth = require "smartauth"

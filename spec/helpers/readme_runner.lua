@@ -44,11 +44,21 @@ local HOSTS = {
   ["idp.example.com"] = "/idp",
   ["api.example.com"] = "/ex",
 }
-for _, h in pairs(require("smartauth.providers.smartconnect").REGIONS) do HOSTS[h .. ".smartconnect.com"] = "/sc" end
+-- Any customer's SmartFile domain and any SmartConnect region host.
+local HOST_SUFFIXES = { ["%.smartfile%.com$"] = "/sf", ["%.smartconnect%.com$"] = "/sc" }
+
+local function prefix_of(host)
+  if HOSTS[host] then return HOSTS[host] end
+  for pattern, prefix in pairs(HOST_SUFFIXES) do
+    if host:find(pattern) then return prefix end
+  end
+  return nil
+end
 
 local function map_url(u)
   local host, rest = u:match("^https://([%w.-]+)(.*)$")
-  if host and HOSTS[host] then return fake_url .. HOSTS[host] .. rest end
+  local prefix = host and prefix_of(host)
+  if prefix then return fake_url .. prefix .. rest end
   return u
 end
 
@@ -206,7 +216,10 @@ env.io = setmetatable({ read = function() return user_paste() end }, { __index =
 local f = assert(io.open(block_file, "rb"))
 local src = f:read("a")
 f:close()
-src = src:gsub("https://([%w.-]+)", function(h) return HOSTS[h] and (fake_url .. HOSTS[h]) or nil end)
+src = src:gsub("https://([%w.-]+)", function(h)
+  local prefix = prefix_of(h)
+  return prefix and (fake_url .. prefix) or nil
+end)
 local n = 0
 for line in (src .. "\n"):gmatch("([^\n]*)\n") do
   n = n + 1
