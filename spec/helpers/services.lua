@@ -81,7 +81,10 @@ function Fake:live(svc)
 end
 
 function Fake:reset() self.server:reset() end
-function Fake:stop() self.server:stop() end
+function Fake:stop()
+  self.server:stop()
+  jwt.cleanup() -- the key files; the key itself stays cached in memory (as oidc_spec does)
+end
 
 --- Recorded requests whose path starts with prefix (all when nil).
 function Fake:requests(prefix)
