@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // smartauth test server: a real HTTP(S) server the busted specs drive.
 //
-//   node spec/helpers/server.js [--tls CERT KEY]
+//   node spec/helpers/server.js [--tls CERT KEY] [--fake MODULE]
 //
 // Two listeners on 127.0.0.1, both on port 0 (the OS picks):
 //   main   HTTP, or HTTPS with CERT/KEY: records every request and answers with
 //          scripted responses or a tiny built-in OAuth token endpoint + resource.
 //   admin  plain HTTP, JSON in / JSON out: scripts responses, reads the record.
+// --fake MODULE loads a Node module whose handle(rec, res, send) answers the requests
+// no script answers (a stateful fake service, e.g. spec/helpers/services.js; it returns
+// false for paths it does not know) and whose admin(input) serves POST /fake.
 // On start it prints one JSON line to stdout: {"port":N,"admin_port":M,"pid":P}.
 // It exits on SIGTERM/SIGINT/SIGHUP and, by itself, when its parent process dies.
 //
@@ -25,12 +28,16 @@ const CHUNK = 16 * 1024; // size of the pieces body_size / chunked_size are writ
 // arguments
 
 let tlsOptions = null;
+let fake = null;
 {
   const args = process.argv.slice(2);
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--tls' && i + 2 < args.length) {
       tlsOptions = { cert: fs.readFileSync(args[i + 1]), key: fs.readFileSync(args[i + 2]) };
       i += 2;
+    } else if (args[i] === '--fake' && i + 1 < args.length) {
+      fake = require(require('path').resolve(args[i + 1]));
+      i += 1;
     } else {
       fail(`unknown or incomplete argument: ${args[i]}`);
     }
@@ -339,7 +346,8 @@ async function onMainRequest(req, res) {
   requests.push(rec);
 
   const spec = takeScript(rec.path);
-  if (spec) sendScripted(req, res, spec); else builtin(rec, res);
+  if (spec) sendScripted(req, res, spec);
+  else if (!(fake && fake.handle(rec, res, sendJson))) builtin(rec, res);
 }
 
 function pairsOf(raw) {
@@ -411,6 +419,13 @@ async function onAdminRequest(req, res) {
       return sendJson(res, 200, { ok: true });
     case 'POST /issue':
       return sendJson(res, 200, issueToken({ scope: input.scope }));
+    case 'POST /fake':
+      if (!fake) return sendJson(res, 404, { error: 'no --fake module loaded' });
+      try {
+        return sendJson(res, 200, fake.admin(input) || { ok: true });
+      } catch (e) {
+        return sendJson(res, 400, { error: String(e && e.message) });
+      }
     case 'GET /ping':
       return sendJson(res, 200, { ok: true });
     default:

@@ -2,6 +2,8 @@
 --
 --   local server = require "helpers.server"
 --   local s = server.start()                         -- or server.start{ tls = { cert=, key= } }
+--   server.start{ fake = PATH }                      -- PATH: a Node module (see server.js --fake);
+--   s:fake{ op = ... }                               -- its admin call
 --   s.port, s.admin_port, s.pid, s.url               -- url: "http://127.0.0.1:PORT" / "https://..."
 --   s:script("/token", { status = 400, json = { error = "invalid_grant" } })
 --   ... exercise smartauth against s.url ...
@@ -74,7 +76,7 @@ end
 function M.start(opts)
   opts = opts or {}
   for k in pairs(opts) do
-    if k ~= "tls" then error("server.start: unknown option '" .. tostring(k) .. "'", 2) end
+    if k ~= "tls" and k ~= "fake" then error("server.start: unknown option '" .. tostring(k) .. "'", 2) end
   end
   local q = proc.shell_quote
   local args = { "node", q(SERVER_JS) }
@@ -82,6 +84,7 @@ function M.start(opts)
     assert(opts.tls.cert and opts.tls.key, "server.start: tls needs cert and key")
     args[#args + 1] = "--tls " .. q(opts.tls.cert) .. " " .. q(opts.tls.key)
   end
+  if opts.fake then args[#args + 1] = "--fake " .. q(opts.fake) end
 
   local dir = proc.tmpdir("smartauth-server.XXXXXX")
   local out, err = dir .. "/stdout", dir .. "/stderr"
@@ -167,6 +170,11 @@ function Server:script(path, response, times)
   binary_safe(r, "raw")
   self:_admin("POST", "/script", { path = path, response = r, times = times })
   return self
+end
+
+--- An admin call to the --fake module (POST /fake); returns its decoded answer.
+function Server:fake(input)
+  return self:_admin("POST", "/fake", input)
 end
 
 --- Recorded requests to the main listener, oldest first.
