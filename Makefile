@@ -6,33 +6,56 @@ CC         ?= cc
 WARN       = -std=c11 -Wall -Wextra -Wshadow -Wconversion -Werror
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS = $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(LUA_INC) $(CURL_INC)
+# Three C modules, split by what they link, so that a program maps a
+# library only when it needs it (a cached token from a file store never
+# maps libcurl). *_SRC: the Lua-free core each needs; *_BIND: its binding
+# files (csrc/l*.c, the only files that include lua.h). A shared helper is
+# compiled into each module that uses it; hidden visibility keeps it private.
+CORE_LIBS  = -lcrypto
+HTTP_LIBS  = -lcurl -lcrypto -lpthread
+REDIS_LIBS = -lhiredis -lcrypto
+CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/form.c csrc/ossl.c \
+             csrc/key.c csrc/jws.c csrc/aead.c csrc/store_file.c
+CORE_BIND  = csrc/lsmartauth.c csrc/lutil.c csrc/lcrypto.c csrc/lkey.c csrc/lstore.c \
+             csrc/lclock.c
+HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c
+HTTP_BIND  = csrc/lutil.c csrc/lhttp.c
+REDIS_SRC  = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/aead.c csrc/store_redis.c
+REDIS_BIND = csrc/lutil.c csrc/lredis.c
+# Every Lua-free source once (the C tests and fuzzers link these), every
+# binding file once (test_oom links the three modules into one program).
+LIB_SRC    = $(sort $(CORE_SRC) $(HTTP_SRC) $(REDIS_SRC))
+BIND_SRC   = $(sort $(CORE_BIND) $(HTTP_BIND) $(REDIS_BIND))
 LIBS       = -lcurl -lcrypto -lpthread -lhiredis
-BUSTED     ?= busted
-
-CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/form.c csrc/http.c csrc/jws.c \
-             csrc/aead.c csrc/store_file.c csrc/store_redis.c
-BIND_SRC   = csrc/lsmartauth.c
 HDRS       = $(wildcard csrc/*.h)
-CORE_SO    = build/smartauth/core.so
+MODULES    = build/smartauth/core.so build/smartauth/core_http.so build/smartauth/core_redis.so
 C_TESTS    = $(patsubst spec/c/%.c,build/%,$(wildcard spec/c/test_*.c))
 
 .PHONY: all test test-c test-lua lint demo clean valgrind interop sanitize fuzz fuzz-replay analyze
 
-all: $(CORE_SO)
+all: $(MODULES)
 
-$(CORE_SO): $(CORE_SRC) $(BIND_SRC) $(HDRS)
+build/smartauth/core.so: $(CORE_SRC) $(CORE_BIND) $(HDRS)
 	@mkdir -p build/smartauth
-	$(CC) $(ALL_CFLAGS) -shared -o $@ $(CORE_SRC) $(BIND_SRC) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(CORE_SRC) $(CORE_BIND) $(CORE_LIBS)
 
-build/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
+build/smartauth/core_http.so: $(HTTP_SRC) $(HTTP_BIND) $(HDRS)
+	@mkdir -p build/smartauth
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(HTTP_SRC) $(HTTP_BIND) $(HTTP_LIBS)
+
+build/smartauth/core_redis.so: $(REDIS_SRC) $(REDIS_BIND) $(HDRS)
+	@mkdir -p build/smartauth
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(REDIS_SRC) $(REDIS_BIND) $(REDIS_LIBS)
+
+build/test_%: spec/c/test_%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p build
-	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(LIB_SRC) $(LIBS)
 
 # The binding under a failing Lua allocator (spec/c/test_oom.c): this C test
-# links the binding and Lua as well.
-build/test_oom: spec/c/test_oom.c $(CORE_SRC) $(BIND_SRC) $(HDRS)
+# links the three modules' bindings and Lua as well.
+build/test_oom: spec/c/test_oom.c $(LIB_SRC) $(BIND_SRC) $(HDRS)
 	@mkdir -p build
-	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(BIND_SRC) $(LIBS) -llua5.4 -lm
+	$(CC) $(ALL_CFLAGS) -Icsrc -o $@ $< $(LIB_SRC) $(BIND_SRC) $(LIBS) -llua5.4 -lm
 
 build/embed_game: examples/embed/game.c
 	@mkdir -p build
@@ -73,18 +96,28 @@ SAN_ENV    = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1
              LSAN_OPTIONS=suppressions=$(CURDIR)/spec/sanitize/lsan.supp:print_suppressions=0 \
              UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
-build/asan/smartauth/core.so: $(CORE_SRC) $(BIND_SRC) $(HDRS)
+SAN_MODULES = $(patsubst build/%,build/asan/%,$(MODULES))
+
+build/asan/smartauth/core.so: $(CORE_SRC) $(CORE_BIND) $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(SAN_CFLAGS) -fvisibility=hidden -shared -o $@ $(CORE_SRC) $(BIND_SRC) $(LIBS)
+	$(CLANG) $(SAN_CFLAGS) -fvisibility=hidden -shared -o $@ $(CORE_SRC) $(CORE_BIND) $(CORE_LIBS)
+
+build/asan/smartauth/core_http.so: $(HTTP_SRC) $(HTTP_BIND) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SAN_CFLAGS) -fvisibility=hidden -shared -o $@ $(HTTP_SRC) $(HTTP_BIND) $(HTTP_LIBS)
+
+build/asan/smartauth/core_redis.so: $(REDIS_SRC) $(REDIS_BIND) $(HDRS)
+	@mkdir -p $(@D)
+	$(CLANG) $(SAN_CFLAGS) -fvisibility=hidden -shared -o $@ $(REDIS_SRC) $(REDIS_BIND) $(REDIS_LIBS)
 
 # CHECK(!"message") is the tests' way to fail with a message.
-build/asan/test_%: spec/c/test_%.c $(CORE_SRC) $(HDRS)
+build/asan/test_%: spec/c/test_%.c $(LIB_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(SAN_CFLAGS) -Wno-string-conversion -Icsrc -o $@ $< $(CORE_SRC) $(LIBS)
+	$(CLANG) $(SAN_CFLAGS) -Wno-string-conversion -Icsrc -o $@ $< $(LIB_SRC) $(LIBS)
 
-build/asan/test_oom: spec/c/test_oom.c $(CORE_SRC) $(BIND_SRC) $(HDRS)
+build/asan/test_oom: spec/c/test_oom.c $(LIB_SRC) $(BIND_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CLANG) $(SAN_CFLAGS) -Icsrc -o $@ $< $(CORE_SRC) $(BIND_SRC) $(LIBS) -llua5.4 -lm
+	$(CLANG) $(SAN_CFLAGS) -Icsrc -o $@ $< $(LIB_SRC) $(BIND_SRC) $(LIBS) -llua5.4 -lm
 
 build/asan-rt/noinherit.so: spec/sanitize/noinherit.c
 	@mkdir -p $(@D)
@@ -93,7 +126,7 @@ build/asan-rt/noinherit.so: spec/sanitize/noinherit.c
 # The C tests, then the whole busted suite with the core built with ASan and
 # UBSan (lua5.4 runs with the sanitizer runtime preloaded; see
 # spec/sanitize/lua.sh).
-sanitize: all $(SPEC_BINS) build/asan/smartauth/core.so build/asan-rt/noinherit.so $(SAN_TESTS)
+sanitize: all $(SPEC_BINS) $(SAN_MODULES) build/asan-rt/noinherit.so $(SAN_TESTS)
 	@for t in $(SAN_TESTS); do $(SAN_ENV) $$t || exit 1; done
 	$(SAN_ENV) SA_SAN_PRELOAD="$$($(CLANG) -print-file-name=libclang_rt.asan-x86_64.so) \
 	  $(CURDIR)/build/asan-rt/noinherit.so" \
@@ -119,7 +152,7 @@ valgrind: valgrind-c all $(SPEC_BINS)
 FUZZ_TIME  ?= 60
 FUZZ_FLAGS ?=
 FUZZ_NAMES = $(patsubst spec/fuzz/fuzz_%.c,%,$(wildcard spec/fuzz/fuzz_*.c))
-FUZZ_OBJ   = $(patsubst csrc/%.c,build/fuzz/obj/%.o,$(CORE_SRC))
+FUZZ_OBJ   = $(patsubst csrc/%.c,build/fuzz/obj/%.o,$(LIB_SRC))
 
 build/fuzz/obj/%.o: csrc/%.c $(HDRS)
 	@mkdir -p $(@D)

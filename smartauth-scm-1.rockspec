@@ -26,16 +26,40 @@ external_dependencies = {
 build = {
   type = "builtin",
   modules = {
+    -- Three C modules, split by the libraries they link (a cached token
+    -- from a file store never maps libcurl); shared helpers are compiled
+    -- into each module that uses them. The Makefile lists the same sources.
     ["smartauth.core"] = {
       sources = {
-        "csrc/lsmartauth.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
-        "csrc/buf.c", "csrc/sa_err.c", "csrc/jws.c",
-        "csrc/aead.c", "csrc/store_file.c", "csrc/store_redis.c",
+        "csrc/lsmartauth.c", "csrc/lutil.c", "csrc/lcrypto.c", "csrc/lkey.c",
+        "csrc/lstore.c", "csrc/lclock.c",
+        "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/form.c",
+        "csrc/ossl.c", "csrc/key.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", "$(HIREDIS_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)", "$(HIREDIS_LIBDIR)" },
-      libraries = { "curl", "crypto", "pthread", "hiredis" },
+      incdirs = { "csrc", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CRYPTO_LIBDIR)" },
+      libraries = { "crypto" },
+    },
+    ["smartauth.core_http"] = {
+      sources = {
+        "csrc/lhttp.c", "csrc/lutil.c",
+        "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/http.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+      libraries = { "curl", "crypto", "pthread" },
+    },
+    ["smartauth.core_redis"] = {
+      sources = {
+        "csrc/lredis.c", "csrc/lutil.c",
+        "csrc/sa_err.c", "csrc/buf.c", "csrc/crypto.c", "csrc/aead.c", "csrc/store_redis.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "csrc", "$(HIREDIS_INCDIR)", "$(CRYPTO_INCDIR)" },
+      libdirs = { "$(HIREDIS_LIBDIR)", "$(CRYPTO_LIBDIR)" },
+      libraries = { "hiredis", "crypto" },
     },
     ["smartauth"] = "lua/smartauth/init.lua",
     ["smartauth.clock"] = "lua/smartauth/clock.lua",

@@ -20,6 +20,8 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include "clock.h"
+
 #define SA_MAX_HEADERS 200
 /* All header lines of a transfer (1xx answers included). Below libcurl's
  * own total (300 KiB) by more than its longest line (100 KiB), so this
@@ -161,7 +163,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 {
     sa_http *h = userp;
     (void)multi;
-    h->timer_at = timeout_ms < 0 ? -1 : sa_http_monotonic() + (double)timeout_ms / 1000.0;
+    h->timer_at = timeout_ms < 0 ? -1 : sa_clock_monotonic() + (double)timeout_ms / 1000.0;
     return 0;
 }
 
@@ -717,7 +719,7 @@ static CURLMcode dispatch(sa_http *h, size_t n)
         if (ev)
             mc = curl_multi_socket_action(h->multi, h->pfds[i].fd, ev, &still);
     }
-    if (mc == CURLM_OK && h->timer_at >= 0 && h->timer_at <= sa_http_monotonic()) {
+    if (mc == CURLM_OK && h->timer_at >= 0 && h->timer_at <= sa_clock_monotonic()) {
         /* This run uses the timer up. libcurl (7.88) calls on_timer again
          * if it still has one, but never with -1 after a timeout run: it
          * forgets what it last told us, so it would leave this deadline. */
@@ -797,11 +799,11 @@ void sa_http_note_wait(sa_http *h, double took)
 
 int sa_http_wait(sa_http *h, sa_http_req *r, sa_err *err)
 {
-    double t0 = sa_http_monotonic(), budget = sa_http_spin_budget(h);
+    double t0 = sa_clock_monotonic(), budget = sa_http_spin_budget(h);
     for (unsigned spins = 1; !r->done && budget > 0; spins++) {
         if (sa_http_step(h, 0, err) < 0)
             return -1;
-        if (r->done || sa_http_monotonic() - t0 >= budget)
+        if (r->done || sa_clock_monotonic() - t0 >= budget)
             break;
         if (spins % 4 == 0)
             sched_yield(); /* now and then: a server sharing this CPU runs */
@@ -810,7 +812,7 @@ int sa_http_wait(sa_http *h, sa_http_req *r, sa_err *err)
         if (sa_http_step(h, 1000, err) < 0)
             return -1;
     }
-    sa_http_note_wait(h, sa_http_monotonic() - t0);
+    sa_http_note_wait(h, sa_clock_monotonic() - t0);
     return 0;
 }
 
@@ -826,7 +828,7 @@ long sa_http_timeout(sa_http *h)
     double left;
     if (h->timer_at < 0)
         return -1;
-    left = ceil((h->timer_at - sa_http_monotonic()) * 1000.0);
+    left = ceil((h->timer_at - sa_clock_monotonic()) * 1000.0);
     return left <= 0 ? 0 : left >= (double)LONG_MAX ? LONG_MAX : (long)left;
 }
 
@@ -854,13 +856,6 @@ void sa_http_info(const char **curl_version, const char **ssl_version, int *asyn
     *curl_version = v->version;
     *ssl_version = v->ssl_version ? v->ssl_version : "";
     *async_dns = (v->features & CURL_VERSION_ASYNCHDNS) != 0;
-}
-
-double sa_http_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 int sa_http_running(const sa_http *h)

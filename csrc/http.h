@@ -71,9 +71,6 @@ int sa_http_fds(sa_http *h, int *fds, int *events, int max, sa_err *err);
  * the caller's thread (the threaded resolver), which step(0) relies on. */
 void sa_http_info(const char **curl_version, const char **ssl_version, int *async_dns);
 
-/* Monotonic seconds, for timers that must not jump with the wall clock. */
-double sa_http_monotonic(void);
-
 /* Finished requests, oldest first, each returned once; NULL when none. */
 sa_http_req *sa_http_next_done(sa_http *h);
 

@@ -3,6 +3,8 @@
 -- numbers C must not convert blindly (NaN, infinities, huge, fractional).
 -- `make sanitize` runs this file against the ASan build of the core.
 local core = require "smartauth.core"
+local core_http = require "smartauth.core_http"
+local core_redis = require "smartauth.core_redis"
 local http = require "smartauth.http"
 local server = require "helpers.server"
 local redis = require "helpers.redis"
@@ -79,7 +81,7 @@ describe("binding with proxy option tables", function()
       local opts = proxy {
         url = s.url .. path, method = "PUT", body = body, headers = header_proxy(lines),
       }
-      local engine = core.engine()
+      local engine = core_http.engine()
       local res
       if via == "smartauth.http.request" then
         -- this file's copy of smartauth.http (busted reloads modules per
@@ -105,7 +107,7 @@ describe("binding with proxy option tables", function()
   it("sends a header given as a number as its text", function()
     -- lua_tolstring turns the popped copy into a string: the bytes must still
     -- be alive when the request goes out
-    local engine = core.engine()
+    local engine = core_http.engine()
     local res = assert(engine:request { url = s.url .. "/n", headers = { "X-A: 1", 2 ^ 53 } })
     engine:close()
     assert.equal(404, res.status)
@@ -124,7 +126,7 @@ describe("binding redis_open with a proxy option table", function()
   teardown(function() if r then r:stop() end end)
 
   it("authenticates with the password and reaches the host it was given", function()
-    local st = assert(core.redis_open(proxy {
+    local st = assert(core_redis.redis_open(proxy {
       host = "127.0.0.1", port = r.port, password = password,
       key = ("k"):rep(48), timeout = 2, connect_timeout = 2,
     }))
@@ -147,7 +149,7 @@ describe("binding numbers", function()
   local bad = { 0 / 0, math.huge, -math.huge, 1e300, -1 }
 
   it("refuses a timeout or connect_timeout that is not a finite 0..86400", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     for _, field in ipairs { "timeout", "connect_timeout" } do
       for _, v in ipairs(bad) do
         local ok, err = pcall(engine.request, engine,
@@ -160,7 +162,7 @@ describe("binding numbers", function()
   end)
 
   it("refuses a max_body that is not a positive integer", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     for _, v in ipairs { 0 / 0, math.huge, -math.huge, 1e300, 1.5, 0, -3, "x" } do
       local ok, err = pcall(engine.request, engine,
         { url = "http://127.0.0.1:9/", max_body = v })
@@ -171,7 +173,7 @@ describe("binding numbers", function()
   end)
 
   it("refuses step and spin values that are not finite and in range", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     for _, v in ipairs(bad) do
       assert.has_error(function() engine:step(v) end)
       assert.has_error(function() engine:spin(v) end)
@@ -182,14 +184,14 @@ describe("binding numbers", function()
   it("refuses redis ports, db numbers and timeouts that are not finite integers", function()
     for _, v in ipairs { 0 / 0, math.huge, -math.huge, 1e300, 1.5 } do
       for _, field in ipairs { "port", "db" } do
-        local ok, err = pcall(core.redis_open, { host = "127.0.0.1", [field] = v })
+        local ok, err = pcall(core_redis.redis_open, { host = "127.0.0.1", [field] = v })
         assert.is_false(ok, field .. " = " .. tostring(v))
         assert.matches("option '" .. field .. "' must be an integer", err, 1, true)
       end
     end
     for _, v in ipairs(bad) do
       for _, field in ipairs { "timeout", "connect_timeout" } do
-        local ok, err = pcall(core.redis_open, { host = "127.0.0.1", [field] = v })
+        local ok, err = pcall(core_redis.redis_open, { host = "127.0.0.1", [field] = v })
         assert.is_false(ok, field .. " = " .. tostring(v))
         assert.matches("option '" .. field .. "' must be 0..86400 seconds", err, 1, true)
       end

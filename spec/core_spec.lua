@@ -1,5 +1,7 @@
--- The C binding's pure functions: encoders, PKCE, CSPRNG, comparisons.
+-- The C binding's pure functions: encoders, PKCE, CSPRNG, comparisons;
+-- the one failure shape; the alg table; what each C module holds.
 local core = require "smartauth.core"
+local core_http = require "smartauth.core_http"
 
 describe("smartauth.core", function()
   it("base64url-encodes without padding and decodes strictly", function()
@@ -7,9 +9,11 @@ describe("smartauth.core", function()
     assert.equal("-_8", core.b64url_encode("\251\255"))
     assert.equal("fooba", core.b64url_decode("Zm9vYmE"))
     for _, bad in ipairs { "Zm9v+", "Zm9vYmE=", "Z", "Zh", "Zm 9v", "Zm\0v", ("A"):rep(5) } do
-      local v, msg = core.b64url_decode(bad)
+      local v, kind, msg, code = core.b64url_decode(bad)
       assert.is_nil(v, bad)
+      assert.equal("validation", kind)
       assert.matches("base64url", msg)
+      assert.equal(0, code)
     end
   end)
 
@@ -86,8 +90,9 @@ describe("smartauth.core", function()
     local t = core.form_decode("code=a%2Bb&state=x+y&empty=&flag")
     assert.same({ code = "a+b", state = "x y", empty = "", flag = "" }, t)
     for _, bad in ipairs { "a=%", "a=%4", "a=%zz", "%G0=1" } do
-      local v, msg = core.form_decode(bad)
+      local v, kind, msg = core.form_decode(bad)
       assert.is_nil(v)
+      assert.equal("validation", kind)
       assert.matches("escape", msg)
     end
   end)
@@ -100,7 +105,7 @@ describe("smartauth.core", function()
 
   it("frees engines that are no longer referenced", function()
     local weak = setmetatable({}, { __mode = "v" })
-    weak[1] = core.engine()
+    weak[1] = core_http.engine()
     collectgarbage()
     collectgarbage()
     assert.is_nil(weak[1])
@@ -108,13 +113,77 @@ describe("smartauth.core", function()
 
   it("closes an engine once and refuses use after close", function()
     do
-      local e <close> = core.engine()
+      local e <close> = core_http.engine()
       assert.matches("smartauth.engine", tostring(e))
     end
-    local e = core.engine()
+    local e = core_http.engine()
     e:close()
     e:close()
     assert.matches("closed", tostring(e))
     assert.has_error(function() e:request { url = "http://127.0.0.1:1/" } end, "attempt to use a closed engine")
+  end)
+
+  it("fails in one shape, nil, kind, message, code, everywhere", function()
+    local J = require "helpers.jwt"
+    local rsa = assert(core.key_pem(J.key("RSA").pem))
+    local cases = {
+      { "b64_decode", function() return core.b64_decode("!!") end, "base64" },
+      { "b64url_decode", function() return core.b64url_decode("a+") end, "base64url" },
+      { "form_decode", function() return core.form_decode("a=%zz") end, "escape" },
+      { "jws_parse (dots)", function() return core.jws_parse("a.b") end, "three base64url segments" },
+      { "jws_parse (empty)", function() return core.jws_parse(".b.c") end, "empty header" },
+      { "jws_parse (payload)", function() return core.jws_parse("e30.!!.c2ln") end, "^JWT payload: " },
+      { "jws_hash", function() return core.jws_hash("none", "x") end, "no hash for alg" },
+      { "key_rsa", function() return core.key_rsa("\2", "\1\0\1") end, "RSA modulus n is even" },
+      { "key:alg_ok", function() return rsa:alg_ok("ES256") end, "alg ES256 needs an EC P%-256 key" },
+      { "key:verify (alg refused)", function() return rsa:verify("HS256", "a.b", "sig") end, "symmetric" },
+      { "key:sign (alg refused)", function() return rsa:sign("none", "a.b") end, "none" },
+    }
+    for _, c in ipairs(cases) do
+      local v, kind, msg, code = c[2]()
+      assert.is_nil(v, c[1])
+      assert.equal("validation", kind, c[1])
+      assert.matches(c[3], msg, nil, nil, c[1])
+      assert.equal("number", math.type(code) and "number", c[1])
+    end
+    assert.is_true(rsa:alg_ok("RS256"))
+    rsa:close()
+    J.cleanup()
+  end)
+
+  it("answers a signature mismatch with false alone: an answer, not a failure", function()
+    local k = core.key_oct(("k"):rep(32))
+    local sig = assert(k:sign("HS256", "a.b"))
+    assert.is_true(k:verify("HS256", "a.b", sig))
+    assert.same({ false }, { k:verify("HS256", "a.c", sig) })
+    k:close()
+  end)
+
+  it("exports the one alg table: kty, curve and hash per alg", function()
+    local algs = core.jws_algs()
+    local n = 0
+    for _ in pairs(algs) do n = n + 1 end
+    assert.equal(13, n)
+    assert.same({ kty = "RSA", hash = 256 }, algs.RS256)
+    assert.same({ kty = "RSA", hash = 512 }, algs.PS512)
+    assert.same({ kty = "EC", crv = "P-521", hash = 512 }, algs.ES512)
+    assert.same({ kty = "OKP", crv = "Ed25519", hash = 512 }, algs.EdDSA)
+    assert.same({ kty = "oct", hash = 384 }, algs.HS384)
+    assert.is_nil(algs.none)
+    -- the table agrees with what keys accept and what jws_hash digests
+    for alg, a in pairs(algs) do
+      assert.equal(a.hash // 8, #assert(core.jws_hash(alg, "x")), alg)
+    end
+  end)
+
+  it("keeps each library in its own C module", function()
+    assert.is_function(core.key_pem)
+    assert.is_function(core.fstore_open)
+    assert.is_function(core.monotonic)
+    assert.is_nil(core.engine)      -- libcurl: smartauth.core_http
+    assert.is_nil(core.redis_open)  -- hiredis: smartauth.core_redis
+    assert.is_function(core_http.engine)
+    assert.is_function(core_http.info)
+    assert.is_function(require("smartauth.core_redis").redis_open)
   end)
 end)

@@ -212,7 +212,7 @@ describe("engine for hosts with their own loop", function()
   end)
 
   it("resolves names off the caller's thread, so step(0) never waits on DNS", function()
-    local info = require("smartauth.core").info()
+    local info = require("smartauth.core_http").info()
     assert.is_true(info.async_dns, "libcurl " .. info.curl .. " lacks the threaded resolver")
     assert.matches("OpenSSL", info.ssl)
   end)

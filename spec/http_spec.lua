@@ -1,6 +1,6 @@
 -- The HTTP engine against a real server on loopback: reuse, limits,
 -- timeouts, TLS, failure classification, and the non-blocking API.
-local core = require "smartauth.core"
+local core_http = require "smartauth.core_http"
 local http = require "smartauth.http"
 local server = require "helpers.server"
 local certs = require "helpers.certs"
@@ -13,7 +13,7 @@ describe("http engine", function()
   before_each(function() s:reset() end)
 
   it("reuses one TCP connection for 50 sequential requests", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     local before = s:connections()
     for i = 1, 50 do
       local res = assert(engine:request { method = "POST", url = s.url .. "/token",
@@ -48,7 +48,7 @@ describe("http engine", function()
   -- Idle handles stay set up for their last request and are reused as is
   -- for the very same request: any difference must reach the wire.
   it("never sends a kept handle's old setup for a different request", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     local base = { method = "POST", url = s.url .. "/echo", headers = { "X-A: 1" }, body = "a=1" }
     local function send(changes)
       local req = {}
@@ -98,7 +98,7 @@ describe("http engine", function()
   end)
 
   it("lets a host turn the busy poll of blocking requests off", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     assert.equal(100e-6, engine:spin())
     assert.equal(0, engine:spin(0))
     assert.equal(404, assert(engine:request { url = s.url .. "/nothing" }).status)
@@ -251,7 +251,7 @@ describe("http engine", function()
       return out, n
     end
     local before = sockets("/proc/" .. pid .. "/fd")
-    local engine = core.engine()
+    local engine = core_http.engine()
     s:script("/slow", { delay_ms = 100, body = "x" })
     local req = assert(engine:start { url = s.url .. "/slow" })
     local seen = 0
@@ -283,7 +283,7 @@ describe("http engine", function()
 
   describe("non-blocking API", function()
     it("runs transfers concurrently and hands each result out once", function()
-      local engine = core.engine()
+      local engine = core_http.engine()
       for i = 1, 5 do s:script("/slow" .. i, { delay_ms = 200, body = "r" .. i }) end
       local reqs = {}
       local t0 = require("socket").gettime()
@@ -306,7 +306,7 @@ describe("http engine", function()
     end)
 
     it("step(0) returns at once while a transfer waits", function()
-      local engine = core.engine()
+      local engine = core_http.engine()
       s:script("/wait", { delay_ms = 300 })
       local r = engine:start { url = s.url .. "/wait" }
       local socket = require "socket"
@@ -321,7 +321,7 @@ describe("http engine", function()
     end)
 
     it("closing the engine with transfers pending releases them", function()
-      local engine = core.engine()
+      local engine = core_http.engine()
       s:script("/hang", { hang = true })
       local r = engine:start { url = s.url .. "/hang" }
       engine:close()
@@ -332,7 +332,7 @@ describe("http engine", function()
     it("collects dropped requests and engines", function()
       local weak = setmetatable({}, { __mode = "v" })
       do
-        local engine = core.engine()
+        local engine = core_http.engine()
         weak.e = engine
         weak.r = engine:start { url = s.url .. "/x" }
       end
@@ -365,7 +365,7 @@ describe("https", function()
   end)
 
   it("accepts it with the right ca_file and reuses the TLS connection", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     local before = s:connections()
     for _ = 1, 10 do
       local res = assert(engine:request { url = s.url .. "/nothing", ca_file = c.ca_file })
@@ -376,7 +376,7 @@ describe("https", function()
   end)
 
   it("does not carry a CA file over to a request without it", function()
-    local engine = core.engine()
+    local engine = core_http.engine()
     assert.equal(404, assert(engine:request { url = s.url .. "/nothing", ca_file = c.ca_file }).status)
     local res, err = engine:request { url = s.url .. "/nothing" }
     assert.is_nil(res)

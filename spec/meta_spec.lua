@@ -29,11 +29,57 @@ describe("package", function()
       assert.equal("lua/" .. file, modules[name], "module " .. name .. " missing from the rockspec")
     end
     local listed = {}
-    for _, src in ipairs(modules["smartauth.core"].sources) do listed[src] = true end
+    for _, m in ipairs { "smartauth.core", "smartauth.core_http", "smartauth.core_redis" } do
+      for _, src in ipairs(modules[m].sources) do listed[src] = true end
+    end
     _, _, out = proc.run("ls csrc/*.c")
     for file in out:gmatch("[^\n]+") do
       assert.is_true(listed[file] == true, file .. " missing from the rockspec")
     end
+  end)
+
+  it("builds each C module from its own binding files, libcurl and hiredis apart", function()
+    local modules = rockspec().build.modules
+    local function has(m, src)
+      for _, s in ipairs(modules[m].sources) do if s == src then return true end end
+      return false
+    end
+    local function links(m, lib)
+      for _, l in ipairs(modules[m].libraries) do if l == lib then return true end end
+      return false
+    end
+    assert.is_false(links("smartauth.core", "curl"))
+    assert.is_false(links("smartauth.core", "hiredis"))
+    assert.is_false(has("smartauth.core", "csrc/http.c"))
+    assert.is_false(has("smartauth.core", "csrc/store_redis.c"))
+    assert.is_true(has("smartauth.core_http", "csrc/lhttp.c"))
+    assert.is_true(has("smartauth.core_redis", "csrc/lredis.c"))
+    -- each binding file belongs to one module (the helpers to all)
+    local owner = {}
+    for name, m in pairs(modules) do
+      for _, src in ipairs(type(m) == "table" and m.sources or {}) do
+        if src:match("^csrc/l[^/]*%.c$") and src ~= "csrc/lutil.c" then
+          assert.is_nil(owner[src], src .. " in two modules")
+          owner[src] = name
+        end
+      end
+    end
+  end)
+
+  it("keeps the Lua stack in the binding files: only csrc/l*.c include lua.h", function()
+    local ok, _, out = proc.run("grep -l -E '#include <(lua|lauxlib|lualib)\\.h>' csrc/*.c csrc/*.h")
+    assert.is_true(ok, out)
+    for file in out:gmatch("[^\n]+") do
+      assert.matches("^csrc/l[^/]*%.[ch]$", file)
+    end
+    -- and the assembly only assembles: no function of its own but luaopen
+    local src = assert(proc.read_file("csrc/lsmartauth.c"))
+    local n = 0
+    for name in src:gmatch("\n[%w_ *]-([%w_]+)%(lua_State %*L%)\n{") do
+      n = n + 1
+      assert.equal("luaopen_smartauth_core", name)
+    end
+    assert.equal(1, n)
   end)
 
   it("builds and installs with luarocks offline, and loads from the tree", function()
@@ -45,7 +91,8 @@ describe("package", function()
       .. "LUA_CPATH=%s/lib/lua/5.4/?.so\\;\\;"):format(tree, tree, tree)
     local _
     ok, _, out = proc.run("cd / && env " .. env .. " lua5.4 -e "
-      .. proc.shell_quote('local s = require "smartauth"; io.write(s._VERSION, " ", '
+      .. proc.shell_quote('local s = require "smartauth"; require "smartauth.core_http"; '
+      .. 'require "smartauth.core_redis"; io.write(s._VERSION, " ", '
       .. 'package.searchpath("smartauth.core", package.cpath))'))
     proc.rmtree(tree)
     assert.is_true(ok, out)

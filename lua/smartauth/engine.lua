@@ -3,11 +3,42 @@
 -- transfers and timers and resumes whoever is ready. Outside a spawned
 -- coroutine every call blocks, as before.
 local core = require "smartauth.core"
-local http = require "smartauth.http"
+local errors = require "smartauth.errors"
 
 local M = {}
 
 local now = core.monotonic -- timers must not jump with the wall clock
+
+------------------------------------------------------------ the HTTP engine
+
+-- One C engine per Lua state, so every provider shares one connection
+-- cache. smartauth.core_http (libcurl) is loaded when the first engine is
+-- made: a program that never makes a transfer never maps libcurl.
+local engine
+
+local function http_engine()
+  if not engine then
+    local e, _, msg = require("smartauth.core_http").engine()
+    if not e then error("smartauth: cannot create HTTP engine: " .. tostring(msg), 2) end
+    engine = e
+  end
+  return engine
+end
+
+-- Blocking: one request, any HTTP status a response, transport failures
+-- error objects.
+local function blocking_request(opts)
+  local res, kind, msg, code = http_engine():request(opts)
+  if not res then return nil, errors.from_core(kind, msg, code) end
+  return res
+end
+
+--- smartauth.http, the engine's HTTP half under its documented name:
+-- engine() (the state's C engine, made on first use) and request(opts)
+-- (blocking; opts: method, url, headers (list of "Name: value"), body,
+-- timeout, connect_timeout (seconds), max_body, ca_file; returns
+-- {status, headers, body} or nil, err).
+M.http = { engine = http_engine, request = blocking_request }
 
 local tasks = {}        -- coroutine -> task
 local ntasks = 0
@@ -225,16 +256,16 @@ end
 --- Perform an HTTP request (see smartauth.http): yields inside a task.
 function M.request(opts)
   local task = M.current()
-  if not task then return http.request(opts) end
-  local req, kind, msg, code = http.engine():start(opts)
-  if not req then return nil, http.core_error(kind, msg, code) end
+  if not task then return blocking_request(opts) end
+  local req, kind, msg, code = http_engine():start(opts)
+  if not req then return nil, errors.from_core(kind, msg, code) end
   waiting[req] = task
   task.req = req
   coroutine.yield(WAIT)
   task.req = nil
   local res, k2, m2, c2 = req:result()
   req:close()
-  if not res then return nil, http.core_error(k2, m2, c2) end
+  if not res then return nil, errors.from_core(k2, m2, c2) end
   return res
 end
 
@@ -245,7 +276,7 @@ function M.sleep(seconds)
   if not task then
     -- the engine's poll sleeps (and moves other transfers along meanwhile)
     local deadline = now() + seconds
-    local e = http.engine()
+    local e = http_engine()
     repeat e:step(math.max(0, deadline - now())) until now() >= deadline
     return
   end
@@ -320,17 +351,20 @@ function M.step(timeout)
   local wait = timeout
   if #ready > 0 then wait = 0 end
   if timers[1] then wait = math.min(wait, math.max(0, timers[1].at - now())) end
-  local engine = http.engine()
-  if next(waiting) or wait > 0 then
-    local _, kind, msg = engine:step(wait)
+  -- a host stepping before any transfer does not need libcurl yet, unless
+  -- it asks to wait (the engine's poll is the sleep)
+  local e = engine
+  if not e and wait > 0 then e = http_engine() end
+  if e and (next(waiting) or wait > 0) then
+    local _, kind, msg = e:step(wait)
     if kind then error("smartauth engine: " .. tostring(msg), 2) end
   end
-  local req = engine:next_done()
+  local req = e and e:next_done()
   while req do
     local task = waiting[req]
     waiting[req] = nil
     if task and task.status == "running" then resume(task) else req:close() end
-    req = engine:next_done()
+    req = e:next_done()
   end
   run_timers()
   run_ready()
@@ -346,13 +380,14 @@ end
 -- host can add them to its own poll/epoll/libuv loop and call step(0) when
 -- one is ready or when pending()'s timeout expires.
 function M.fds()
-  return http.engine():fds()
+  if not engine then return {} end -- no transfer yet: no socket
+  return engine:fds()
 end
 
 --- Number of tasks alive, and seconds until the engine needs a step (nil:
 -- only when something happens on a socket), for hosts with their own loop.
 function M.pending()
-  local t = http.engine():timeout()
+  local t = engine and engine:timeout()
   if #ready > 0 then t = 0 end
   if timers[1] then
     local d = math.max(0, timers[1].at - now())

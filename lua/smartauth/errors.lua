@@ -55,6 +55,31 @@ function M.is(v)
   return getmetatable(v) == Error
 end
 
+-- The C core's kinds (sa_err_kind_name) as error kinds.
+local FROM_CORE = {
+  network = "network", tls = "tls", timeout = "timeout", http = "http",
+  validation = "validation", storage = "storage", argument = "config",
+}
+
+--- The one reader of the C core's failure shape `nil, kind, msg, code`.
+-- fields: extra fields for the error; `as` (a kind) files every failure of
+-- a concern under one kind (a store's are "storage"), retryable when the
+-- core says network or timeout. An out-of-memory failure raises, as the
+-- Lua allocator's own does. A non-zero code (CURLcode, errno, OpenSSL's)
+-- is kept as `core_code`.
+function M.from_core(kind, msg, code, fields)
+  if kind == "memory" then error("smartauth: out of memory", 2) end
+  local f = {}
+  local as
+  if fields then
+    for k, v in pairs(fields) do f[k] = v end
+    as, f.as = f.as, nil
+  end
+  if as and f.retryable == nil then f.retryable = kind == "network" or kind == "timeout" end
+  if code and code ~= 0 then f.core_code = code end
+  return M.new(as or FROM_CORE[kind] or "network", msg or tostring(kind), f)
+end
+
 -- Loaded on first use: scrubbing is on error paths only, and this module
 -- must stay loadable on its own.
 local core, cjson

@@ -17,7 +17,7 @@ M.FAILURE_BACKOFF = 5   -- seconds before a failed fetch is tried again
 local function b64(jwk, field)
   local v = jwk[field]
   if type(v) ~= "string" then return nil, "JWK has no '" .. field .. "'" end
-  local raw, err = core.b64url_decode(v)
+  local raw, _, err = core.b64url_decode(v)
   if not raw then return nil, "JWK field '" .. field .. "': " .. err end
   return raw
 end
@@ -144,10 +144,12 @@ function Set:_refresh(force)
   return true
 end
 
-local KTY_FOR_ALG = {
-  RS256 = "RSA", RS384 = "RSA", RS512 = "RSA", PS256 = "RSA", PS384 = "RSA", PS512 = "RSA",
-  ES256 = "EC", ES384 = "EC", ES512 = "EC", EdDSA = "OKP",
-}
+-- alg -> the key type a JWKS key needs for it, from the core's one alg
+-- table (oct left out: a published key set never holds shared secrets)
+local KTY_FOR_ALG = {}
+for alg, a in pairs(core.jws_algs()) do
+  if a.kty ~= "oct" then KTY_FOR_ALG[alg] = a.kty end
+end
 
 --- Keys to try for a token header: the key named by kid (refetching the set
 -- once when the kid is unknown), or without a kid every key of the alg's

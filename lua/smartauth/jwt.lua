@@ -34,11 +34,7 @@ function M.parse(jwt, header_cache)
   -- split and base64url-decoded in one C call: this runs on every
   -- verification
   local rh, rp, sig, input_len = core.jws_parse(jwt)
-  if not rh then
-    local part, msg = rp, sig
-    if part == "dots" or part == "empty" then return invalid("format", msg) end
-    return invalid("format", "JWT " .. part .. ": " .. msg)
-  end
+  if not rh then return nil, errors.from_core(rp, sig, input_len, { check = "format" }) end
   local header = header_cache and header_cache[rh]
   if not header then
     header = json.object(rh)
@@ -67,13 +63,14 @@ function M.decode(jwt)
   return { header = header, claims = claims, signature = sig, compact = jwt, input_len = input_len }
 end
 
---- Encode and sign: header and claims tables, key object, alg.
+--- Encode and sign: header and claims tables, key object, alg. Returns
+-- the compact JWS or nil, err.
 function M.encode(header, claims, key)
   local h = core.b64url_encode(assert(cjson.encode(header)))
   local p = core.b64url_encode(assert(cjson.encode(claims)))
   local input = h .. "." .. p
-  local sig, err = key:sign(header.alg, input)
-  if not sig then return nil, err end
+  local sig, kind, msg, code = key:sign(header.alg, input)
+  if not sig then return nil, errors.from_core(kind, msg, code) end
   return input .. "." .. core.b64url_encode(sig)
 end
 

@@ -9,10 +9,14 @@ local jwt = require "smartauth.jwt"
 
 local M = {}
 
-M.ASYMMETRIC = {
-  "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA",
-}
-local HMAC = { HS256 = true, HS384 = true, HS512 = true }
+-- From the core's one alg table: signed with a published key, or with the
+-- client secret (HMAC).
+M.ASYMMETRIC = {}
+local HMAC = {}
+for alg, a in pairs(core.jws_algs()) do
+  if a.kty == "oct" then HMAC[alg] = true else M.ASYMMETRIC[#M.ASYMMETRIC + 1] = alg end
+end
+table.sort(M.ASYMMETRIC)
 local NO_OPTS = {}
 
 local function reject(check, msg)

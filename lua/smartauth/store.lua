@@ -65,10 +65,10 @@ local function storage_err(msg, fields)
   return errors.new("storage", msg, fields)
 end
 
--- nil, kind, msg from the core as a storage error. Lock timeouts and lost
--- connections may pass; permissions, corruption and wrong keys will not.
-local function core_err(kind, msg)
-  return storage_err(msg or "store failure", { retryable = kind == "timeout" or kind == "network" })
+-- nil, kind, msg, code from the core as a storage error. Lock timeouts and
+-- lost connections may pass; permissions, corruption and wrong keys will not.
+local function core_err(kind, msg, code)
+  return errors.from_core(kind, msg or "store failure", code, { as = "storage" })
 end
 
 local function check_key(key, fn)
@@ -425,7 +425,8 @@ function M.redis(opts)
     return nil, errors.new("config", where .. ": the encryption key must be at least " .. M.MIN_KEY .. " bytes",
       { option = "key" })
   end
-  local r, kind, msg = core.redis_open {
+  -- its own C module: only a program with a Redis store maps hiredis
+  local r, kind, msg = require("smartauth.core_redis").redis_open {
     host = o.host, port = o.port, username = o.username, password = o.password, db = o.db,
     timeout = o.timeout, connect_timeout = o.connect_timeout, key = o.key,
   }

@@ -96,7 +96,7 @@ end
 -- or a repeated name (RFC 6749 §3.1: a parameter must not be included more
 -- than once; "last wins" would let an attacker append his own code or state).
 function M.decode(q)
-  local t, err = core.form_decode(q)
+  local t, _, err = core.form_decode(q)
   if not t then return nil, err end
   -- the C parser makes one entry per non-empty '&' segment: fewer names
   -- than segments means a name came twice

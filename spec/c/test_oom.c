@@ -27,6 +27,7 @@
 #include "check.h"
 
 int luaopen_smartauth_core(lua_State *L);
+int luaopen_smartauth_core_http(lua_State *L);
 
 /* ------------------------------------------------------------ allocator */
 
@@ -130,7 +131,11 @@ static const char B64[] =
     "local raw = ('\\1\\2\\3\\255'):rep(100)\n"
     "assert(core.b64_decode(core.b64_encode(raw)) == raw)\n"
     "assert(core.b64url_decode(core.b64url_encode(raw)) == raw)\n"
-    "assert(core.b64url_decode('!!') == nil)\n"
+    "local v, kind, msg, code = core.b64url_decode('!!')\n"
+    "assert(v == nil and kind == 'validation' and #msg > 0 and code == 0)\n"
+    "local _, jkind, jmsg = core.jws_parse('e30.!!.c2ln')\n"
+    "assert(jkind == 'validation' and jmsg:find('^JWT payload: '))\n"
+    "assert(core.jws_algs().ES256.crv == 'P-256')\n"
     "local h, p, s, n = core.jws_parse('eyJhbGciOiJIUzI1NiJ9.' .. core.b64url_encode(raw) .. '.c2ln')\n"
     "assert(h == '{\"alg\":\"HS256\"}' and p == raw and s == 'sig' and n > 0)\n"
     "local v = core.pkce_verifier()\n"
@@ -138,8 +143,8 @@ static const char B64[] =
     "return true\n";
 
 static const char RESPONSE[] =
-    "local core, url = ...\n"
-    "local e = core.engine()\n"
+    "local _, url = ...\n"
+    "local e = require('smartauth.core_http').engine()\n"
     "local r = assert(e:request { url = url .. '/token', headers = { 'Accept: application/json' } })\n"
     "assert(r.status == 200 and #r.body == 2048 and r.headers['x-repeat'] == 'one, two')\n"
     "local q = assert(e:start { url = url .. '/again' })\n"
@@ -172,6 +177,11 @@ static int run(const char *chunk, const char *arg, long n, long *count, long *le
     if (!L)
         return -1;
     luaL_openlibs(L);
+    /* the engine's module comes from require, as in the Lua layer */
+    luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+    lua_pushcfunction(L, luaopen_smartauth_core_http);
+    lua_setfield(L, -2, "smartauth.core_http");
+    lua_pop(L, 1);
     luaL_requiref(L, "smartauth.core", luaopen_smartauth_core, 0);
     if (luaL_loadstring(L, chunk) != LUA_OK) {
         fprintf(stderr, "chunk: %s\n", lua_tostring(L, -1));

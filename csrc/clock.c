@@ -1,0 +1,11 @@
+/* Monotonic time; see clock.h. */
+#include "clock.h"
+
+#include <time.h>
+
+double sa_clock_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

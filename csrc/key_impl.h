@@ -1,0 +1,30 @@
+/* The key object, shared by key.c (which makes and inspects keys) and
+ * jws.c (which signs and verifies with them, and keeps its verification
+ * context in the key). Internal: callers see sa_key as opaque (key.h). */
+#ifndef SA_KEY_IMPL_H
+#define SA_KEY_IMPL_H
+
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+#include "key.h"
+
+struct sa_key {
+    int type;              /* sa_key_type */
+    int bits;
+    int priv;              /* can sign */
+    const char *curve;     /* static JWK curve name or NULL */
+    size_t coord;          /* EC coordinate bytes, 0 otherwise */
+    EVP_PKEY *pkey;        /* NULL for SA_KEY_OCT */
+    unsigned char *secret; /* SA_KEY_OCT only; wiped on free */
+    size_t secretlen;
+    /* RS/PS/ES verification context, set up for valg: setting one up costs
+     * about a fifth of an RSA-2048 verification, so it is kept. */
+    EVP_PKEY_CTX *vctx;
+    const void *valg;
+    EVP_MD_CTX *vmd;       /* for the digest, kept for the same reason */
+    EVP_MD *vmdt;          /* valg's digest, fetched once (not by name per use) */
+};
+
+#endif

@@ -1,0 +1,164 @@
+/* Binding: the file store (store_file.c): smartauth.fstore and its lock,
+ * smartauth.flock. The Lua layer (lua/smartauth/store.lua) encodes entries
+ * and maps errors. */
+#include "lutil.h"
+#include "store_file.h"
+
+#define FSTORE_MT "smartauth.fstore"
+#define FLOCK_MT "smartauth.flock"
+
+typedef struct {
+    sa_fstore *fs;
+} lfstore;
+
+typedef struct {
+    int fd;
+} lflock;
+
+/* core.fstore_open(dir [, secret]) -> fstore | nil, kind, msg, code */
+static int l_fstore_open(lua_State *L)
+{
+    sa_err e;
+    size_t klen = 0;
+    const char *dir = lu_check_cstr(L, 1, "store directory", SA_EARG, &e);
+    const char *key = luaL_optlstring(L, 2, NULL, &klen);
+    lfstore *lf;
+    if (!dir)
+        return lu_push_err(L, &e);
+    lf = lua_newuserdatauv(L, sizeof *lf, 0);
+    lf->fs = NULL;
+    luaL_setmetatable(L, FSTORE_MT);
+    lf->fs = sa_fstore_new(dir, key, klen, &e);
+    if (!lf->fs)
+        return lu_push_err(L, &e);
+    return 1;
+}
+
+static sa_fstore *check_fstore(lua_State *L, int i)
+{
+    lfstore *lf = luaL_checkudata(L, i, FSTORE_MT);
+    if (!lf->fs)
+        luaL_error(L, "attempt to use a closed store");
+    return lf->fs;
+}
+
+/* fs:get(name) -> bytes | nil | nil, kind, msg, code */
+static int l_fstore_get(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    sa_buf *b = lu_new_box(L);
+    sa_err e;
+    int rc = sa_fstore_get(fs, name, n, b, &e);
+    return lu_push_get(L, rc, b, &e);
+}
+
+/* fs:set(name, bytes) -> true | nil, kind, msg, code */
+static int l_fstore_set(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n, len;
+    const char *name = luaL_checklstring(L, 2, &n);
+    const char *data = luaL_checklstring(L, 3, &len);
+    sa_err e;
+    return lu_push_ok(L, sa_fstore_set(fs, name, n, data, len, &e), &e);
+}
+
+/* fs:delete(name) -> true | nil, kind, msg, code */
+static int l_fstore_delete(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    sa_err e;
+    return lu_push_ok(L, sa_fstore_delete(fs, name, n, &e), &e);
+}
+
+/* fs:lock(name, timeout_seconds) -> lock | nil, kind, msg, code. The lock is
+ * released by lock:unlock(), by collection, or by the process ending. */
+static int l_fstore_lock(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n;
+    const char *name = luaL_checklstring(L, 2, &n);
+    long ms = lu_check_timeout_ms(L, 3);
+    sa_err e;
+    int fd;
+    lflock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
+    lk->fd = -1;
+    luaL_setmetatable(L, FLOCK_MT);
+    if (sa_fstore_lock(fs, name, n, ms, &fd, &e) != 0)
+        return lu_push_err(L, &e);
+    lk->fd = fd;
+    return 1;
+}
+
+/* fs:encrypted() -> boolean */
+static int l_fstore_encrypted(lua_State *L)
+{
+    lua_pushboolean(L, sa_fstore_encrypted(check_fstore(L, 1)));
+    return 1;
+}
+
+static int l_fstore_close(lua_State *L)
+{
+    lfstore *lf = luaL_checkudata(L, 1, FSTORE_MT);
+    sa_fstore_free(lf->fs);
+    lf->fs = NULL;
+    return 0;
+}
+
+static int l_fstore_tostring(lua_State *L)
+{
+    lfstore *lf = luaL_checkudata(L, 1, FSTORE_MT);
+    if (lf->fs)
+        lua_pushfstring(L, "smartauth.fstore (%s%s)", sa_fstore_dir(lf->fs),
+                        sa_fstore_encrypted(lf->fs) ? ", encrypted" : "");
+    else
+        lua_pushliteral(L, "smartauth.fstore (closed)");
+    return 1;
+}
+
+/* lock:unlock(), __gc, __close: releases once, harmless again. */
+static int l_flock_unlock(lua_State *L)
+{
+    lflock *lk = luaL_checkudata(L, 1, FLOCK_MT);
+    sa_fstore_unlock(lk->fd);
+    lk->fd = -1;
+    return 0;
+}
+
+static int l_flock_tostring(lua_State *L)
+{
+    lflock *lk = luaL_checkudata(L, 1, FLOCK_MT);
+    lua_pushstring(L, lk->fd >= 0 ? "smartauth.flock (held)" : "smartauth.flock (released)");
+    return 1;
+}
+
+static const luaL_Reg fstore_methods[] = {
+    { "get", l_fstore_get },
+    { "set", l_fstore_set },
+    { "delete", l_fstore_delete },
+    { "lock", l_fstore_lock },
+    { "encrypted", l_fstore_encrypted },
+    { "close", l_fstore_close },
+    { NULL, NULL }
+};
+
+static const luaL_Reg flock_methods[] = {
+    { "unlock", l_flock_unlock },
+    { NULL, NULL }
+};
+
+static const luaL_Reg funcs[] = {
+    { "fstore_open", l_fstore_open },
+    { NULL, NULL }
+};
+
+void lstore_open(lua_State *L)
+{
+    lu_new_class(L, FSTORE_MT, fstore_methods, l_fstore_close, l_fstore_tostring);
+    lu_new_class(L, FLOCK_MT, flock_methods, l_flock_unlock, l_flock_tostring);
+    luaL_setfuncs(L, funcs, 0);
+}
