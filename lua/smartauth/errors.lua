@@ -50,6 +50,16 @@ function M.new(kind, description, fields)
   return e
 end
 
+--- Text from outside for an error message: control characters (escape
+-- sequences, CR/LF) become spaces, and it is cut at `max` bytes. Scrub
+-- secrets before cutting, or a cut secret escapes the scrubber.
+function M.clean_text(s, max)
+  if type(s) ~= "string" then return nil end
+  s = s:gsub("[%c]", " ")
+  if #s > max then s = s:sub(1, max) .. "…" end
+  return s
+end
+
 --- Is v an error object?
 function M.is(v)
   return getmetatable(v) == Error

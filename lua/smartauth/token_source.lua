@@ -44,6 +44,15 @@ local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
 local retry = require "smartauth.retry"
 local token_mod = require "smartauth.token"
+local core = require "smartauth.core"
+local discovery = require "smartauth.discovery"
+local grant_mod = require "smartauth.grant"
+local url = require "smartauth.url"
+local options = require "smartauth.options"
+local vault = require "smartauth.vault"
+
+local secrets = vault.secrets
+local NO_OPTS = options.NO_OPTS
 
 local M = {}
 
@@ -52,7 +61,7 @@ M.INTERACTIVE = {
   authorization_code = true, loopback = true, device = true, oob = true, none = true,
 }
 
-local HUGE = math.huge
+local HUGE, os_time = math.huge, os.time
 
 M.DEFAULT_TIMEOUT = 30 -- seconds: the engine's total timeout when none is set
 
@@ -60,12 +69,12 @@ local Source = { __name = "smartauth.token_source" }
 Source.__index = Source
 
 --- A source for provider `p`. `state` is where the provider keeps its
--- secrets (the token lives there, not on the provider); `ops` are the
+-- secrets (the token lives there, not on the provider).
 -- provider's request functions, each returning an unsaved token or nil, err:
 --   ops.refresh(tok, opts), ops.grant(name, opts)
-function M.new(p, state, ops)
+function M.new(p, state)
   p._fresh_until = -HUGE
-  return setmetatable({ p = p, state = state, ops = ops, flights = {} }, Source)
+  return setmetatable({ p = p, state = state, flights = {} }, Source)
 end
 
 --- When a token is due for renewal: `leeway` before its expiry, never more
@@ -177,7 +186,7 @@ end
 -- retired the old refresh token already, so the new one is returned even
 -- when the store refuses it (UNSAVED).
 function Source:refresh(t, opts, key)
-  local nt, err = self.ops.refresh(t, opts)
+  local nt, err = grant_mod.refresh_request(self.p, t, opts)
   if not nt then return nil, err end
   return (self:put(nt, key))
 end
@@ -238,7 +247,7 @@ function Source:obtain(key, main, opts)
   end
   local grant = p:default_grant()
   if not M.INTERACTIVE[grant] then
-    local nt, gerr = self.ops.grant(grant, opts)
+    local nt, gerr = grant_mod.grant_request(self.p, grant, opts)
     if not nt then return nil, gerr end
     return (self:put(nt, key))
   end
@@ -338,6 +347,133 @@ function Source:retire(access_token)
   unlock()
   if err then return nil, err end
   return ok
+end
+
+------------------------------------------------ the provider's token methods
+
+local function make_store_key(self, scope)
+  local id = table.concat({
+    self:endpoint("issuer") or self:endpoint("token_endpoint") or "", self.options.client_id or "",
+    self.options.username or "",
+    scope or "", secrets[self].api_key or "",
+  }, "\n")
+  local prefix = (self.options.name or "provider"):gsub("[^%w_.-]", "_")
+  return prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
+end
+
+--- The key this provider's token is stored under: readable prefix plus a
+-- digest of what makes the token distinct.
+-- @param scope another scope than the provider's (a token of its own)
+function M.store_key(self, scope)
+  if scope ~= nil and scope ~= self.options.scope then return make_store_key(self, scope) end
+  local k = self._store_key
+  if not k then
+    k = make_store_key(self, self.options.scope)
+    self._store_key = k
+  end
+  return k
+end
+
+
+--- Forget the token (locally and in the store).
+function M.forget(self)
+  local s = secrets[self]
+  s.save_error = nil
+  s.source:set(nil)
+  return self.options.store:delete(self:store_key())
+end
+
+--- The grant token() runs when nothing valid is stored, decided from the
+-- options alone (never from discovery): the `grant` option (or the
+-- preset's), else "password" when username and password are given, else
+-- "client_credentials" for a confidential client with no redirect URI and
+-- no interactive response type, else "authorization_code" (a person logs
+-- in: token() never falls back to an app-only token).
+function M.default_grant(self)
+  if self.options.grant then return self.options.grant end
+  local s = secrets[self]
+  if s.api_key then return "none" end
+  if self.options.username and s.password then return "password" end
+  if self.options.client_auth ~= "none" and not self.options.redirect_uri and not self.options.response_type then
+    return "client_credentials"
+  end
+  return "authorization_code"
+end
+
+--- The token in memory or, failing that, in the store; no network.
+-- @return token, or nil (none), or nil, err (the store failed)
+function M.stored(self)
+  local s = secrets[self]
+  if s.tok then return s.tok end
+  local entry, err = self.options.store:get(self:store_key())
+  if err then return nil, err end
+  if entry == nil then return nil end
+  return token_mod.from_entry(entry)
+end
+
+--- nil, or why the last token could not be saved (it is kept in memory
+-- and handed out; the save is tried again on the next token() call).
+function M.save_error(self)
+  return secrets[self].save_error
+end
+
+--- Log out: revoke the access token and the refresh token (RFC 7009, one
+-- request each, with token_type_hint), then forget the token.
+-- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
+--   end_session_url = url or nil } or nil, err when the token cannot be forgotten
+function M.logout(self)
+  local out = { revoked = {}, failed = {} }
+  local t, serr = self:stored()
+  if serr then out.failed.store = serr end
+  if t then
+    local ep, eerr = self:endpoint("revocation_endpoint"), nil
+    if not ep then ep, eerr = discovery.endpoint(self, "revocation_endpoint") end
+    for _, name in ipairs { "access_token", "refresh_token" } do
+      local value = t[name]
+      if value then
+        local ok, err = false, eerr
+        if ep then ok, err = grant_mod.revoke_one(self, value, name) end
+        if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
+      end
+    end
+    local ese = self:endpoint("end_session_endpoint")
+    if ese then
+      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token,
+        client_id = self.options.client_id })
+    end
+  end
+  local ok, ferr = self:forget()
+  if not ok then return nil, ferr end
+  return out
+end
+
+local TOKEN_OPTS = { force = "boolean", min_ttl = "number", scope = "string" }
+
+--- A valid token: cached, else stored, refreshed when within leeway of
+-- expiry, else the provider's non-interactive grant (see token_source for
+-- the whole lifecycle). Concurrent callers share one request; with a store
+-- that locks across processes, one caller does the work.
+-- @param opts { force = true (renew now), min_ttl = seconds (renew when less
+--   is left), scope = string (a token for another scope, kept apart) }
+-- @return token or nil, err (err.reauth: a person must log in)
+function M.token(self, opts)
+  -- the cached path: os.time plus the clock's offset is clock.now() inlined
+  if not opts and os_time() + clock.offset < self._fresh_until then
+    return secrets[self].tok
+  end
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("bad argument #1 to 'token' (table expected, got " .. type(opts) .. ")", 2)
+    end
+    for k, v in pairs(opts) do
+      local want = TOKEN_OPTS[k]
+      if not want then error("token: unknown option '" .. tostring(k) .. "'", 2) end
+      if type(v) ~= want or (want == "number" and not (v >= 0 and v < math.huge)) then
+        error("token: option '" .. k .. "' must be a " .. (want == "number" and "number of seconds" or want), 2)
+      end
+    end
+  end
+  return secrets[self].source:token(opts or NO_OPTS)
 end
 
 return M
