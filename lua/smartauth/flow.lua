@@ -2,8 +2,8 @@
 -- device authorization grant (RFC 8628) and the out-of-band paste flow
 -- (`urn:ietf:wg:oauth:2.0:oob`, as SmartFile and SmartTask document).
 --
--- Requiring this module adds `login`, `device_authorization` and
--- `poll_device` to every provider. Each user-facing step (opening a URL,
+-- p:login, p:device_authorization and p:poll_device come here (the provider
+-- loads this module on their first call). Each user-facing step (opening a URL,
 -- showing a message or a code, asking for input) can be replaced by the host
 -- application's own function, so a game can show the code in its own UI.
 -- @module smartauth.flow
@@ -14,13 +14,13 @@ local cjson = require "cjson.safe"
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
-local provider = require "smartauth.provider"
+local grant = require "smartauth.grant"
+local secrets = require("smartauth.vault").secrets
 local store = require "smartauth.store"
 local url = require "smartauth.url"
 
 local M = {}
 
-local Provider = provider.Provider
 
 M.OOB = "urn:ietf:wg:oauth:2.0:oob"
 M.DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -284,7 +284,7 @@ end
 -- @param opts { scope=, ... any extra parameter (resource, audience) }
 -- @return a device table { device_code, user_code, verification_uri,
 --   verification_uri_complete, expires_in, expires_at, interval } or nil, err
-function Provider:device_authorization(opts)
+function M.device_authorization(self, opts)
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
     error("bad argument #1 to 'device_authorization' (table expected, got " .. type(opts) .. ")", 2)
@@ -298,10 +298,10 @@ function Provider:device_authorization(opts)
       form[k] = tostring(v)
     end
   end
-  local res, err = self:_post_form("device_authorization_endpoint", form)
+  local res, err = grant.post_form(self, "device_authorization_endpoint", form)
   if not res then return nil, err end
   if res.status ~= 200 then
-    local _, e = self:_token_response(res, "device authorization endpoint")
+    local _, e = grant.decode(self, res, "device authorization endpoint")
     return nil, e or errors.new("http", "device authorization endpoint returned HTTP " .. res.status,
       { status = res.status })
   end
@@ -350,7 +350,7 @@ end
 -- @param dev the table device_authorization returned
 -- @param opts { sleep = function(seconds) } (default: the engine's sleep, which yields inside a task)
 -- @return token or nil, err (oauth access_denied or expired_token, ...)
-function Provider:poll_device(dev, opts)
+function M.poll_device(self, dev, opts)
   if type(dev) ~= "table" or type(dev.device_code) ~= "string" then
     error("bad argument #1 to 'poll_device' (device table from device_authorization expected)", 2)
   end
@@ -378,15 +378,13 @@ function Provider:poll_device(dev, opts)
     end
     pause(opts.sleep, interval)
     waited = waited + interval
-    local tok, err = self:_grant({ grant_type = M.DEVICE_GRANT, device_code = dev.device_code },
+    local tok, err = grant.request(self, { grant_type = M.DEVICE_GRANT, device_code = dev.device_code },
       { dev.device_code })
     if tok then
-      if self._on_code_token then
-        local ok, verr = self:_on_code_token(tok, { scope = dev.scope, response_type = "device" }, {})
-        if not ok then return nil, verr end
-      end
-      self:_save(tok)
-      return tok
+      local ok, verr = require("smartauth.oidc").check_code_token(self, tok,
+        { scope = dev.scope, response_type = "device" }, {})
+      if not ok then return nil, verr end
+      return (secrets[self].source:put(tok))
     end
     local pending = err.kind == "oauth" and err.code == "authorization_pending"
     if err.kind == "oauth" and err.code == "slow_down" then
@@ -722,7 +720,7 @@ end
 --   function(seconds), input = file (default stdin), output = file (default
 --   stderr) }
 -- @return token or nil, err
-function Provider:login(opts)
+function M.login(self, opts)
   opts = check_login_opts(opts)
   local ui = user_interface(opts)
   if not opts.flow and not interactive_grant(self.options.grant) and self:endpoint("issuer") and not self:metadata()

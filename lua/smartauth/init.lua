@@ -1,9 +1,7 @@
 --- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.4.
 -- @module smartauth
-local config = require "smartauth.config"
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
-local flow = require "smartauth.flow" -- adds p:login, p:device_authorization, p:poll_device
 local presets = require "smartauth.presets"
 local provider = require "smartauth.provider"
 local retry = require "smartauth.retry"
@@ -17,8 +15,6 @@ local M = {
   store = store,
   token = token,
   parse_redirect = provider.parse_redirect,
-  config = config,
-  flow = flow,
   retry = retry,
   -- non-blocking use: see lua/smartauth/engine.lua
   spawn = engine.spawn,
@@ -40,7 +36,7 @@ end
 -- @param opts any provider option
 function M.discover(issuer, opts)
   if type(issuer) ~= "string" then
-    error("bad argument #1 to 'discover' (string expected, got " .. type(issuer) .. ")", 2)
+    errors.argerror(1, "discover", "string expected", issuer)
   end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end
@@ -55,11 +51,22 @@ end
 -- @param path config file (default: SMARTAUTH_CONFIG or $XDG_CONFIG_HOME/smartauth/config.lua)
 -- @return provider or nil, err
 function M.from_config(profile, path)
-  return config.from_config(profile, path)
+  return require("smartauth.config").from_config(profile, path)
 end
 
 for _, name in ipairs(presets.NAMES) do
   M[name] = function(opts) return presets.build(name, opts) end
 end
+
+-- Loaded on first use: a token call needs neither config files nor the
+-- login flows (and their LuaSocket).
+local LAZY = { config = "smartauth.config", flow = "smartauth.flow" }
+setmetatable(M, { __index = function(t, k)
+  local name = LAZY[k]
+  if not name then return nil end
+  local mod = require(name)
+  rawset(t, k, mod)
+  return mod
+end })
 
 return M

@@ -4,8 +4,22 @@
 -- whose `check` names the failed check.
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
+local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
+local grant = require "smartauth.grant"
+local json = require "smartauth.json"
+local jwks_mod = require "smartauth.jwks"
 local jwt = require "smartauth.jwt"
+local transport = require "smartauth.transport"
+local url = require "smartauth.url"
+local vault = require "smartauth.vault"
+
+local secrets = vault.secrets
+local has_word = url.has_word
+
+local function cfg_err(msg)
+  return nil, errors.new("config", msg)
+end
 
 local M = {}
 
@@ -99,7 +113,7 @@ function M.verify(p, id_token, opts)
   -- signature
   local verified = false
   if HMAC[alg] then
-    local secret = p:_client_secret()
+    local secret = secrets[p].client_secret
     if not secret then return reject("alg", alg .. " needs the client secret") end
     local key = core.key_oct(secret)
     verified = key:verify(alg, id_token, sig, input_len) == true
@@ -107,7 +121,7 @@ function M.verify(p, id_token, opts)
   else
     local set, serr = p._keyset
     if not set then
-      set, serr = p:_jwks()
+      set, serr = M.keyset(p)
       if not set then return nil, serr end
     end
     local cands, cerr = set:candidates(h.kid, alg, now)
@@ -171,6 +185,113 @@ function M.verify(p, id_token, opts)
     end
   end
   return c
+end
+
+-------------------------------------------------- the provider's OIDC methods
+
+-- The provider's key set: static (option jwks) or fetched from jwks_uri.
+function M.keyset(self)
+  if self._keyset then return self._keyset end
+  local set = jwks_mod.new(function()
+    local ep, err = discovery.endpoint(self, "jwks_uri")
+    if not ep then return nil, err end
+    local res, herr = transport.call(self, { url = ep, headers = { "Accept: application/json" } })
+    if not res then return nil, herr end
+    if res.status ~= 200 then
+      return nil, errors.new("http", "JWKS request failed", { status = res.status })
+    end
+    return res.body
+  end)
+  if self.options.jwks then
+    local ok, err = set:load(self.options.jwks)
+    if not ok then return nil, err end
+    set.fetch = function() return nil, "static key set" end
+  end
+  self._keyset = set
+  return set
+end
+
+--- Verify an ID token: signature (JWKS or, for HS*, the client secret),
+-- alg allow-list, iss, aud, azp, exp, iat, nonce, auth_time, at_hash, c_hash.
+-- @param id_token compact JWS
+-- @param opts { nonce=, max_age=, access_token=, code= }
+-- @return claims or nil, err (validation, err.check names the failed check)
+function M.verify_id_token(self, id_token, opts)
+  if type(id_token) ~= "string" then
+    errors.argerror(1, "verify_id_token", "string expected", id_token)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    errors.argerror(2, "verify_id_token", "table expected", opts)
+  end
+  if not self:endpoint("issuer") then return cfg_err("verify_id_token needs the provider's issuer") end
+  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
+    local ok, err = self:discover()
+    if not ok then return nil, err end
+  end
+  local claims, err = M.verify(self, id_token, opts)
+  if not claims then return nil, vault.scrub(self, err) end
+  return claims
+end
+
+--- The ID token of a code response (exchange_code, the device grant)
+-- must verify, and name the same user as a front-channel one.
+function M.check_code_token(self, tok, session, cb)
+  if not tok.id_token then
+    if has_word(session.scope, "openid") and has_word(session.response_type, "code") then
+      return nil, errors.new("validation", "ID token missing from the token response", { check = "id_token" })
+    end
+    return true
+  end
+  local claims, err = self:verify_id_token(tok.id_token, {
+    nonce = session.nonce, max_age = session.max_age,
+    access_token = tok.access_token,
+  })
+  if not claims then return nil, err end
+  if cb.claims and cb.claims.sub ~= claims.sub then
+    return nil, errors.new("validation", "ID tokens of the front and back channel name different users",
+      { check = "sub" })
+  end
+  tok.claims = claims
+  return true
+end
+
+--- UserInfo (OIDC Core §5.3) with the token; `sub` must match the ID
+-- token's when both are known.
+-- @param tok token object (default: p:token())
+-- @return claims table or nil, err
+function M.userinfo(self, tok)
+  local ep, err = discovery.endpoint(self, "userinfo_endpoint")
+  if not ep then return nil, err end
+  if tok == nil then
+    tok, err = self:token()
+    if not tok then return nil, err end
+  end
+  local res, rerr = self:request { url = ep, token = type(tok) == "string" and { access_token = tok } or tok,
+    headers = { "Accept: application/json" } }
+  if not res then return nil, rerr end
+  if res.status ~= 200 then
+    local _, e = grant.decode(self, res, "userinfo endpoint")
+    if e and e.kind == "oauth" then return nil, e end
+    return nil, errors.new("http", "userinfo endpoint returned HTTP " .. res.status, { status = res.status })
+  end
+  local ct = (res.headers["content-type"] or ""):lower()
+  local info
+  if ct:find("application/jwt", 1, true) then
+    return nil, errors.new("validation", "signed UserInfo responses are not supported")
+  end
+  info = json.object(res.body)
+  if type(info) ~= "table" then
+    return nil, errors.new("validation", "UserInfo response is not a JSON object")
+  end
+  if type(info.sub) ~= "string" then
+    return nil, errors.new("validation", "UserInfo has no sub", { check = "sub" })
+  end
+  -- only verified claims count: an ID token we did not verify proves nothing
+  local known_sub = type(tok) == "table" and type(tok.claims) == "table" and tok.claims.sub
+  if known_sub and known_sub ~= info.sub then
+    return nil, errors.new("validation", "UserInfo sub does not match the ID token's", { check = "sub" })
+  end
+  return info
 end
 
 return M

@@ -68,4 +68,18 @@ function M.check(where, opts, schema, allow_http)
   return out
 end
 
+--- An empty options table for a call without options: read-only, so a
+-- callee cannot write into a table every call shares.
+M.NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+
+--- The options argument of a method: nil means none; anything but a table
+-- is a programming mistake, raised at the caller's caller.
+function M.call_opts(opts, fname)
+  if opts == nil then return M.NO_OPTS end
+  if type(opts) ~= "table" then
+    errors.argerror(1, fname, "table expected", opts, 3)
+  end
+  return opts
+end
+
 return M

@@ -44,6 +44,11 @@ local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
 local retry = require "smartauth.retry"
 local token_mod = require "smartauth.token"
+local core = require "smartauth.core"
+local grant_mod = require "smartauth.grant"
+local vault = require "smartauth.vault"
+
+local secrets = vault.secrets
 
 local M = {}
 
@@ -60,12 +65,12 @@ local Source = { __name = "smartauth.token_source" }
 Source.__index = Source
 
 --- A source for provider `p`. `state` is where the provider keeps its
--- secrets (the token lives there, not on the provider); `ops` are the
+-- secrets (the token lives there, not on the provider).
 -- provider's request functions, each returning an unsaved token or nil, err:
 --   ops.refresh(tok, opts), ops.grant(name, opts)
-function M.new(p, state, ops)
+function M.new(p, state)
   p._fresh_until = -HUGE
-  return setmetatable({ p = p, state = state, ops = ops, flights = {} }, Source)
+  return setmetatable({ p = p, state = state, flights = {} }, Source)
 end
 
 --- When a token is due for renewal: `leeway` before its expiry, never more
@@ -177,7 +182,7 @@ end
 -- retired the old refresh token already, so the new one is returned even
 -- when the store refuses it (UNSAVED).
 function Source:refresh(t, opts, key)
-  local nt, err = self.ops.refresh(t, opts)
+  local nt, err = grant_mod.refresh_request(self.p, t, opts)
   if not nt then return nil, err end
   return (self:put(nt, key))
 end
@@ -238,7 +243,7 @@ function Source:obtain(key, main, opts)
   end
   local grant = p:default_grant()
   if not M.INTERACTIVE[grant] then
-    local nt, gerr = self.ops.grant(grant, opts)
+    local nt, gerr = grant_mod.grant_request(self.p, grant, opts)
     if not nt then return nil, gerr end
     return (self:put(nt, key))
   end
@@ -338,6 +343,74 @@ function Source:retire(access_token)
   unlock()
   if err then return nil, err end
   return ok
+end
+
+------------------------------------------------ the provider's token methods
+
+local function make_store_key(self, scope)
+  local id = table.concat({
+    self:endpoint("issuer") or self:endpoint("token_endpoint") or "", self.options.client_id or "",
+    self.options.username or "",
+    scope or "", secrets[self].api_key or "",
+  }, "\n")
+  local prefix = (self.options.name or "provider"):gsub("[^%w_.-]", "_")
+  return prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
+end
+
+--- The key this provider's token is stored under: readable prefix plus a
+-- digest of what makes the token distinct.
+-- @param scope another scope than the provider's (a token of its own)
+function M.store_key(self, scope)
+  if scope ~= nil and scope ~= self.options.scope then return make_store_key(self, scope) end
+  local k = self._store_key
+  if not k then
+    k = make_store_key(self, self.options.scope)
+    self._store_key = k
+  end
+  return k
+end
+
+
+--- Forget the token (locally and in the store).
+function M.forget(self)
+  local s = secrets[self]
+  s.save_error = nil
+  s.source:set(nil)
+  return self.options.store:delete(self:store_key())
+end
+
+--- The grant token() runs when nothing valid is stored, decided from the
+-- options alone (never from discovery): the `grant` option (or the
+-- preset's), else "password" when username and password are given, else
+-- "client_credentials" for a confidential client with no redirect URI and
+-- no interactive response type, else "authorization_code" (a person logs
+-- in: token() never falls back to an app-only token).
+function M.default_grant(self)
+  if self.options.grant then return self.options.grant end
+  local s = secrets[self]
+  if s.api_key then return "none" end
+  if self.options.username and s.password then return "password" end
+  if self.options.client_auth ~= "none" and not self.options.redirect_uri and not self.options.response_type then
+    return "client_credentials"
+  end
+  return "authorization_code"
+end
+
+--- The token in memory or, failing that, in the store; no network.
+-- @return token, or nil (none), or nil, err (the store failed)
+function M.stored(self)
+  local s = secrets[self]
+  if s.tok then return s.tok end
+  local entry, err = self.options.store:get(self:store_key())
+  if err then return nil, err end
+  if entry == nil then return nil end
+  return token_mod.from_entry(entry)
+end
+
+--- nil, or why the last token could not be saved (it is kept in memory
+-- and handed out; the save is tried again on the next token() call).
+function M.save_error(self)
+  return secrets[self].save_error
 end
 
 return M

@@ -3,6 +3,9 @@ local core = require "smartauth.core"
 
 local M = {}
 
+--- The out-of-band redirect URI of native and CLI apps (SmartFile, SmartTask).
+M.OOB = "urn:ietf:wg:oauth:2.0:oob"
+
 --- Split an absolute http(s) URL. Returns {scheme, host, port, path, query,
 -- fragment} or nil, message.
 function M.parse(u)
@@ -115,6 +118,25 @@ end
 function M.join(base, path)
   if path:match("^%a[%w+.-]*://") or not base then return path end
   return (base:gsub("/+$", "")) .. "/" .. (path:gsub("^/+", ""))
+end
+
+--- Is `w` one of the space-delimited words of `s` (scope, response_type)?
+function M.has_word(s, w)
+  return type(s) == "string" and (" " .. s .. " "):find(" " .. w .. " ", 1, true) ~= nil
+end
+
+--- Is `v` a usable redirect URI: the out-of-band URN, http(s) under the
+-- endpoint rules, or a native app's private-use scheme (RFC 8252 §7.1)?
+-- @return true or nil, reason
+function M.check_redirect_uri(v, allow_http)
+  if v == M.OOB or v == "oob" then return true end
+  local scheme = v:match("^(%a[%w+.-]*):")
+  if not scheme then return nil, "is not an absolute URI" end
+  scheme = scheme:lower()
+  if scheme == "http" or scheme == "https" then
+    return M.check_endpoint(v, allow_http)
+  end
+  return true
 end
 
 return M

@@ -1,0 +1,244 @@
+--- The authorization code flow (RFC 6749 §4.1, RFC 7636 PKCE, OpenID
+-- Connect's hybrid and implicit responses, RFC 9207 iss): the request URL
+-- and its session, callback parsing, and the code exchange.
+local clock = require "smartauth.clock"
+local json = require "smartauth.json"
+local core = require "smartauth.core"
+local discovery = require "smartauth.discovery"
+local errors = require "smartauth.errors"
+local grant = require "smartauth.grant"
+local options = require "smartauth.options"
+local url = require "smartauth.url"
+local vault = require "smartauth.vault"
+
+local secrets = vault.secrets
+local check_opts = options.call_opts
+local clean_text = errors.clean_text
+local has_word = url.has_word
+
+local M = {}
+
+local function cfg_err(msg, fields)
+  return nil, errors.new("config", msg, fields)
+end
+
+local function random_token(n)
+  return core.b64url_encode(core.random(n or 32))
+end
+
+
+local AUTHZ_CONSUMED = {
+  redirect_uri = true, scope = true, response_type = true, pkce = true, state = true, nonce = true,
+}
+
+local OOB = { [url.OOB] = true, oob = true }
+
+-- Who a session belongs to: the issuer, else the token endpoint and client
+-- (RFC 9207 §4's mix-up: provider A's code and PKCE verifier must never
+-- reach provider B). Discovers first when the issuer would come from
+-- discovery, so that both ends of a flow see the same identity.
+local function authz_identity(self)
+  if not self:endpoint("issuer") and self.options.discovery_url and not self:metadata() then
+    local ok, err = self:discover()
+    if not ok then return nil, err end
+  end
+  if self:endpoint("issuer") then return "issuer " .. self:endpoint("issuer") end
+  return "token_endpoint " .. tostring(self:endpoint("token_endpoint")) ..
+    " client_id " .. tostring(self.options.client_id)
+end
+
+-- Does the provider's metadata promise iss in every authorization response?
+local function iss_promised(self)
+  local md = self:metadata()
+  return type(md) == "table" and md.authorization_response_iss_parameter_supported == true
+end
+
+--- Build an authorization request URL (RFC 6749 §4.1.1, RFC 7636, OIDC).
+-- state and PKCE S256 are on by default, nonce whenever an ID token may
+-- come back. Any other field is sent as a request parameter.
+-- @return url, session (a plain table to keep until the callback)
+function M.authorization_url(self, opts)
+  opts = check_opts(opts, "authorization_url")
+  local ep, err = discovery.endpoint(self, "authorization_endpoint")
+  if not ep then return nil, err end
+  local response_type = opts.response_type or self.options.response_type or "code"
+  local scope = opts.scope or self.options.scope
+  local redirect_uri = opts.redirect_uri or self.options.redirect_uri
+  if redirect_uri then
+    local ok, msg = url.check_redirect_uri(redirect_uri, self.options.allow_http)
+    if not ok then return cfg_err("redirect_uri " .. msg) end
+  end
+  -- max_age feeds the auth_time check: NaN or a fraction would switch it off
+  local max_age = opts.max_age
+  if max_age ~= nil then
+    max_age = math.tointeger(tonumber(max_age))
+    if not max_age or max_age < 0 then
+      return cfg_err("authorization_url: 'max_age' must be a non-negative integer (seconds)")
+    end
+  end
+  local identity, ierr = authz_identity(self)
+  if not identity then return nil, ierr end
+  local session = {
+    state = opts.state or random_token(32),
+    redirect_uri = redirect_uri,
+    scope = scope,
+    response_type = response_type,
+    response_mode = opts.response_mode,
+    max_age = max_age,
+    issuer = self:endpoint("issuer"),
+    provider = identity,
+    iss_required = iss_promised(self) or nil,
+    created_at = clock.now(),
+  }
+  local params = {
+    response_type = response_type, client_id = self.options.client_id,
+    redirect_uri = redirect_uri, scope = scope, state = session.state,
+  }
+  if opts.pkce ~= false and has_word(response_type, "code") then
+    session.code_verifier = core.pkce_verifier()
+    params.code_challenge = core.pkce_challenge(session.code_verifier)
+    params.code_challenge_method = "S256"
+  end
+  if opts.nonce ~= false and (has_word(scope, "openid") or has_word(response_type, "id_token")) then
+    session.nonce = type(opts.nonce) == "string" and opts.nonce or random_token(32)
+    params.nonce = session.nonce
+  end
+  for k, v in pairs(opts) do
+    if not AUTHZ_CONSUMED[k] then
+      if type(k) ~= "string" then error("authorization parameters must have string names", 2) end
+      if type(v) == "table" then
+        v = (k == "claims" or k == "authorization_details") and json.encode(v) or table.concat(v, " ")
+      end
+      params[k] = tostring(v)
+    end
+  end
+  if max_age then params.max_age = tostring(max_age) end
+  return url.add_query(ep, params), session
+end
+
+-- The callback's parameters; the fragment only when use_fragment (a
+-- response in the query never has one, and a fragment is what page script
+-- or an attacker's link can add). A name given twice, also once in the query
+-- and once in the fragment, is refused (RFC 6749 §3.1).
+local function parse_callback(s, use_fragment)
+  s = s:match("^%s*(.-)%s*$")
+  if #s > 65536 then return nil, errors.new("validation", "redirect URL is too long") end
+  local query, fragment
+  if s:find("^%a[%w+.-]*:") then
+    query, fragment = s:match("^[^?#]*%??([^#]*)#?(.*)$")
+  else
+    query, fragment = s:gsub("^%?", ""), ""
+  end
+  local out, err = url.decode(query)
+  if not out then return nil, errors.new("validation", "redirect URL: " .. err) end
+  if use_fragment and fragment ~= "" then
+    local f, ferr = url.decode(fragment)
+    if not f then return nil, errors.new("validation", "redirect URL fragment: " .. ferr) end
+    for k, v in pairs(f) do
+      if out[k] ~= nil then
+        return nil, errors.new("validation", "redirect URL: parameter '" .. clean_text(k, 40) ..
+          "' is repeated in the query and the fragment")
+      end
+      out[k] = v
+    end
+  end
+  return out
+end
+
+--- Parse the URL (or just the query) the authorization server redirected
+-- to: returns {code=, state=, iss=, id_token=, error=, ...} or nil, err.
+-- Parameters in the fragment (implicit and hybrid flows) are included
+-- unless response_type is "code" (whose response is in the query). A
+-- parameter given more than once is refused (RFC 6749 §3.1).
+-- @param s the redirect URL or its query
+-- @param response_type optional: the response_type of the request
+function M.parse_redirect(s, response_type)
+  if type(s) ~= "string" then errors.argerror(1, "parse_redirect", "string expected", s) end
+  return parse_callback(s, response_type == nil or has_word(response_type, "id_token")
+    or has_word(response_type, "token"))
+end
+
+--- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
+-- callback against the session: the session is this provider's, then state
+-- (constant time), then iss (RFC 9207), and only then an error is reported.
+-- @param opts { code=, state=, iss=, url= (the whole redirect), session= };
+--   iss = false: there is no authorization response to carry iss (a code a
+--   person typed in), so a provider's promise of iss cannot be checked
+function M.exchange_code(self, opts)
+  opts = check_opts(opts, "exchange_code")
+  local session = opts.session
+  if type(session) ~= "table" then
+    errors.argerror(nil, "exchange_code", "session from authorization_url expected", session)
+  end
+  -- before anything is sent: this code and verifier were made for one provider
+  local identity, ierr = authz_identity(self)
+  if not identity then return nil, ierr end
+  if type(session.provider) ~= "string" or session.provider ~= identity then
+    return nil, errors.new("validation", "the session was not made by this provider's authorization_url",
+      { check = "provider" })
+  end
+  local rt = session.response_type or "code"
+  local no_response = opts.iss == false
+  local cb = { code = opts.code, state = opts.state, iss = opts.iss or nil }
+  if opts.url then
+    if type(opts.url) ~= "string" then errors.argerror(nil, "exchange_code", "'url' must be a string", opts.url) end
+    if no_response then errors.argerror(nil, "exchange_code", "iss = false with a redirect URL", errors.NOGOT) end
+    local parsed, perr = parse_callback(opts.url, has_word(rt, "id_token") or has_word(rt, "token")
+      or session.response_mode == "fragment")
+    if not parsed then return nil, perr end
+    cb = parsed
+  end
+  -- state first: anyone can send a browser to the callback with an error of
+  -- their own text, only the authorization server knows the state
+  if type(cb.state) ~= "string" or type(session.state) ~= "string"
+      or not core.ct_equal(cb.state, session.state) then
+    return nil, errors.new("validation", "state mismatch: the callback does not belong to this session",
+      { check = "state" })
+  end
+  local iss = cb.iss
+  if iss == nil then
+    -- RFC 9207 §2.4: once the metadata promises iss, a response without it
+    -- is refused; an out-of-band code has no redirect to carry it
+    if (session.iss_required or iss_promised(self)) and not OOB[session.redirect_uri]
+        and not no_response then
+      return nil, errors.new("validation", "the authorization response has no iss, which the provider's " ..
+        "metadata promises (RFC 9207)", { check = "iss" })
+    end
+  elseif type(iss) ~= "string" or (self:endpoint("issuer") and iss ~= self:endpoint("issuer")) then
+    return nil, errors.new("validation", "iss in the authorization response does not match the issuer",
+      { check = "iss" })
+  end
+  if cb.error then
+    return nil, errors.new("oauth", clean_text(cb.error_description, 500) or
+      "the authorization server refused the request", { code = clean_text(cb.error, 100) })
+  end
+  if has_word(rt, "id_token") then
+    -- implicit or hybrid: the front-channel ID token binds the code (c_hash)
+    if type(cb.id_token) ~= "string" then
+      return nil, errors.new("validation", "no id_token in the callback", { check = "id_token" })
+    end
+    local claims, verr = self:verify_id_token(cb.id_token, { nonce = session.nonce,
+      max_age = session.max_age, code = cb.code, require_c_hash = has_word(rt, "code") })
+    if not claims then return nil, verr end
+    cb.claims = claims
+    if not has_word(rt, "code") then
+      return { id_token = cb.id_token, claims = claims }
+    end
+  end
+  if type(cb.code) ~= "string" or cb.code == "" then
+    return nil, errors.new("validation", "no authorization code in the callback")
+  end
+  local form = {
+    grant_type = "authorization_code", code = cb.code,
+    redirect_uri = opts.redirect_uri or session.redirect_uri,
+    code_verifier = session.code_verifier,
+  }
+  local tok, err = grant.request(self, form, { cb.code })
+  if not tok then return nil, err end
+  local ok, verr = require("smartauth.oidc").check_code_token(self, tok, session, cb)
+  if not ok then return nil, verr end
+  return (secrets[self].source:put(tok))
+end
+
+
+return M

@@ -1,0 +1,40 @@
+--- Where a provider keeps what must not show when it is dumped (pairs,
+-- inspect, a debugger): client secret, password, API key, token headers,
+-- the token itself and its lifecycle state. One weak-keyed table, provider
+-- -> record, shared by the provider's concern modules; and the scrubbing of
+-- error texts with everything a provider knows.
+local errors = require "smartauth.errors"
+
+local M = {}
+
+--- provider -> { client_secret=, password=, api_password=, api_key=,
+-- token_headers=, client_assertion_key=, tok=, save_error=, source=, ... }
+M.secrets = setmetatable({}, { __mode = "k" })
+
+--- Every secret this provider knows (and `extra`), as a list without
+-- holes: a missing client secret must not hide the password.
+function M.secrets_of(p, extra)
+  local s = M.secrets[p]
+  local list, n = {}, 0
+  local function add(v)
+    if type(v) == "string" and v ~= "" then n = n + 1; list[n] = v end
+  end
+  add(s.client_secret); add(s.password); add(s.api_password); add(s.api_key)
+  if s.tok then add(s.tok.access_token); add(s.tok.refresh_token) end
+  if extra then for _, v in ipairs(extra) do add(v) end end
+  return list
+end
+
+--- Scrub an error object of every secret the provider knows, in every
+-- encoding the library produces (see errors.scrub).
+function M.scrub(p, err, extra)
+  if errors.is(err) then
+    local list = M.secrets_of(p, extra)
+    err.description = errors.scrub(err.description, list)
+    err.code = errors.scrub(err.code, list)
+    err.error_uri = errors.scrub(err.error_uri, list)
+  end
+  return err
+end
+
+return M
