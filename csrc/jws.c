@@ -164,6 +164,23 @@ int sa_jws_alg_ok(const sa_key *k, const char *alg, sa_err *err)
     return alg_for_key(k, alg, err) ? 0 : -1;
 }
 
+const char *sa_jws_default_alg(const sa_key *k, sa_err *err)
+{
+    size_t i;
+    const char *kty = sa_key_kty(k);
+    int tried = 0;
+    for (i = 0; i < NALGS; i++) {
+        if (kty && strcmp(algs[i].info.kty, kty) != 0)
+            continue;
+        tried = 1;
+        if (alg_for_key(k, algs[i].info.name, err)) /* else err says why */
+            return algs[i].info.name;
+    }
+    if (!tried)
+        sa_err_set(err, k ? SA_EVALIDATION : SA_EARG, 0, "no alg fits this key");
+    return NULL;
+}
+
 static int mismatch(sa_err *err)
 {
     ERR_clear_error();

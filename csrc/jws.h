@@ -51,6 +51,12 @@ extern const char *const sa_jws_part_name[3];
  * lower case, unknown) is refused. 0 ok, -1 with a message naming the mismatch. */
 int sa_jws_alg_ok(const sa_key *k, const char *alg, sa_err *err);
 
+/* The alg this key signs with when none is chosen: the first in the alg
+ * table the key can use (RS256 for RSA, ES256/ES384/ES512 by curve, EdDSA,
+ * HS256 for oct). A static name, or NULL with err saying why (an RSA key
+ * under 2048 bits). */
+const char *sa_jws_default_alg(const sa_key *k, sa_err *err);
+
 /* Verify sig (decoded signature bytes) over input (the ASCII signing input
  * "b64header.b64payload"). 1 valid; 0 invalid, err says "signature mismatch"
  * (also for a signature of the wrong length); -1 error (alg refused for this

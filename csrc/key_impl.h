@@ -10,6 +10,8 @@
 
 #include "key.h"
 
+#define ED25519_LEN 32 /* Ed25519 public key and seed bytes */
+
 struct sa_key {
     int type;              /* sa_key_type */
     int bits;

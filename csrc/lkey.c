@@ -260,6 +260,18 @@ static int l_key_alg_ok(lua_State *L)
     return 1;
 }
 
+/* key:default_alg() -> alg | nil, kind, msg, code: the alg to sign with
+ * when none is configured (the first in the alg table this key can use). */
+static int l_key_default_alg(lua_State *L)
+{
+    sa_err e;
+    const char *alg = sa_jws_default_alg(check_key(L, 1), &e);
+    if (!alg)
+        return lu_push_err(L, &e);
+    lua_pushstring(L, alg);
+    return 1;
+}
+
 /* key:type() -> kty, bits, crv|nil */
 static int l_key_type(lua_State *L)
 {
@@ -343,6 +355,7 @@ static const luaL_Reg key_methods[] = {
     { "verify", l_key_verify },
     { "sign", l_key_sign },
     { "alg_ok", l_key_alg_ok },
+    { "default_alg", l_key_default_alg },
     { "type", l_key_type },
     { "has_private", l_key_has_private },
     { "public", l_key_public },

@@ -176,6 +176,28 @@ describe("smartauth.core", function()
     end
   end)
 
+  it("names the alg a key signs with by default, from the alg table", function()
+    local J = require "helpers.jwt"
+    local want = { RSA = "RS256", ["P-256"] = "ES256", ["P-384"] = "ES384", ["P-521"] = "ES512",
+      Ed25519 = "EdDSA" }
+    for kind, alg in pairs(want) do
+      local k = assert(core.key_pem(J.key(kind).pem))
+      assert.equal(alg, k:default_alg(), kind)
+      assert.is_true(k:alg_ok(alg))
+      k:close()
+    end
+    local oct = core.key_oct(("k"):rep(32))
+    assert.equal("HS256", oct:default_alg())
+    oct:close()
+    local small = assert(core.key_pem(J.key("RSA1024").pem))
+    local v, kind, msg = small:default_alg()
+    assert.is_nil(v)
+    assert.equal("validation", kind)
+    assert.matches("at least 2048 bits", msg)
+    small:close()
+    J.cleanup()
+  end)
+
   it("keeps each library in its own C module", function()
     assert.is_function(core.key_pem)
     assert.is_function(core.fstore_open)

@@ -1,229 +1,11 @@
-/* Tests for csrc/jws.c: keys are generated with OpenSSL at run time, their
- * public JWK members exported and rebuilt into sa_keys, and every alg signed
- * and verified; tampering, alg/key mismatches, bad keys, bad PEM and two
- * published test vectors (RFC 7515 A.1 HS256, RFC 8037 A.4 Ed25519) and the
- * OIDC Core at_hash example are checked.
+/* Tests for csrc/jws.c: every alg signed and verified with keys made by
+ * OpenSSL at run time (test_key.c tests the keys themselves); tampering,
+ * alg/key mismatches, the compact split, the alg table, two published test
+ * vectors (RFC 7515 A.1 HS256, RFC 8037 A.4 Ed25519) and the OIDC Core
+ * at_hash example.
  *
  * Run: build/test_jws  (prints "test_jws: N passed, M failed") */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <openssl/bn.h>
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
-#include <openssl/encoder.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-
-#include "jws.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);    \
-        }                                                                                \
-    } while (0)
-
-/* CHECK with a label, for checks inside loops over algs. */
-#define CHECKL(label, cond)                                                              \
-    do {                                                                                 \
-        if (cond) {                                                                      \
-            passed++;                                                                    \
-        } else {                                                                         \
-            failed++;                                                                    \
-            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__,        \
-                    (label), #cond);                                                     \
-        }                                                                                \
-    } while (0)
-
-#define U(s) ((const unsigned char *)(s))
-
-/* ------------------------------------------------------------ helpers */
-
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-/* Unpadded base64url to bytes; returns the length or (size_t)-1. */
-static size_t b64url(const char *s, unsigned char *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    for (; *s; s++) {
-        int v = b64val((unsigned char)*s);
-        if (v < 0)
-            return (size_t)-1;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= cap)
-                return (size_t)-1;
-            out[n++] = (unsigned char)((acc >> bits) & 0xff);
-        }
-    }
-    return n;
-}
-
-static char *pem_encode(EVP_PKEY *pk, int selection, const char *structure, size_t *len)
-{
-    OSSL_ENCODER_CTX *ctx =
-        OSSL_ENCODER_CTX_new_for_pkey(pk, selection, "PEM", structure, NULL);
-    unsigned char *data = NULL;
-    size_t dlen = 0;
-    char *s = NULL;
-    if (ctx && OSSL_ENCODER_to_data(ctx, &data, &dlen) == 1) {
-        s = malloc(dlen + 1);
-        if (s) {
-            memcpy(s, data, dlen);
-            s[dlen] = '\0';
-            *len = dlen;
-        }
-    }
-    OPENSSL_free(data);
-    OSSL_ENCODER_CTX_free(ctx);
-    return s;
-}
-
-static size_t bn_bytes(EVP_PKEY *pk, const char *name, unsigned char *out, int pad)
-{
-    BIGNUM *bn = NULL;
-    int n = -1;
-    if (EVP_PKEY_get_bn_param(pk, name, &bn) == 1)
-        n = pad ? BN_bn2binpad(bn, out, pad) : BN_bn2bin(bn, out);
-    BN_clear_free(bn);
-    return n < 0 ? (size_t)-1 : (size_t)n;
-}
-
-static int contains(const char *hay, const char *needle)
-{
-    return strstr(hay, needle) != NULL;
-}
-
-/* For buffers that are not NUL-terminated (BIO memory). */
-static int contains_n(const char *hay, size_t n, const char *needle)
-{
-    size_t i, m = strlen(needle);
-    for (i = 0; m <= n && i <= n - m; i++)
-        if (memcmp(hay + i, needle, m) == 0)
-            return 1;
-    return 0;
-}
-
-/* ------------------------------------------------------------ fixtures */
-
-typedef struct {
-    const char *name;
-    EVP_PKEY *pk;
-    sa_key *priv;   /* from PKCS#8 PEM */
-    sa_key *pubpem; /* from SubjectPublicKeyInfo PEM */
-    sa_key *pub;    /* from exported JWK members */
-    sa_jwk_public jwk;
-} fixture;
-
-static void fixture_load(fixture *f, const char *name, EVP_PKEY *pk, int type,
-                         const char *curve, int bits)
-{
-    sa_err err;
-    size_t len = 0, n;
-    char *pem;
-    unsigned char buf[2048];
-    sa_jwk_public again;
-
-    memset(f, 0, sizeof *f);
-    f->name = name;
-    f->pk = pk;
-    CHECKL(name, pk != NULL);
-    if (!pk)
-        return;
-
-    pem = pem_encode(pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len);
-    CHECKL(name, pem && contains(pem, "BEGIN PRIVATE KEY"));
-    f->priv = pem ? sa_key_pem(pem, len, &err) : NULL;
-    CHECKL(name, f->priv != NULL);
-    free(pem);
-    pem = pem_encode(pk, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", &len);
-    CHECKL(name, pem && contains(pem, "BEGIN PUBLIC KEY"));
-    f->pubpem = pem ? sa_key_pem(pem, len, &err) : NULL;
-    CHECKL(name, f->pubpem != NULL);
-    free(pem);
-    if (!f->priv || !f->pubpem)
-        return;
-
-    CHECKL(name, sa_key_type_of(f->priv) == type && sa_key_type_of(f->pubpem) == type);
-    CHECKL(name, sa_key_bits(f->priv) == bits && sa_key_bits(f->pubpem) == bits);
-    CHECKL(name, sa_key_has_private(f->priv) == 1);
-    CHECKL(name, sa_key_has_private(f->pubpem) == 0);
-    if (curve) {
-        CHECKL(name, sa_key_curve(f->priv) && strcmp(sa_key_curve(f->priv), curve) == 0);
-    } else {
-        CHECKL(name, sa_key_curve(f->priv) == NULL);
-    }
-
-    /* export, cross-checked against OpenSSL's own view of the key */
-    CHECKL(name, sa_key_public_jwk(f->priv, &f->jwk, &err) == 0);
-    CHECKL(name, strcmp(f->jwk.kty, sa_key_kty(f->priv)) == 0);
-    if (type == SA_KEY_RSA) {
-        n = bn_bytes(pk, OSSL_PKEY_PARAM_RSA_N, buf, 0);
-        CHECKL(name, n == f->jwk.nlen && memcmp(buf, f->jwk.n, n) == 0);
-        n = bn_bytes(pk, OSSL_PKEY_PARAM_RSA_E, buf, 0);
-        CHECKL(name, n == f->jwk.elen && memcmp(buf, f->jwk.e, n) == 0);
-        CHECKL(name, f->jwk.elen == 3 && f->jwk.e[0] == 1 && f->jwk.e[2] == 1); /* 65537 */
-        f->pub = sa_key_rsa(f->jwk.n, f->jwk.nlen, f->jwk.e, f->jwk.elen, &err);
-    } else if (type == SA_KEY_EC) {
-        int coord = (bits + 7) / 8;
-        CHECKL(name, f->jwk.xlen == (size_t)coord && f->jwk.ylen == (size_t)coord);
-        n = bn_bytes(pk, OSSL_PKEY_PARAM_EC_PUB_X, buf, coord);
-        CHECKL(name, n == f->jwk.xlen && memcmp(buf, f->jwk.x, n) == 0);
-        n = bn_bytes(pk, OSSL_PKEY_PARAM_EC_PUB_Y, buf, coord);
-        CHECKL(name, n == f->jwk.ylen && memcmp(buf, f->jwk.y, n) == 0);
-        f->pub = sa_key_ec(f->jwk.crv, f->jwk.x, f->jwk.xlen, f->jwk.y, f->jwk.ylen, &err);
-    } else {
-        n = sizeof buf;
-        CHECKL(name, EVP_PKEY_get_raw_public_key(pk, buf, &n) == 1);
-        CHECKL(name, n == 32 && f->jwk.xlen == 32 && memcmp(buf, f->jwk.x, 32) == 0);
-        f->pub = sa_key_okp(f->jwk.crv, f->jwk.x, f->jwk.xlen, &err);
-    }
-    CHECKL(name, f->pub != NULL);
-    if (!f->pub)
-        return;
-    CHECKL(name, sa_key_has_private(f->pub) == 0 && sa_key_bits(f->pub) == bits);
-    /* the rebuilt key exports the same members */
-    CHECKL(name, sa_key_public_jwk(f->pub, &again, &err) == 0);
-    CHECKL(name, again.nlen == f->jwk.nlen && memcmp(again.n, f->jwk.n, again.nlen) == 0 &&
-                     again.elen == f->jwk.elen && memcmp(again.e, f->jwk.e, again.elen) == 0 &&
-                     again.xlen == f->jwk.xlen && memcmp(again.x, f->jwk.x, again.xlen) == 0 &&
-                     again.ylen == f->jwk.ylen && memcmp(again.y, f->jwk.y, again.ylen) == 0);
-}
-
-static void fixture_free(fixture *f)
-{
-    sa_key_free(f->priv);
-    sa_key_free(f->pubpem);
-    sa_key_free(f->pub);
-    EVP_PKEY_free(f->pk);
-}
-
-/* ---------------------------------------------------- sign and verify */
-
-static const unsigned char INPUT[] =
-    "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlIn0";
-#define INLEN (sizeof INPUT - 1)
+#include "key_fixture.h"
 
 /* Sign with f->priv, verify with every form of the key, then tamper. */
 static void roundtrip(const char *alg, fixture *f, sa_key *other, size_t want_len)
@@ -514,407 +296,6 @@ static void test_ec_noncanonical(fixture *p521)
     CHECK(ERR_peek_error() == 0);
 }
 
-static void test_ec_keys(fixture *p256, fixture *p384)
-{
-    sa_err err;
-    unsigned char x[66], y[66];
-    sa_key *k;
-
-    if (!p256->pub || !p384->pub)
-        return;
-    memcpy(x, p256->jwk.x, 32);
-    memcpy(y, p256->jwk.y, 32);
-    /* point not on the curve: y off by one bit */
-    y[31] ^= 0x01;
-    k = sa_key_ec("P-256", x, 32, y, 32, &err);
-    CHECK(k == NULL && contains(err.msg, "not on the curve"));
-    sa_key_free(k);
-    /* (0, 0) and all-0xff */
-    memset(x, 0, sizeof x);
-    memset(y, 0, sizeof y);
-    CHECK((k = sa_key_ec("P-256", x, 32, y, 32, &err)) == NULL);
-    sa_key_free(k);
-    memset(x, 0xff, sizeof x);
-    memset(y, 0xff, sizeof y);
-    CHECK((k = sa_key_ec("P-256", x, 32, y, 32, &err)) == NULL);
-    sa_key_free(k);
-    /* a P-384 point presented as P-256 (and the reverse) */
-    CHECK((k = sa_key_ec("P-256", p384->jwk.x, 48, p384->jwk.y, 48, &err)) == NULL);
-    CHECK(contains(err.msg, "32 bytes"));
-    sa_key_free(k);
-    CHECK((k = sa_key_ec("P-384", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    /* wrong coordinate lengths */
-    CHECK((k = sa_key_ec("P-256", p256->jwk.x, 31, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_ec("P-256", p256->jwk.x, 32, p256->jwk.y, 31, &err)) == NULL);
-    sa_key_free(k);
-    memset(x, 0, sizeof x);
-    memcpy(x + 1, p256->jwk.x, 32); /* leading zero: 33 bytes */
-    CHECK((k = sa_key_ec("P-256", x, 33, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    /* unknown curves */
-    CHECK((k = sa_key_ec("P-192", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
-    CHECK(contains(err.msg, "P-192"));
-    sa_key_free(k);
-    CHECK((k = sa_key_ec("secp256k1", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_ec("prime256v1", p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_ec(NULL, p256->jwk.x, 32, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_ec("P-256", NULL, 32, p256->jwk.y, 32, &err)) == NULL);
-    sa_key_free(k);
-    /* the original is fine */
-    k = sa_key_ec("P-256", p256->jwk.x, 32, p256->jwk.y, 32, &err);
-    CHECK(k != NULL && sa_key_bits(k) == 256 && strcmp(sa_key_kty(k), "EC") == 0);
-    sa_key_free(k);
-    CHECK(ERR_peek_error() == 0);
-}
-
-static void test_rsa_keys(fixture *rsa)
-{
-    sa_err err;
-    unsigned char n[600], e[40];
-    sa_key *k;
-    size_t nlen = rsa->jwk.nlen;
-
-    if (!rsa->pub)
-        return;
-    memcpy(n, rsa->jwk.n, nlen);
-    /* leading zero bytes in n and e are tolerated */
-    memset(e, 0, sizeof e);
-    e[3] = 1, e[4] = 0, e[5] = 1;
-    memmove(n + 2, n, nlen);
-    n[0] = n[1] = 0;
-    k = sa_key_rsa(n, nlen + 2, e, 6, &err);
-    CHECK(k != NULL && sa_key_bits(k) == 2048);
-    sa_key_free(k);
-    memcpy(n, rsa->jwk.n, nlen);
-    /* even modulus, e = 1, e even, e empty, n empty, e >= n */
-    n[nlen - 1] &= 0xfe;
-    CHECK((k = sa_key_rsa(n, nlen, rsa->jwk.e, rsa->jwk.elen, &err)) == NULL);
-    sa_key_free(k);
-    n[nlen - 1] |= 1;
-    e[0] = 1;
-    CHECK((k = sa_key_rsa(n, nlen, e, 1, &err)) == NULL);
-    sa_key_free(k);
-    e[0] = 4;
-    CHECK((k = sa_key_rsa(n, nlen, e, 1, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_rsa(n, nlen, e, 0, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_rsa(n, 0, rsa->jwk.e, rsa->jwk.elen, &err)) == NULL);
-    sa_key_free(k);
-    memset(e, 0xff, sizeof e);
-    CHECK((k = sa_key_rsa(n, nlen, e, 33, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_rsa(n, nlen, NULL, 3, &err)) == NULL);
-    sa_key_free(k);
-    CHECK(ERR_peek_error() == 0);
-}
-
-static void test_okp_keys(fixture *ed)
-{
-    sa_err err;
-    sa_key *k;
-    if (!ed->pub)
-        return;
-    CHECK((k = sa_key_okp("Ed448", ed->jwk.x, 32, &err)) == NULL);
-    CHECK(contains(err.msg, "Ed448"));
-    sa_key_free(k);
-    CHECK((k = sa_key_okp("X25519", ed->jwk.x, 32, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_okp("Ed25519", ed->jwk.x, 31, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_okp("Ed25519", ed->jwk.x, 33, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_okp(NULL, ed->jwk.x, 32, &err)) == NULL);
-    sa_key_free(k);
-    CHECK((k = sa_key_okp("Ed25519", NULL, 32, &err)) == NULL);
-    sa_key_free(k);
-    k = sa_key_okp("Ed25519", ed->jwk.x, 32, &err);
-    CHECK(k && strcmp(sa_key_kty(k), "OKP") == 0 && strcmp(sa_key_curve(k), "Ed25519") == 0);
-    sa_key_free(k);
-}
-
-static void test_pem(fixture *rsa, fixture *p384, fixture *ed)
-{
-    sa_err err;
-    sa_key *k;
-    char *pem, *cut;
-    size_t len = 0;
-    static const char garbage[] = "-----BEGIN PUBLIC KEY-----\nnot base64 at all!!\n"
-                                  "-----END PUBLIC KEY-----\n";
-    static const char header_only[] = "-----BEGIN PRIVATE KEY-----\n";
-    static const char cert_like[] = "-----BEGIN CERTIFICATE-----\nMIIB\n"
-                                    "-----END CERTIFICATE-----\n";
-    BIO *bio;
-    EVP_PKEY *other;
-
-    CHECK((k = sa_key_pem("", 0, &err)) == NULL);
-    CHECK((k = sa_key_pem(NULL, 10, &err)) == NULL);
-    CHECK((k = sa_key_pem("hello", 5, &err)) == NULL);
-    CHECK((k = sa_key_pem(garbage, sizeof garbage - 1, &err)) == NULL);
-    CHECK((k = sa_key_pem(header_only, sizeof header_only - 1, &err)) == NULL);
-    CHECK((k = sa_key_pem(cert_like, sizeof cert_like - 1, &err)) == NULL);
-    CHECK(err.msg[0] != '\0');
-
-    /* truncated: half a valid PEM; and a valid PEM with length one short of the footer */
-    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len))) {
-        CHECK((k = sa_key_pem(pem, len / 2, &err)) == NULL);
-        CHECK((k = sa_key_pem(pem, len - 10, &err)) == NULL);
-        /* the length is honoured: no reading past it, no NUL needed */
-        cut = malloc(len);
-        if (cut) {
-            memcpy(cut, pem, len);
-            k = sa_key_pem(cut, len, &err);
-            CHECK(k != NULL && sa_key_has_private(k));
-            sa_key_free(k);
-            free(cut);
-        }
-        /* one base64 character corrupted in the body */
-        pem[len / 2] = pem[len / 2] == 'A' ? 'B' : 'A';
-        CHECK((k = sa_key_pem(pem, len, &err)) == NULL);
-        sa_key_free(k);
-        free(pem);
-    }
-
-    /* traditional forms: RSA PRIVATE KEY, RSA PUBLIC KEY, EC PRIVATE KEY */
-    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_KEYPAIR, "type-specific", &len))) {
-        CHECK(contains(pem, "BEGIN RSA PRIVATE KEY"));
-        k = sa_key_pem(pem, len, &err);
-        CHECK(k && sa_key_type_of(k) == SA_KEY_RSA && sa_key_has_private(k));
-        sa_key_free(k);
-        free(pem);
-    }
-    if (rsa->pk && (pem = pem_encode(rsa->pk, EVP_PKEY_PUBLIC_KEY, "type-specific", &len))) {
-        CHECK(contains(pem, "BEGIN RSA PUBLIC KEY"));
-        k = sa_key_pem(pem, len, &err);
-        CHECK(k && sa_key_type_of(k) == SA_KEY_RSA && !sa_key_has_private(k));
-        sa_key_free(k);
-        free(pem);
-    }
-    if (p384->pk && (pem = pem_encode(p384->pk, EVP_PKEY_KEYPAIR, "type-specific", &len))) {
-        CHECK(contains(pem, "BEGIN EC PRIVATE KEY"));
-        k = sa_key_pem(pem, len, &err);
-        CHECK(k && sa_key_type_of(k) == SA_KEY_EC && sa_key_has_private(k) &&
-              strcmp(sa_key_curve(k), "P-384") == 0 && sa_key_bits(k) == 384);
-        sa_key_free(k);
-        free(pem);
-    }
-
-    /* encrypted PEM is refused, without prompting for a passphrase */
-    if (ed->pk && (bio = BIO_new(BIO_s_mem()))) {
-        char *data;
-        long dl;
-        if (PEM_write_bio_PKCS8PrivateKey(bio, ed->pk, EVP_aes_256_cbc(), "secretpw", 8, NULL,
-                                          NULL) == 1) {
-            dl = BIO_get_mem_data(bio, &data);
-            CHECK(dl > 0 && contains_n(data, (size_t)dl, "ENCRYPTED PRIVATE KEY"));
-            k = sa_key_pem(data, (size_t)dl, &err);
-            CHECK(k == NULL && contains(err.msg, "encrypted"));
-            sa_key_free(k);
-        } else {
-            CHECK(0);
-        }
-        BIO_free(bio);
-    }
-
-    /* EC parameters are not a key */
-    if (p384->pk && (pem = pem_encode(p384->pk, EVP_PKEY_KEY_PARAMETERS, "type-specific", &len))) {
-        CHECK(contains(pem, "BEGIN EC PARAMETERS"));
-        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "parameters"));
-        free(pem);
-    } else {
-        CHECK(0);
-    }
-
-    /* key types it does not do: secp256k1, X25519, RSA-PSS-restricted keys */
-    other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "secp256k1");
-    if (other && (pem = pem_encode(other, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", &len))) {
-        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "curve"));
-        free(pem);
-    }
-    EVP_PKEY_free(other);
-    other = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
-    if (other && (pem = pem_encode(other, EVP_PKEY_KEYPAIR, "PrivateKeyInfo", &len))) {
-        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "X25519"));
-        free(pem);
-    }
-    EVP_PKEY_free(other);
-    other = NULL;
-    {
-        EVP_PKEY_CTX *gc = EVP_PKEY_CTX_new_from_name(NULL, "RSA-PSS", NULL);
-        CHECK(gc && EVP_PKEY_keygen_init(gc) == 1 &&
-              EVP_PKEY_CTX_set_rsa_keygen_bits(gc, 2048) == 1 &&
-              EVP_PKEY_generate(gc, &other) == 1);
-        EVP_PKEY_CTX_free(gc);
-    }
-    if (other && (pem = pem_encode(other, EVP_PKEY_PUBLIC_KEY, "SubjectPublicKeyInfo", &len))) {
-        CHECK((k = sa_key_pem(pem, len, &err)) == NULL && contains(err.msg, "RSA-PSS"));
-        free(pem);
-    } else {
-        CHECK(0);
-    }
-    EVP_PKEY_free(other);
-    CHECK(ERR_peek_error() == 0);
-}
-
-static void test_private_jwk(fixture *rsa, fixture *rsa2, fixture *p256, fixture *p256b,
-                             fixture *ed)
-{
-    sa_err err;
-    unsigned char b[8][300], d[66], *sig = NULL;
-    size_t l[8], siglen = 0, dl;
-    static const char *const names[8] = {
-        OSSL_PKEY_PARAM_RSA_N,         OSSL_PKEY_PARAM_RSA_E,
-        OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
-        OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
-        OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-    };
-    sa_jwk_rsa_priv c;
-    sa_key *k;
-    int i;
-
-    if (!rsa->pub || !rsa2->pub || !p256->pub || !p256b->pub || !ed->pub)
-        return;
-    for (i = 0; i < 8; i++) {
-        l[i] = bn_bytes(rsa->pk, names[i], b[i], 0);
-        CHECK(l[i] != (size_t)-1);
-    }
-    memset(&c, 0, sizeof c);
-    c.n = b[0], c.nlen = l[0];
-    c.e = b[1], c.elen = l[1];
-    c.d = b[2], c.dlen = l[2];
-    c.p = b[3], c.plen = l[3];
-    c.q = b[4], c.qlen = l[4];
-    c.dp = b[5], c.dplen = l[5];
-    c.dq = b[6], c.dqlen = l[6];
-    c.qi = b[7], c.qilen = l[7];
-    /* full CRT key */
-    k = sa_key_rsa_private(&c, &err);
-    CHECK(k && sa_key_has_private(k) && sa_key_bits(k) == 2048);
-    if (k) {
-        CHECK(sa_jws_sign(k, "RS256", INPUT, INLEN, &sig, &siglen, &err) == 0);
-        CHECK(sig && sa_jws_verify(rsa->pub, "RS256", INPUT, INLEN, sig, siglen, &err) == 1);
-        free(sig);
-        sig = NULL;
-        CHECK(sa_jws_sign(k, "PS384", INPUT, INLEN, &sig, &siglen, &err) == 0);
-        CHECK(sig && sa_jws_verify(rsa->pub, "PS384", INPUT, INLEN, sig, siglen, &err) == 1);
-        free(sig);
-        sig = NULL;
-    }
-    sa_key_free(k);
-    /* n, e, d only */
-    c.p = c.q = c.dp = c.dq = c.qi = NULL;
-    c.plen = c.qlen = c.dplen = c.dqlen = c.qilen = 0;
-    k = sa_key_rsa_private(&c, &err);
-    CHECK(k && sa_key_has_private(k));
-    if (k) {
-        CHECK(sa_jws_sign(k, "RS512", INPUT, INLEN, &sig, &siglen, &err) == 0);
-        CHECK(sig && sa_jws_verify(rsa->pub, "RS512", INPUT, INLEN, sig, siglen, &err) == 1);
-        free(sig);
-        sig = NULL;
-    }
-    sa_key_free(k);
-    /* only some CRT members */
-    c.p = b[3], c.plen = l[3];
-    CHECK((k = sa_key_rsa_private(&c, &err)) == NULL && contains(err.msg, "p, q"));
-    /* inconsistent: q of another key */
-    c.q = b[4], c.qlen = l[4];
-    c.dp = b[5], c.dplen = l[5];
-    c.dq = b[6], c.dqlen = l[6];
-    c.qi = b[7], c.qilen = l[7];
-    {
-        unsigned char q2[300];
-        size_t q2len = bn_bytes(rsa2->pk, OSSL_PKEY_PARAM_RSA_FACTOR2, q2, 0);
-        c.q = q2, c.qlen = q2len;
-        CHECK((k = sa_key_rsa_private(&c, &err)) == NULL);
-        c.q = b[4], c.qlen = l[4];
-    }
-    /* inconsistent: d off by two */
-    b[2][l[2] - 1] ^= 0x02;
-    CHECK((k = sa_key_rsa_private(&c, &err)) == NULL);
-    b[2][l[2] - 1] ^= 0x02;
-    CHECK((k = sa_key_rsa_private(NULL, &err)) == NULL);
-
-    /* EC: d of the key, and d of another key with this x, y */
-    dl = bn_bytes(p256->pk, OSSL_PKEY_PARAM_PRIV_KEY, d, 32);
-    CHECK(dl == 32);
-    k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y, 32, d, dl, &err);
-    CHECK(k && sa_key_has_private(k));
-    if (k) {
-        CHECK(sa_jws_sign(k, "ES256", INPUT, INLEN, &sig, &siglen, &err) == 0 && siglen == 64);
-        CHECK(sig && sa_jws_verify(p256->pub, "ES256", INPUT, INLEN, sig, siglen, &err) == 1);
-        free(sig);
-        sig = NULL;
-    }
-    sa_key_free(k);
-    CHECK((k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y, 32, d, 31, &err)) == NULL);
-    dl = bn_bytes(p256b->pk, OSSL_PKEY_PARAM_PRIV_KEY, d, 32);
-    k = sa_key_ec_private("P-256", p256->jwk.x, 32, p256->jwk.y, 32, d, dl, &err);
-    CHECK(k == NULL && contains(err.msg, "does not match"));
-    sa_key_free(k);
-
-    /* Ed25519: seed with and without x; seed with a wrong x */
-    dl = sizeof d;
-    CHECK(EVP_PKEY_get_raw_private_key(ed->pk, d, &dl) == 1 && dl == 32);
-    k = sa_key_okp_private("Ed25519", ed->jwk.x, 32, d, 32, &err);
-    CHECK(k && sa_key_has_private(k));
-    if (k) {
-        CHECK(sa_jws_sign(k, "EdDSA", INPUT, INLEN, &sig, &siglen, &err) == 0 && siglen == 64);
-        CHECK(sig && sa_jws_verify(ed->pub, "EdDSA", INPUT, INLEN, sig, siglen, &err) == 1);
-        free(sig);
-        sig = NULL;
-    }
-    sa_key_free(k);
-    k = sa_key_okp_private("Ed25519", NULL, 0, d, 32, &err);
-    CHECK(k != NULL);
-    sa_key_free(k);
-    d[0] ^= 1;
-    CHECK((k = sa_key_okp_private("Ed25519", ed->jwk.x, 32, d, 32, &err)) == NULL);
-    CHECK((k = sa_key_okp_private("Ed25519", NULL, 0, d, 31, &err)) == NULL);
-    CHECK(ERR_peek_error() == 0);
-}
-
-static void test_oct(void)
-{
-    sa_err err;
-    sa_key *k, *k2;
-    sa_jwk_public j;
-    unsigned char *sig = NULL;
-    size_t siglen = 0;
-    static const unsigned char secret[] =
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    static const unsigned char secret2[] =
-        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF";
-
-    CHECK(sizeof secret == 65 && sizeof secret2 == 65);
-    k = sa_key_oct(secret, 64, &err);
-    k2 = sa_key_oct(secret2, 64, &err);
-    CHECK(k && k2);
-    if (!k || !k2) {
-        sa_key_free(k);
-        sa_key_free(k2);
-        return;
-    }
-    CHECK(sa_key_type_of(k) == SA_KEY_OCT && strcmp(sa_key_kty(k), "oct") == 0);
-    CHECK(sa_key_bits(k) == 512 && sa_key_curve(k) == NULL && sa_key_has_private(k));
-    hs_roundtrip("HS256", k, k2, 32);
-    hs_roundtrip("HS384", k, k2, 48);
-    hs_roundtrip("HS512", k, k2, 64);
-    /* an HS256 MAC does not pass as HS384/HS512 */
-    CHECK(sa_jws_sign(k, "HS256", INPUT, INLEN, &sig, &siglen, &err) == 0);
-    CHECK(sig && sa_jws_verify(k, "HS384", INPUT, INLEN, sig, siglen, &err) == 0);
-    free(sig);
-    CHECK(sa_key_public_jwk(k, &j, &err) == -1);
-    CHECK((sa_key_oct(secret, 0, &err)) == NULL);
-    CHECK((sa_key_oct(NULL, 4, &err)) == NULL);
-    sa_key_free(k);
-    sa_key_free(k2);
-}
-
 static void test_vectors(void)
 {
     sa_err err;
@@ -1137,6 +518,104 @@ static void test_misc(fixture *rsa)
     CHECK(sa_key_pem("x", 1, NULL) == NULL);
 }
 
+static void test_oct(void)
+{
+    sa_err err;
+    sa_key *k, *k2;
+    sa_jwk_public j;
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    static const unsigned char secret[] =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    static const unsigned char secret2[] =
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeF";
+
+    CHECK(sizeof secret == 65 && sizeof secret2 == 65);
+    k = sa_key_oct(secret, 64, &err);
+    k2 = sa_key_oct(secret2, 64, &err);
+    CHECK(k && k2);
+    if (!k || !k2) {
+        sa_key_free(k);
+        sa_key_free(k2);
+        return;
+    }
+    CHECK(sa_key_type_of(k) == SA_KEY_OCT && strcmp(sa_key_kty(k), "oct") == 0);
+    CHECK(sa_key_bits(k) == 512 && sa_key_curve(k) == NULL && sa_key_has_private(k));
+    hs_roundtrip("HS256", k, k2, 32);
+    hs_roundtrip("HS384", k, k2, 48);
+    hs_roundtrip("HS512", k, k2, 64);
+    /* an HS256 MAC does not pass as HS384/HS512 */
+    CHECK(sa_jws_sign(k, "HS256", INPUT, INLEN, &sig, &siglen, &err) == 0);
+    CHECK(sig && sa_jws_verify(k, "HS384", INPUT, INLEN, sig, siglen, &err) == 0);
+    free(sig);
+    CHECK(sa_key_public_jwk(k, &j, &err) == -1);
+    CHECK((sa_key_oct(secret, 0, &err)) == NULL);
+    CHECK((sa_key_oct(NULL, 4, &err)) == NULL);
+    sa_key_free(k);
+    sa_key_free(k2);
+}
+
+/* The compact split (RFC 7515 7.1) that jws_parse uses. */
+static void test_split(void)
+{
+    static const char ok[] = "aGVhZA.cGF5bG9hZA.c2ln";
+    static const char nosig[] = "aGVhZA.cGF5bG9hZA.";
+    static const char *const bad[] = { "", "a", "a.b", "a.b.c.d", ".b.c", "a..c", "..", "a.b.c." };
+    sa_jws_parts p;
+    sa_err err;
+    size_t i;
+
+    CHECK(sa_jws_split(ok, sizeof ok - 1, &p, &err) == 0);
+    CHECK(p.seg[0] == ok && p.len[0] == 6);
+    CHECK(p.seg[1] == ok + 7 && p.len[1] == 10);
+    CHECK(p.seg[2] == ok + 18 && p.len[2] == 4);
+    CHECK(p.input_len == 17);
+    CHECK(sa_jws_split(nosig, sizeof nosig - 1, &p, &err) == 0 && p.len[2] == 0);
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECKL(bad[i], sa_jws_split(bad[i], strlen(bad[i]), &p, &err) == -1);
+        CHECKL(bad[i], err.kind == SA_EVALIDATION && contains(err.msg, "JWT"));
+    }
+    /* lengths are honoured: a dot past n does not count */
+    CHECK(sa_jws_split(ok, 12, &p, &err) == -1);
+    CHECK(sa_jws_split(NULL, 0, &p, &err) == -1 && err.kind == SA_EARG);
+    CHECK(strcmp(sa_jws_part_name[1], "payload") == 0);
+}
+
+/* The one alg table agrees with what keys accept. */
+static void test_alg_table(fixture *rsa, fixture *rsa1024, fixture *p256, fixture *p384,
+                           fixture *p521, fixture *ed, sa_key *oct)
+{
+    const sa_jws_alg_info *a;
+    sa_err err;
+    size_t i, n = 0;
+    unsigned char md[64];
+
+    for (i = 0; (a = sa_jws_alg_at(i)) != NULL; i++, n++) {
+        sa_key *k = strcmp(a->kty, "RSA") == 0 ? rsa->pub
+                    : strcmp(a->kty, "OKP") == 0 ? ed->pub
+                    : strcmp(a->kty, "oct") == 0 ? oct
+                    : !a->crv ? NULL
+                    : strcmp(a->crv, "P-256") == 0 ? p256->pub
+                    : strcmp(a->crv, "P-384") == 0 ? p384->pub : p521->pub;
+        CHECKL(a->name, k != NULL && sa_jws_alg_ok(k, a->name, &err) == 0);
+        CHECKL(a->name, (a->crv != NULL) == (strcmp(a->kty, "EC") == 0 ||
+                                             strcmp(a->kty, "OKP") == 0));
+        CHECKL(a->name, sa_jws_hash_for_alg(a->name, INPUT, INLEN, md, &err) ==
+                            a->hash_bits / 8);
+    }
+    CHECK(n == 13);
+    CHECK(sa_jws_alg_at(n) == NULL);
+    CHECK(strcmp(sa_jws_alg_at(0)->name, "RS256") == 0);
+
+    CHECK(sa_jws_default_alg(rsa->pub, &err) && strcmp(sa_jws_default_alg(rsa->pub, &err), "RS256") == 0);
+    CHECK(sa_jws_default_alg(p384->pub, &err) && strcmp(sa_jws_default_alg(p384->pub, &err), "ES384") == 0);
+    CHECK(sa_jws_default_alg(p521->pub, &err) && strcmp(sa_jws_default_alg(p521->pub, &err), "ES512") == 0);
+    CHECK(sa_jws_default_alg(ed->pub, &err) && strcmp(sa_jws_default_alg(ed->pub, &err), "EdDSA") == 0);
+    CHECK(sa_jws_default_alg(oct, &err) && strcmp(sa_jws_default_alg(oct, &err), "HS256") == 0);
+    CHECK(sa_jws_default_alg(rsa1024->pub, &err) == NULL && contains(err.msg, "2048"));
+    CHECK(sa_jws_default_alg(NULL, &err) == NULL && err.kind == SA_EARG);
+}
+
 int main(void)
 {
     fixture rsa, rsa2, rsa1024, p256, p256b, p384, p521, ed, ed2;
@@ -1185,13 +664,11 @@ int main(void)
     test_interop(&rsa, &p256, &p521);
     if (oct)
         test_mismatch(&rsa, &rsa1024, &p256, &p384, &ed, oct);
-    test_ec_keys(&p256, &p384);
     test_ec_noncanonical(&p521);
-    test_rsa_keys(&rsa);
-    test_okp_keys(&ed);
-    test_pem(&rsa, &p384, &ed);
-    test_private_jwk(&rsa, &rsa2, &p256, &p256b, &ed);
     test_oct();
+    test_split();
+    if (oct)
+        test_alg_table(&rsa, &rsa1024, &p256, &p384, &p521, &ed, oct);
     test_vectors();
     test_hash();
     test_misc(&rsa);
@@ -1211,3 +688,4 @@ int main(void)
     printf("test_jws: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
+

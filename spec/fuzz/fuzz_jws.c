@@ -1,6 +1,7 @@
 /* libFuzzer harness: JWS signature verification (sa_jws_verify) with good
  * keys of every type, fuzzed alg names, signing inputs and signatures; the
- * at_hash/c_hash digest (sa_jws_hash_for_alg). Each input is also signed and
+ * at_hash/c_hash digest (sa_jws_hash_for_alg); the compact split
+ * (sa_jws_split) of the signing input. Each input is also signed and
  * verified, so the success path is covered without seeds.
  *
  * Input (see fuzz_input.h for fields):
@@ -132,6 +133,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (v == 0 && strcmp(e.msg, "signature mismatch") != 0)
         abort();
+
+    {
+        /* the split's segments lie inside the input, cut at its dots */
+        sa_jws_parts p;
+        const char *c = (const char *)input;
+        if (!c) {
+            /* no bytes at all: nothing to split */
+        } else if (sa_jws_split(c, inlen, &p, &e) == 0) {
+            if (p.seg[0] != c || p.len[0] == 0 || p.len[1] == 0 ||
+                p.seg[1] != c + p.len[0] + 1 || p.seg[2] != p.seg[1] + p.len[1] + 1 ||
+                p.input_len != p.len[0] + 1 + p.len[1] || p.input_len + 1 + p.len[2] != inlen ||
+                c[p.len[0]] != '.' || c[p.input_len] != '.')
+                abort();
+        } else if (e.kind != SA_EVALIDATION) {
+            abort();
+        }
+    }
 
     v = sa_jws_hash_for_alg(alg, input, inlen, md, &e);
     if (v != -1 && v != 32 && v != 48 && v != 64)
