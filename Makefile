@@ -6,6 +6,7 @@ CC         ?= cc
 WARN       = -std=c11 -Wall -Wextra -Wshadow -Wconversion -Werror
 CFLAGS     ?= -O2 -g
 ALL_CFLAGS = $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L -fPIC -fvisibility=hidden $(LUA_INC) $(CURL_INC)
+BUSTED     ?= busted
 # Three C modules, split by what they link, so that a program maps a
 # library only when it needs it (a cached token from a file store never
 # maps libcurl). *_SRC: the Lua-free core each needs; *_BIND: its binding

@@ -4,10 +4,13 @@
 local proc = require "helpers.proc"
 
 -- Runs chunk in a fresh lua5.4 (a fresh address space) with this run's
--- module paths; returns its output.
+-- module paths; returns its output. The child runs without the sanitizer
+-- runtime (make sanitize removes it for children), so it loads the plain
+-- build of the modules.
 local function fresh(chunk, ...)
+  local cpath = package.cpath:gsub("build/asan/", "build/")
   local args = { "lua5.4", "-e", proc.shell_quote(("package.path = %q; package.cpath = %q")
-    :format(package.path, package.cpath)), "-" }
+    :format(package.path, cpath)), "-" }
   for _, a in ipairs { ... } do args[#args + 1] = proc.shell_quote(a) end
   local cmd = table.concat(args, " ") .. " 2>&1 <<'EOF_CHUNK'\n" .. chunk .. "\nEOF_CHUNK\n"
   local ok, code, out = proc.run(cmd)
