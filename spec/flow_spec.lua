@@ -68,6 +68,22 @@ describe("login flows", function()
     return spawn({ "lua5.4", requester, cjson.encode(list) }, tmp .. "/requester.err")
   end
 
+  describe("loading", function()
+    -- a fresh process: this one has LuaSocket loaded by the spec itself
+    local function loaded_after(code)
+      local script = code .. "; io.write(package.loaded.socket and 'socket' or 'none')"
+      local ok, _, out = proc.run(proc.LUA_ENV .. "lua5.4 -e " .. q(script))
+      assert.is_true(ok, out)
+      return out
+    end
+
+    it("does not load LuaSocket until the loopback listener is needed", function()
+      assert.equal("none", loaded_after('local f = require "smartauth.flow"; assert(f.choose and f.open_browser)'))
+      assert.equal("none", loaded_after('require "smartauth"; require "smartauth.device"'))
+      assert.equal("socket", loaded_after('require "smartauth.flow.loopback"'))
+    end)
+  end)
+
   describe("choosing the flow", function()
     local function p(extra)
       local o = { authorization_endpoint = "https://idp.example/authorize",

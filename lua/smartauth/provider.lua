@@ -200,8 +200,8 @@ local function lazy(module, name)
 end
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
-Provider.device_authorization = lazy("smartauth.flow", "device_authorization")
-Provider.poll_device = lazy("smartauth.flow", "poll_device")
+Provider.device_authorization = lazy("smartauth.device", "device_authorization")
+Provider.poll_device = lazy("smartauth.device", "poll_device")
 Provider.login = lazy("smartauth.flow", "login")
 
 return M
