@@ -13,6 +13,7 @@
 --   device.lua, flow.lua   device grant and login flows, loaded on first use
 local api = require "smartauth.api"
 local authcode = require "smartauth.authcode"
+local clock = require "smartauth.clock"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
@@ -27,7 +28,6 @@ local M = {}
 
 local NO_OPTS = options.NO_OPTS
 local secrets = vault.secrets
-local clock = require "smartauth.clock"
 local os_time = os.time
 
 local Provider = { __name = "smartauth.provider" }
