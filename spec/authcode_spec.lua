@@ -375,7 +375,7 @@ describe("OpenID Connect", function()
       assert.is_nil(tok)
       assert.equal("validation", err.kind)
       assert.equal("nonce", err.check)
-      assert.is_nil(p._tok)
+      assert.is_nil(p:stored()) -- nothing kept, in memory or in the store
       assert.is_nil((p.options.store:get(p:store_key())))
       assert.is_nil(tostring(err):find("at-1", 1, true))
     end)
