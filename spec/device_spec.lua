@@ -9,6 +9,21 @@ local server = require "helpers.server"
 local oidc = require "helpers.oidc"
 
 describe("device authorization grant", function()
+  describe("arguments", function()
+    it("raises on a programming mistake, naming the argument", function()
+      local p = assert(smartauth.provider { device_authorization_endpoint = "https://idp.example/device",
+        token_endpoint = "https://idp.example/token", client_id = "c" })
+      assert.has_error(function() p:device_authorization(5) end,
+        "bad argument #1 to 'device_authorization' (table expected, got number)")
+      assert.has_error(function() p:device_authorization { audience = {} } end,
+        "device_authorization: parameter 'audience' must be a string or number")
+      assert.has_error(function() p:poll_device("code") end,
+        "bad argument #1 to 'poll_device' (device table from device_authorization expected)")
+      assert.has_error(function() p:poll_device({ device_code = "d" }, 5) end,
+        "bad argument #2 to 'poll_device' (table expected, got number)")
+    end)
+  end)
+
   describe("on the wire", function()
     local s
     setup(function() s = server.start() end)

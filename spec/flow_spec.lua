@@ -84,6 +84,7 @@ describe("login flows", function()
 
     it("rejects unknown login options and flows", function()
       local pp = p()
+      assert.has_error(function() pp:login(5) end, "bad argument #1 to 'login' (table expected, got number)")
       assert.has_error(function() pp:login { flwo = "oob" } end, "login: option 'flwo' is not known")
       assert.has_error(function() pp:login { flow = "magic" } end,
         "login: option 'flow' must be one of loopback, device, oob (got 'magic')")

@@ -56,9 +56,7 @@ end
 --   verification_uri_complete, expires_in, expires_at, interval } or nil, err
 function M.device_authorization(self, opts)
   if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'device_authorization' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  if type(opts) ~= "table" then errors.argerror(1, "device_authorization", "table expected", opts) end
   local form = { scope = opts.scope or self.options.scope }
   for k, v in pairs(opts) do
     if k ~= "scope" then
@@ -96,8 +94,7 @@ function M.device_authorization(self, opts)
   local expires_in = positive_int(tonumber(data.expires_in))
   if not expires_in then return validation("device authorization response has no valid expires_in") end
   local interval = M.DEFAULT_INTERVAL
-  -- JSON null (the only userdata a decoded body holds) means no interval
-  if data.interval ~= nil and type(data.interval) ~= "userdata" then
+  if data.interval ~= nil and data.interval ~= json.null then
     interval = positive_int(tonumber(data.interval))
     if not interval then return validation("device authorization response has an invalid interval") end
     interval = math.min(interval, M.MAX_POLL_INTERVAL)
@@ -123,11 +120,9 @@ end
 -- @return token or nil, err (oauth access_denied or expired_token, ...)
 function M.poll_device(self, dev, opts)
   if type(dev) ~= "table" or type(dev.device_code) ~= "string" then
-    error("bad argument #1 to 'poll_device' (device table from device_authorization expected)", 2)
+    errors.argerror(1, "poll_device", "device table from device_authorization expected", errors.NOGOT)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'poll_device' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  if opts ~= nil and type(opts) ~= "table" then errors.argerror(2, "poll_device", "table expected", opts) end
   opts = opts or {}
   local interval = math.min(positive_int(dev.interval) or M.DEFAULT_INTERVAL, M.MAX_POLL_INTERVAL)
   local lifetime = positive_int(dev.expires_in) or M.DEFAULT_LIFETIME

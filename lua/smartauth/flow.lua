@@ -67,9 +67,8 @@ local LOGIN_OPTS = {
 
 local function check_login_opts(opts)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'login' (table expected, got " .. type(opts) .. ")", 3)
-  end
+  -- level 3: the caller of login, two calls up from here
+  if type(opts) ~= "table" then errors.argerror(1, "login", "table expected", opts, 3) end
   for k, v in pairs(opts) do
     local t = LOGIN_OPTS[k]
     if t == nil then error("login: option '" .. tostring(k) .. "' is not known", 3) end

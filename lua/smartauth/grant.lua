@@ -5,7 +5,6 @@
 -- introspection uses both.
 local clock = require "smartauth.clock"
 local client_auth = require "smartauth.client_auth"
-local cjson = require "cjson.safe"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"
@@ -56,7 +55,7 @@ function decode_response(self, res, what, extra_secrets)
       { status = status })
   end
   local data = json.object(res.body)
-  if data and data.error ~= nil and data.error ~= cjson.null then
+  if data and data.error ~= nil and data.error ~= json.null then
     if type(data.error) ~= "string" then
       return nil, errors.new("validation", what .. " returned a malformed error field", { status = status })
     end
@@ -307,7 +306,7 @@ function M.revoke(self, tok, opts)
   else
     value, hint = token_string(tok), opts.hint or (type(tok) == "table" and "access_token" or nil)
   end
-  if type(value) ~= "string" then error("bad argument #1 to 'revoke' (token expected)", 2) end
+  if type(value) ~= "string" then errors.argerror(1, "revoke", "token expected", tok) end
   local ok, err = M.revoke_one(self, value, hint)
   if not ok then return nil, err end
   local cur = secrets[self].tok
@@ -334,7 +333,7 @@ end
 function M.introspect(self, tok, opts)
   opts = check_opts(opts, "introspect")
   local value = token_string(tok, opts.hint == "refresh_token" and "refresh_token" or "access_token")
-  if type(value) ~= "string" then error("bad argument #1 to 'introspect' (token expected)", 2) end
+  if type(value) ~= "string" then errors.argerror(1, "introspect", "token expected", tok) end
   local res, err = M.post_form(self, "introspection_endpoint", { token = value, token_type_hint = opts.hint })
   if not res then return nil, vault.scrub(self, err, { value }) end
   if res.status ~= 200 then
@@ -348,5 +347,35 @@ function M.introspect(self, tok, opts)
   return data
 end
 
+
+--- Log out: revoke the access token and the refresh token (RFC 7009, one
+-- request each, with token_type_hint), then forget the token.
+-- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
+--   end_session_url = url or nil } or nil, err when the token cannot be forgotten
+function M.logout(self)
+  local out = { revoked = {}, failed = {} }
+  local t, serr = self:stored()
+  if serr then out.failed.store = serr end
+  if t then
+    local ep, eerr = self:endpoint("revocation_endpoint"), nil
+    if not ep then ep, eerr = discovery.endpoint(self, "revocation_endpoint") end
+    for _, name in ipairs { "access_token", "refresh_token" } do
+      local value = t[name]
+      if value then
+        local ok, err = false, eerr
+        if ep then ok, err = M.revoke_one(self, value, name) end
+        if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
+      end
+    end
+    local ese = self:endpoint("end_session_endpoint")
+    if ese then
+      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token,
+        client_id = self.options.client_id })
+    end
+  end
+  local ok, ferr = self:forget()
+  if not ok then return nil, ferr end
+  return out
+end
 
 return M
