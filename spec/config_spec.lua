@@ -157,6 +157,10 @@ describe("config", function()
     end)
 
     it("caps the memory a config can use", function()
+      -- time enough under valgrind: memory is the limit these meet
+      local old = config.TIMEOUT
+      finally(function() config.TIMEOUT = old end)
+      config.TIMEOUT = 30
       for _, text in ipairs {
         [[local s = ("x"):rep(2^25) return { profiles = {} }]],
         [[local t = {} for i = 1, 2^22 do t[i] = i end return { profiles = {} }]],
@@ -224,6 +228,21 @@ describe("config", function()
         assert.matches(c[2], err.description, 1, true)
         assert.matches(path, err.description, 1, true)
       end
+      -- JSON configs follow the same rule
+      for _, c in ipairs {
+        { [[{"profiles": {"a": {"issuer": "https://i.example", "timeout": NaN}}}]],
+          "a number that is not finite at profiles.a.timeout" },
+        { [[{"profiles": {"a": {"issuer": "https://i.example", "leeway": -Infinity}}}]],
+          "a number that is not finite at profiles.a.leeway" },
+        { [[{"profiles": {"a": {"issuer": "https://i.example", "scope": null}}}]], "a null at profiles.a.scope" },
+        { ("{\"profiles\": {\"a\": "):rep(20) .. "{}" .. ("}"):rep(40), "tables nested deeper than 16" },
+      } do
+        local path = write(c[1], "json")
+        local cfg, err = load_quiet(path)
+        assert.is_nil(cfg, c[2])
+        assert.equal("config", err.kind)
+        assert.matches(path .. ": " .. c[2], err.description, 1, true)
+      end
       -- shared (not cyclic) tables are plain data
       local cfg = assert(load_quiet(write [[local s = { kind = "memory" }
         return { profiles = { a = { issuer = "https://a.example", store = s },
@@ -253,6 +272,7 @@ describe("config", function()
       local rnd = math.random
       math.randomseed(12)
       local old = config.TIMEOUT
+      finally(function() config.TIMEOUT = old end)
       config.TIMEOUT = 0.2
       for i = 1, 200 do
         local text = seeds[i % #seeds + 1]
@@ -273,7 +293,6 @@ describe("config", function()
         assert.is_true(ok, tostring(cfg))
         if not cfg then assert.equal("config", err.kind) end
       end
-      config.TIMEOUT = old
       -- and the C function itself with tiny memory caps: every allocation
       -- failure on the way in (state, libraries, chunk, copy) is an error
       local core = require "smartauth.core"
