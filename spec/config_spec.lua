@@ -254,6 +254,63 @@ describe("config", function()
       assert.equal(math.type(5), math.type(cfg.profiles.a.timeout))
     end)
 
+    it("matches patterns as Lua 5.4 does", function()
+      local core = require "smartauth.core"
+      local ITEMS = { "a", "b", "%a", ".", "[ab]", "[^a]", "(", ")", "()", "%b()", "%f[a]", "%1", "^", "$", "%",
+        "*", "+", "-", "?", "[", "]", "%d" }
+      local SUBJECT = { "a", "b", "(", ")", "1" }
+      local rnd = math.random
+      math.randomseed(7)
+      -- gsub with a string, a table and a function, gmatch with an init: all
+      -- of the matcher's entry points; results or the error message
+      local code = [[local s, p = %q, %q
+        local r = { s:find(p) }
+        r[#r + 1] = "|"
+        for _, v in ipairs { s:match(p) } do r[#r + 1] = v end
+        r[#r + 1] = "|"
+        for a, b in s:gmatch(p) do r[#r + 1] = tostring(a) .. "," .. tostring(b) end
+        r[#r + 1] = "|"
+        for a in s:gmatch(p, 2) do r[#r + 1] = a end
+        r[#r + 1] = "|" .. table.concat({ s:gsub(p, "<%%0>") }, ",")
+        r[#r + 1] = table.concat({ s:gsub(p, { a = "A", ["("] = false }) }, ",")
+        r[#r + 1] = table.concat({ s:gsub(p, function(x) return x == "b" and "B" or nil end, 2) }, ",")
+        r[#r + 1] = tostring(s:find(p, -3, true))
+        return r]]
+      for _ = 1, 300 do
+        local p, sub = {}, {}
+        for i = 1, rnd(1, 6) do p[i] = ITEMS[rnd(#ITEMS)] end
+        for i = 1, rnd(0, 8) do sub[i] = SUBJECT[rnd(#SUBJECT)] end
+        local text = code:format(table.concat(sub), table.concat(p))
+        local ok, want = pcall(assert(load(text, "=t", "t", { ipairs = ipairs, tostring = tostring, table = table })))
+        local got, kind, msg = core.config_load(text, "=t")
+        if ok then
+          assert.same(want, got, text)
+        else
+          assert.equal("config", kind, text)
+          assert.equal(want, msg, text)
+        end
+      end
+    end)
+
+    it("stops a pattern at the deadline in this process too", function()
+      local core = require "smartauth.core"
+      for _, text in ipairs {
+        [[return ("a"):rep(40):find(("a*"):rep(6) .. "b")]],
+        [[return ("a"):rep(40):gsub(("a-"):rep(6) .. "b", "")]],
+        [[return ("("):rep(100000):find("%b()")]],
+        [[return ("a"):rep(5000):find("(a*)%1x")]],
+        [[return ("a"):rep(100000):find("[" .. ("b"):rep(100000) .. "]")]],
+        [[local s = ("a"):rep(4000000) return s:find(("a"):rep(2000000) .. "b", 1, true)]],
+      } do
+        local t0 = proc.now()
+        local res, kind, msg = core.config_load(text, "=t", nil, 0.05)
+        assert.is_nil(res, text)
+        assert.equal("config", kind)
+        assert.equal("the config runs too long (stopped after 0.05 s)", msg)
+        assert.is_true(proc.now() - t0 < 2, text)
+      end
+    end)
+
     it("refuses a config file larger than 1 MiB", function()
       local path = write("return { profiles = {} } --" .. ("x"):rep(1024 * 1024))
       local cfg, err = load_quiet(path)
