@@ -13,16 +13,22 @@
  *           its own deadline), sets metatables (a __gc finaliser runs with
  *           hooks off) or runs a loop that neither allocates nor returns
  *           (table.move over 2^50 empty slots). What is left costs at most
- *           time proportional to the memory cap per call, except the string
- *           functions that follow: rep is ours (an empty string repeated 2^53
- *           times loops without allocating in Lua's), and find, match, gmatch
- *           and gsub run a copy of Lua 5.4's matcher that charges every step
- *           (each match call, each character tried, each character of a
- *           class, of a back-reference, of a %b scan and of a plain search)
- *           and reads the clock every CFG_STEPS steps: backtracking such as
- *           ("a"):rep(40):find(("a*"):rep(20) .. "b") meets the same
- *           deadline as a loop does. The matcher keeps Lua 5.4's semantics
- *           on every Lua version.
+ *           time proportional to the memory cap per call (so one VM
+ *           instruction, a concatenation or a string comparison included, is
+ *           bounded too), except these, which are ours: rep (an empty string
+ *           repeated 2^53 times loops without allocating in Lua's); sort
+ *           (a C comparison such as string.rep would run unhooked, and one
+ *           long string referenced 10^5 times costs hours to sort: ours takes
+ *           Lua comparisons only, or charges its own by string length); and
+ *           find, match, gmatch and gsub, which run a copy of Lua 5.4's
+ *           matcher that charges every step (each match call, each character
+ *           tried, each character of a class, of a back-reference, of a %b
+ *           scan and of a plain search) and reads the clock every CFG_STEPS
+ *           steps: backtracking such as ("a"):rep(40):find(("a*"):rep(20) ..
+ *           "b") meets the same deadline as a loop does. gsub calling a C
+ *           function per match is bounded by its output, which the memory
+ *           cap bounds. The matcher keeps Lua 5.4's semantics on every Lua
+ *           version.
  *
  * The chunk's result then comes back as plain data only: tables without
  * metatables, strings, finite numbers and booleans, keys strings or numbers,
@@ -55,7 +61,7 @@
 #define CFG_DEFAULT_CAP (16 * 1024 * 1024)
 #define CFG_MIN_CAP (64 * 1024)
 #define CFG_MAX_CAP (1024 * 1024 * 1024)
-#define CFG_HOOK_COUNT 256   /* VM instructions between clock reads */
+#define CFG_HOOK_COUNT 64    /* VM instructions between clock reads */
 #define CFG_STEPS 4096       /* matcher steps between clock reads */
 #define CFG_MAX_DEPTH 16     /* nesting of returned tables */
 #define CFG_MAX_VALUES 65536 /* key/value pairs returned, in all tables */
@@ -171,6 +177,45 @@ static int cfg_rep(lua_State *S)
     }
     lua_pushlstring(S, out, total);
     return 1;
+}
+
+/* ------------------------------------------------------------ table.sort */
+
+/* A C function called from C runs no instruction, so the hook never sees
+ * it: table.sort takes a Lua comparison (hooked) or this one, which charges
+ * each comparison by the length of the strings it compares (sorting many
+ * references to one long string would otherwise run for hours). */
+static int cfg_less(lua_State *S)
+{
+    size_t la = 0, lb = 0;
+    if (lua_type(S, 1) == LUA_TSTRING && lua_type(S, 2) == LUA_TSTRING) {
+        (void)lua_tolstring(S, 1, &la);
+        (void)lua_tolstring(S, 2, &lb);
+    }
+    cfg_charge(S, cfg_box_of(S), 1 + (la < lb ? la : lb));
+#if LUA_VERSION_NUM >= 502
+    lua_pushboolean(S, lua_compare(S, 1, 2, LUA_OPLT));
+#else
+    lua_pushboolean(S, lua_lessthan(S, 1, 2));
+#endif
+    return 1;
+}
+
+static int cfg_sort(lua_State *S)
+{
+    luaL_checktype(S, 1, LUA_TTABLE);
+    if (lua_isnoneornil(S, 2)) {
+        lua_settop(S, 1);
+        lua_pushcfunction(S, cfg_less);
+    } else {
+        luaL_checktype(S, 2, LUA_TFUNCTION);
+        luaL_argcheck(S, !lua_iscfunction(S, 2), 2, "a config sorts with a Lua function");
+        lua_settop(S, 2);
+    }
+    lua_pushvalue(S, lua_upvalueindex(1)); /* Lua's own sort */
+    lua_insert(S, 1);
+    lua_call(S, 2, 0);
+    return 0;
 }
 
 /* ------------------------------------------------------------ matcher */
@@ -868,6 +913,9 @@ static void cfg_libraries(lua_State *S)
     cfg_setfunc(S, g + 1, "rep", cfg_rep);
     lua_getfield(S, g, LUA_TABLIBNAME);
     cfg_keep_only(S, g + 2, TABLE_KEEP);
+    lua_getfield(S, g + 2, "sort");
+    lua_pushcclosure(S, cfg_sort, 1);
+    lua_setfield(S, g + 2, "sort");
     lua_settop(S, g - 1);
 }
 

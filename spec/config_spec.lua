@@ -1,4 +1,4 @@
--- Config files: profiles in Lua (an empty sandbox) or JSON, ${NAME} and file
+-- Config files: profiles in Lua (a sandbox) or JSON, ${NAME} and file
 -- secrets, the permission warning, and errors that name file, profile and key.
 local smartauth = require "smartauth"
 local config = require "smartauth.config"
@@ -61,7 +61,7 @@ describe("config", function()
       assert.matches(bad .. ": not valid JSON", err.description, 1, true)
     end)
 
-    it("runs Lua files in an empty sandbox: no os, no io, no require", function()
+    it("runs Lua files in a sandbox: no os, no io, no require", function()
       for _, name in ipairs { "os", "io", "require", "load", "dofile", "debug", "package" } do
         local path = write("local x = " .. name .. ".x return { profiles = {} }")
         local cfg, err = load_quiet(path)
@@ -127,6 +127,12 @@ describe("config", function()
         return { profiles = {} }]],
       ["an empty string repeated"] = [[local s = (""):rep(2^53) return { profiles = { [s] = {} } }]],
       ["a long move"] = [[table.move({}, 1, 2^50, 1) return { profiles = {} }]],
+      ["a sort of one long string"] = [[local s, t = ("x"):rep(2^21), {}
+        for i = 1, 200000 do t[i] = s end
+        table.sort(t)
+        return { profiles = {} }]],
+      ["a sort with a C comparison"] = [[local t = {} for i = 1, 2000 do t[i] = 2^20 end
+        table.sort(t, string.rep) return { profiles = {} }]],
       ["a loop in a gsub callback"] = [[local _ = ("abc"):gsub(".", function() while true do end end)
         return { profiles = {} }]],
     }
