@@ -45,6 +45,7 @@
  * The matcher (cfg_match and helpers) is derived from lstrlib.c of Lua 5.4,
  * Copyright (C) 1994-2022 Lua.org, PUC-Rio, MIT licence. */
 #include <ctype.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +59,10 @@
 #include "lconfig.h"
 
 #define CFG_MT "smartauth.config_sandbox"
-#define CFG_DEFAULT_CAP (16 * 1024 * 1024)
-#define CFG_MIN_CAP (64 * 1024)
-#define CFG_MAX_CAP (1024 * 1024 * 1024)
+#define CFG_MIB ((size_t)1 << 20)
+#define CFG_DEFAULT_CAP ((lua_Integer)16 << 20)
+#define CFG_MIN_CAP ((lua_Integer)64 << 10)
+#define CFG_MAX_CAP ((lua_Integer)1 << 30)
 #define CFG_HOOK_COUNT 64    /* VM instructions between clock reads */
 #define CFG_STEPS 4096       /* matcher steps between clock reads */
 #define CFG_MAX_DEPTH 16     /* nesting of returned tables */
@@ -357,15 +359,15 @@ static const char *matchbalance(MatchState *ms, const char *s, const char *p)
         luaL_error(ms->L, "malformed pattern (missing arguments to '%%b')");
     if (s >= ms->src_end || *s != *p)
         return NULL;
-    b = *p;
-    e = *(p + 1);
+    b = uchar(*p);
+    e = uchar(*(p + 1));
     while (++s < ms->src_end) {
-        if (*s == e) {
+        if (uchar(*s) == e) {
             if (--cont == 0) {
                 ms_charge(ms, (size_t)(s - start));
                 return s + 1;
             }
-        } else if (*s == b) {
+        } else if (uchar(*s) == b) {
             cont++;
         }
     }
@@ -470,13 +472,13 @@ init:
                 break;
             case 'f': {
                 const char *ep;
-                char previous;
+                int previous;
                 p += 2;
                 if (*p != '[')
                     luaL_error(ms->L, "missing '[' after '%%f' in pattern");
                 ep = classend(ms, p);
-                previous = (s == ms->src_init) ? '\0' : *(s - 1);
-                if (!matchbracketclass(ms, uchar(previous), p, ep - 1) &&
+                previous = (s == ms->src_init) ? 0 : uchar(*(s - 1));
+                if (!matchbracketclass(ms, previous, p, ep - 1) &&
                     matchbracketclass(ms, s < ms->src_end ? uchar(*s) : 0, p, ep - 1)) {
                     p = ep;
                     goto init;
@@ -741,7 +743,7 @@ static void add_s(MatchState *ms, luaL_Buffer *b, const char *s, const char *e)
         luaL_addlstring(b, news, (size_t)(p - news));
         p++;
         if (*p == L_ESC) {
-            luaL_addchar(b, *p);
+            luaL_addlstring(b, p, 1);
         } else if (*p == '0') {
             luaL_addlstring(b, s, (size_t)(e - s));
         } else if (isdigit(uchar(*p))) {
@@ -819,7 +821,7 @@ static int cfg_gsub(lua_State *L)
             changed = add_value(&ms, &b, src, e, tr) | changed;
             src = lastmatch = e;
         } else if (src < ms.src_end) {
-            luaL_addchar(&b, *src++);
+            luaL_addlstring(&b, src++, 1);
         } else {
             break;
         }
@@ -948,17 +950,16 @@ static void walk_push_key(lua_State *S, cfg_walk *w, int idx)
         if (len == 0 || isdigit(uchar(k[0])))
             ident = 0;
         if (ident && len < 40) {
-            snprintf(piece, sizeof piece, "%s%s", w->pathlen ? "." : "", k);
+            (void)snprintf(piece, sizeof piece, "%s%s", w->pathlen ? "." : "", k);
         } else {
             char safe[41];
-            size_t m = len < 40 ? len : 40;
-            for (i = 0; i < m; i++)
+            for (i = 0; i < len && i < 40; i++)
                 safe[i] = isprint(uchar(k[i])) && k[i] != '"' ? k[i] : '?';
-            safe[m] = '\0';
-            snprintf(piece, sizeof piece, "[\"%s%s\"]", safe, len > 40 ? "..." : "");
+            safe[i] = '\0';
+            (void)snprintf(piece, sizeof piece, "[\"%s%s\"]", safe, len > 40 ? "..." : "");
         }
     } else {
-        snprintf(piece, sizeof piece, "[%.14g]", (double)lua_tonumber(S, idx));
+        (void)snprintf(piece, sizeof piece, "[%.14g]", (double)lua_tonumber(S, idx));
     }
     n = strlen(piece);
     room = sizeof w->path - 1 - w->pathlen;
@@ -977,7 +978,7 @@ static int walk_fail(lua_State *S, cfg_walk *w, const char *what)
 
 static int cfg_finite(lua_Number x)
 {
-    return x == x && x - x == 0; /* NaN fails the first, infinities the second */
+    return isfinite(x);
 }
 
 static void walk_value(lua_State *S, cfg_walk *w, int idx);
@@ -1008,7 +1009,7 @@ static void walk_table(lua_State *S, cfg_walk *w, int idx)
                 walk_fail(S, w, "a key that is not a finite number");
         } else if (kt != LUA_TSTRING) {
             char what[48];
-            snprintf(what, sizeof what, "a key that is a %s", lua_typename(S, kt));
+            (void)snprintf(what, sizeof what, "a key that is a %s", lua_typename(S, kt));
             walk_fail(S, w, what);
         }
         walk_push_key(S, w, top - 1);
@@ -1035,7 +1036,7 @@ static void walk_value(lua_State *S, cfg_walk *w, int idx)
         break;
     default: {
         char what[48];
-        snprintf(what, sizeof what, "a %s", lua_typename(S, t));
+        (void)snprintf(what, sizeof what, "a %s", lua_typename(S, t));
         walk_fail(S, w, what);
     }
     }
@@ -1149,13 +1150,13 @@ static int cfg_fail(lua_State *L, cfg_box *b, int status)
 {
     char msg[CFG_MSG_MAX];
     if (b->timed_out) {
-        snprintf(msg, sizeof msg, "the config runs too long (stopped after %g s)", b->timeout);
+        (void)snprintf(msg, sizeof msg, "the config runs too long (stopped after %g s)", b->timeout);
     } else if (status == LUA_ERRMEM || b->load_oom || b->S == NULL) {
-        if (b->cap % (1024 * 1024) == 0)
-            snprintf(msg, sizeof msg, "the config needs more than %lu MiB of memory",
-                     (unsigned long)(b->cap / (1024 * 1024)));
+        if (b->cap % CFG_MIB == 0)
+            (void)snprintf(msg, sizeof msg, "the config needs more than %lu MiB of memory",
+                     (unsigned long)(b->cap / CFG_MIB));
         else
-            snprintf(msg, sizeof msg, "the config needs more than %lu bytes of memory", (unsigned long)b->cap);
+            (void)snprintf(msg, sizeof msg, "the config needs more than %lu bytes of memory", (unsigned long)b->cap);
     } else if (lua_type(b->S, -1) == LUA_TSTRING) {
         size_t n;
         const char *s = lua_tolstring(b->S, -1, &n);
@@ -1164,7 +1165,7 @@ static int cfg_fail(lua_State *L, cfg_box *b, int status)
         memcpy(msg, s, n);
         msg[n] = '\0';
     } else {
-        snprintf(msg, sizeof msg, "(error object is a %s value)", lua_typename(b->S, lua_type(b->S, -1)));
+        (void)snprintf(msg, sizeof msg, "(error object is a %s value)", lua_typename(b->S, lua_type(b->S, -1)));
     }
     cfg_close(b);
     lua_pushnil(L);
