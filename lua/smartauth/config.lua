@@ -286,7 +286,8 @@ function M.load(path, opts)
     return fail("cannot read config file " .. tostring(rerr), { path = path })
   end
   if #text > M.MAX_SIZE then
-    return fail(path .. ": the config file is larger than " .. M.MAX_SIZE // 1024 // 1024 .. " MiB", { path = path })
+    return fail(path .. ": the config file is larger than " .. math.floor(M.MAX_SIZE / 1048576) .. " MiB",
+      { path = path })
   end
   local data, err
   if path:match("%.json$") then
