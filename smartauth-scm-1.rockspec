@@ -32,7 +32,7 @@ build = {
     ["smartauth.core"] = {
       sources = {
         "csrc/lsmartauth.c", "csrc/lutil.c", "csrc/lcrypto.c", "csrc/lkey.c",
-        "csrc/lstore.c", "csrc/lclock.c",
+        "csrc/lstore.c", "csrc/lclock.c", "csrc/lconfig.c",
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/form.c",
         "csrc/ossl.c", "csrc/key.c", "csrc/key_jwk.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
       },
@@ -66,7 +66,10 @@ build = {
     ["smartauth.config"] = "lua/smartauth/config.lua",
     ["smartauth.engine"] = "lua/smartauth/engine.lua",
     ["smartauth.errors"] = "lua/smartauth/errors.lua",
+    ["smartauth.device"] = "lua/smartauth/device.lua",
     ["smartauth.flow"] = "lua/smartauth/flow.lua",
+    ["smartauth.flow.browser"] = "lua/smartauth/flow/browser.lua",
+    ["smartauth.flow.loopback"] = "lua/smartauth/flow/loopback.lua",
     ["smartauth.http"] = "lua/smartauth/http.lua",
     ["smartauth.json"] = "lua/smartauth/json.lua",
     ["smartauth.jwks"] = "lua/smartauth/jwks.lua",

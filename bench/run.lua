@@ -431,7 +431,8 @@ local function bench_cached(urls)
     token_endpoint = urls.http, client_id = "bench-client", client_secret = "bench-secret", retry = false,
   })
   assert(p:token())
-  local function plain(o) return o._tok end -- the floor: a call returning a table field
+  local box = { tok = p:token() }
+  local function plain(o) return o.tok end -- the floor: a call returning a table field
   -- CPU time (os.clock): a pure CPU loop, so time stolen by other
   -- processes does not count against either side
   local clock = os.clock
@@ -442,10 +443,10 @@ local function bench_cached(urls)
   end
   local function loop_plain()
     local t0 = clock()
-    for _ = 1, calls do plain(p) end
+    for _ = 1, calls do plain(box) end
     return (clock() - t0) / calls * 1e9
   end
-  assert(p:token() == plain(p))
+  assert(p:token() == plain(box))
   loop_token(); loop_plain()
   local tk, pl, ratios = {}, {}, {}
   for r = 1, ROUNDS do
@@ -551,7 +552,7 @@ local function bench_memory(urls, keydir)
   results.benchmarks.load = { smartauth_ms = mine, luasocket_luasec_cjson_ms = theirs }
   compare { id = "5.load", name = "5 require \"smartauth\" (fresh process)", value = median(mine),
     unit = "ms", baseline_name = "socket.http+ssl.https+cjson", baseline = median(theirs),
-    ratio = median(ratios) }
+    ratio = median(ratios), op = "<=", limit = 1 } -- issue 13: no more than a hand-written client
 end
 
 ------------------------------------------------------------------- main

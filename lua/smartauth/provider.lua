@@ -13,6 +13,7 @@
 --   device.lua, flow.lua   device grant and login flows, loaded on first use
 local api = require "smartauth.api"
 local authcode = require "smartauth.authcode"
+local clock = require "smartauth.clock"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
@@ -27,7 +28,6 @@ local M = {}
 
 local NO_OPTS = options.NO_OPTS
 local secrets = vault.secrets
-local clock = require "smartauth.clock"
 local os_time = os.time
 
 local Provider = { __name = "smartauth.provider" }
@@ -230,8 +230,8 @@ local function lazy(module, name)
 end
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
-Provider.device_authorization = lazy("smartauth.flow", "device_authorization")
-Provider.poll_device = lazy("smartauth.flow", "poll_device")
+Provider.device_authorization = lazy("smartauth.device", "device_authorization")
+Provider.poll_device = lazy("smartauth.device", "poll_device")
 Provider.login = lazy("smartauth.flow", "login")
 
 return M

@@ -93,12 +93,24 @@ M.LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='.
 
 --- How many descriptors this process has open (its /proc/<pid>/fd, listed
 -- by a shell).
-function M.open_fds()
+function M.open_fds(what)
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("n")
   f:close()
-  local _, _, out = M.run("ls /proc/" .. math.tointeger(pid) .. "/fd | wc -l")
-  return tonumber(out)
+  pid = math.tointeger(pid)
+  if what == nil then
+    local _, _, out = M.run("ls /proc/" .. pid .. "/fd | wc -l")
+    return tonumber(out)
+  end
+  -- only the descriptors under the path `what` (a directory and what is in
+  -- it): other threads (libcurl's resolver) open and close descriptors of
+  -- their own, so a count of all of them is not exact
+  local _, _, out = M.run("for f in /proc/" .. pid .. "/fd/*; do readlink \"$f\"; done 2>/dev/null")
+  local n = 0
+  for target in (out or ""):gmatch("[^\n]+") do
+    if target:sub(1, #what) == what then n = n + 1 end
+  end
+  return n
 end
 
 --- Multi-process single flight: n spec/helpers/token_caller.lua children
@@ -135,6 +147,23 @@ function M.token_callers(kind, where, token_url, sync, n)
     results[i] = { out = M.read_file(sync .. "/out." .. i), err = M.read_file(sync .. "/err." .. i) }
   end
   return elapsed, results
+end
+
+-- A shell prologue that closes every inherited descriptor above 2, then
+-- runs "$@" (LuaSocket's sockets are not close-on-exec).
+M.CLOSE_FDS = [[for fd in /proc/$$/fd/*; do fd=${fd##*/}; ]]
+  .. [[if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; exec "$@"]]
+
+--- Runs a command in the background with every inherited descriptor above
+-- 2 closed: stdout comes back through the returned pipe (mode "r", the
+-- default) or stdin goes to it ("w"); stderr goes to `errfile`.
+-- @param args list of words (quoted here)
+function M.spawn(args, errfile, mode)
+  local words = {}
+  for i, a in ipairs(args) do words[i] = M.shell_quote(a) end
+  local cmd = "exec bash -c " .. M.shell_quote(M.CLOSE_FDS) .. " bash " .. table.concat(words, " ") ..
+    " 2>" .. M.shell_quote(errfile or "/dev/null")
+  return assert(io.popen(cmd, mode or "r"))
 end
 
 return M
