@@ -4,7 +4,6 @@
 -- coroutine every call blocks, as before.
 local errors = require "smartauth.errors"
 local core = require "smartauth.core"
-local errors = require "smartauth.errors"
 
 local M = {}
 
