@@ -772,3 +772,55 @@ describe("provider against a token endpoint that echoes the request", function()
       errors.scrub("invalid client (cid) grant_type=password", { SECRET, "abc" }))
   end)
 end)
+
+describe("provider face (issue 13)", function()
+  -- every option of the schema, each with a value of its type
+  local VALUES = {
+    string = "x", url = "https://idp.example/x", number = 60, boolean = false, table = {}, any = nil,
+  }
+
+  it("keeps every option in p.options: no option shadows a method", function()
+    local provider_mod = require "smartauth.provider"
+    local opts = {}
+    for k, spec in pairs(provider_mod.SCHEMA) do
+      local t = type(spec) == "table" and spec.type or spec
+      local v = VALUES[t]
+      if type(spec) == "table" and spec.enum then v = spec.enum[1] end
+      if type(spec) == "table" and spec.min and v ~= nil and type(v) == "number" then v = math.max(v, spec.min) end
+      opts[k] = v
+    end
+    opts.client_auth, opts.client_secret = "basic", "s"
+    opts.issuer, opts.redirect_uri = "https://idp.example", "https://app.example/cb"
+    opts.store, opts.retry, opts.client_assertion_key, opts.jwks = nil, nil, nil, nil
+    opts.id_token_algs = { "RS256" }
+    local p = assert(smartauth.provider(opts))
+    for k in pairs(opts) do
+      assert.is_nil(rawget(p, k), "option " .. k .. " is a field of the provider")
+    end
+    local mt = getmetatable(p).__index
+    for name, fn in pairs(mt) do
+      if type(fn) == "function" then
+        assert.equal(fn, p[name], "method " .. name .. " is shadowed")
+      end
+    end
+    for _, m in ipairs { "token", "request", "refresh", "logout", "default_grant", "stored", "discover",
+      "authorization_url", "exchange_code", "verify_id_token", "userinfo", "login", "endpoint", "metadata" } do
+      assert.is_function(p[m], m)
+    end
+    assert.has_error(function() p.options.scope = "other" end)
+  end)
+
+  it("takes a plain access token string in request{ token = }", function()
+    local s = server.start()
+    local ok, err = pcall(function()
+      local p = assert(smartauth.provider { token_endpoint = s.url .. "/token", client_id = "c" })
+      s:script("/api/me", { body = "ok" })
+      local res = assert(p:request { url = s.url .. "/api/me", token = "at-plain" })
+      assert.equal(200, res.status)
+      assert.equal("Bearer at-plain", s:last_request().headers.authorization)
+      assert.has_error(function() p:request { url = s.url .. "/api/me", token = 42 } end)
+    end)
+    s:stop()
+    assert(ok, err)
+  end)
+end)

@@ -2,7 +2,7 @@
 -- Transport): in the Authorization header, as a query parameter where the
 -- provider needs it, or SmartFile's HTTP Basic API key; a 401 retires the
 -- token everywhere and the call is sent once more with a renewed one.
-local cjson = require "cjson.safe"
+local json = require "smartauth.json"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
 local transport = require "smartauth.transport"
@@ -46,7 +46,7 @@ end
 -- @param opts { method=, url=, headers=, body= (string or form table), json=, query=, token=, timeout= }
 -- @return { status=, headers=, body= } or nil, err
 function M.request(self, opts)
-  if type(opts) ~= "table" then error("bad argument #1 to 'request' (table expected)", 2) end
+  if type(opts) ~= "table" then errors.argerror(1, "request", "table expected", opts) end
   if type(opts.url) ~= "string" then error("'url' must be a string", 2) end
   local target = url.join(self.options.api_base, opts.url)
   local ok, msg = url.check_endpoint(target, self.options.allow_http)
@@ -60,7 +60,7 @@ function M.request(self, opts)
       headers[#headers + 1] = "Content-Type: application/x-www-form-urlencoded"
     end
   elseif opts.json ~= nil then
-    body = cjson.encode(opts.json)
+    body = json.encode(opts.json)
     headers[#headers + 1] = "Content-Type: application/json"
   end
   local method = opts.method or (body and "POST" or "GET")
@@ -86,6 +86,11 @@ function M.request(self, opts)
 
   if self.api_key_auth then return send(nil) end
   local tok = opts.token
+  if type(tok) == "string" then
+    tok = { access_token = tok }
+  elseif tok ~= nil and (type(tok) ~= "table" or type(tok.access_token) ~= "string") then
+    errors.argerror(1, "request", "'token' must be a token or an access token string", tok)
+  end
   if tok == nil then
     local err
     tok, err = self:token()

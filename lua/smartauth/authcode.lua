@@ -2,7 +2,7 @@
 -- Connect's hybrid and implicit responses, RFC 9207 iss): the request URL
 -- and its session, callback parsing, and the code exchange.
 local clock = require "smartauth.clock"
-local cjson = require "cjson.safe"
+local json = require "smartauth.json"
 local core = require "smartauth.core"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
@@ -107,7 +107,7 @@ function M.authorization_url(self, opts)
     if not AUTHZ_CONSUMED[k] then
       if type(k) ~= "string" then error("authorization parameters must have string names", 2) end
       if type(v) == "table" then
-        v = (k == "claims" or k == "authorization_details") and cjson.encode(v) or table.concat(v, " ")
+        v = (k == "claims" or k == "authorization_details") and json.encode(v) or table.concat(v, " ")
       end
       params[k] = tostring(v)
     end
@@ -153,7 +153,7 @@ end
 -- @param s the redirect URL or its query
 -- @param response_type optional: the response_type of the request
 function M.parse_redirect(s, response_type)
-  if type(s) ~= "string" then error("bad argument #1 to 'parse_redirect' (string expected)", 2) end
+  if type(s) ~= "string" then errors.argerror(1, "parse_redirect", "string expected", s) end
   return parse_callback(s, response_type == nil or has_word(response_type, "id_token")
     or has_word(response_type, "token"))
 end
@@ -168,7 +168,7 @@ function M.exchange_code(self, opts)
   opts = check_opts(opts, "exchange_code")
   local session = opts.session
   if type(session) ~= "table" then
-    error("bad argument to 'exchange_code' (session from authorization_url expected)", 2)
+    errors.argerror(nil, "exchange_code", "session from authorization_url expected", session)
   end
   -- before anything is sent: this code and verifier were made for one provider
   local identity, ierr = authz_identity(self)
@@ -181,8 +181,8 @@ function M.exchange_code(self, opts)
   local no_response = opts.iss == false
   local cb = { code = opts.code, state = opts.state, iss = opts.iss or nil }
   if opts.url then
-    if type(opts.url) ~= "string" then error("bad argument to 'exchange_code' ('url' must be a string)", 2) end
-    if no_response then error("bad argument to 'exchange_code' (iss = false with a redirect URL)", 2) end
+    if type(opts.url) ~= "string" then errors.argerror(nil, "exchange_code", "'url' must be a string", opts.url) end
+    if no_response then errors.argerror(nil, "exchange_code", "iss = false with a redirect URL", errors.NOGOT) end
     local parsed, perr = parse_callback(opts.url, has_word(rt, "id_token") or has_word(rt, "token")
       or session.response_mode == "fragment")
     if not parsed then return nil, perr end

@@ -2,6 +2,7 @@
 -- calls and waits without blocking the host; smartauth.step drives
 -- transfers and timers and resumes whoever is ready. Outside a spawned
 -- coroutine every call blocks, as before.
+local errors = require "smartauth.errors"
 local core = require "smartauth.core"
 local http = require "smartauth.http"
 
@@ -115,11 +116,11 @@ end
 
 local function spawn(opts, fn, ...)
   if type(fn) ~= "function" then
-    error("bad argument #" .. (opts and 2 or 1) .. " to 'spawn' (function expected, got " .. type(fn) .. ")", 3)
+    errors.argerror(opts and 2 or 1, "spawn", "function expected", fn, 3)
   end
   local on_error = opts and opts.on_error
   if on_error ~= nil and type(on_error) ~= "function" then
-    error("bad argument #1 to 'spawn' (on_error must be a function)", 3)
+    errors.argerror(1, "spawn", "on_error must be a function", on_error, 3)
   end
   local task = setmetatable({ co = coroutine.create(fn), status = "running", joiners = {},
     on_error = on_error }, Task)

@@ -60,6 +60,20 @@ function M.clean_text(s, max)
   return s
 end
 
+--- Raise the error of a programming mistake in an argument, as
+-- luaL_argerror words it: "bad argument #n to 'fname' (expected, got
+-- type)". `got` is the value (its type is named) unless `expected` says it
+-- all; `level` is error()'s level as seen from the function whose argument
+-- is wrong (default 2: its caller).
+function M.argerror(n, fname, expected, got, level)
+  local msg = "bad argument " .. (n and ("#" .. n .. " ") or "") .. "to '" .. fname .. "' (" .. expected
+  if got ~= M.NOGOT then msg = msg .. ", got " .. type(got) end
+  error(msg .. ")", (level or 2) + 1)
+end
+
+--- Pass as `got` when the message needs no type.
+M.NOGOT = setmetatable({}, { __name = "smartauth.errors.nogot" })
+
 --- Is v an error object?
 function M.is(v)
   return getmetatable(v) == Error
@@ -67,7 +81,7 @@ end
 
 -- Loaded on first use: scrubbing is on error paths only, and this module
 -- must stay loadable on its own.
-local core, cjson
+local core, json_mod
 
 -- The characters of base64(pad .. raw) that depend on raw alone, for pads
 -- of 0, 1 and 2 bytes: wherever raw sits in a base64 text (at the end of
@@ -79,26 +93,26 @@ local function b64_cores(raw, out)
     local enc = core.b64_encode(("\0"):rep(pad) .. raw)
     -- char i (0-based) holds bits 6i..6i+5: skip those that hold pad bits
     -- and stop before the first that would hold a byte after raw
-    local first = (8 * pad + 5) // 6 + 1
-    local last = (8 * (pad + #raw)) // 6
+    local first = math.floor((8 * pad + 5) / 6) + 1
+    local last = math.floor((8 * (pad + #raw)) / 6)
     local piece = enc:sub(first, last)
     if #piece >= 4 then out[#out + 1] = { piece, true } end
   end
 end
 
 -- Every encoding the library itself makes of a secret: the raw bytes, form
--- encoding (url.encode, the token request body), JSON escaping (cjson), and
+-- encoding (url.encode, the token request body), JSON escaping (lua-cjson), and
 -- base64 of the raw and of the form-encoded bytes (HTTP Basic: RFC 7617 for
 -- API keys, RFC 6749 §2.3.1 for client credentials). {text, is_base64}.
 local function encodings(secret, out)
   if not core then
     core = require "smartauth.core"
-    cjson = require "cjson.safe"
+    json_mod = require "smartauth.json"
   end
   out[#out + 1] = { secret, false }
   local form = core.form_escape(secret)
   if form ~= secret then out[#out + 1] = { form, false } end
-  local json = cjson.encode(secret)
+  local json = json_mod.encode(secret)
   json = json and json:sub(2, -2)
   if json and json ~= secret then out[#out + 1] = { json, false } end
   b64_cores(secret, out)

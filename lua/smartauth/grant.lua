@@ -5,7 +5,6 @@
 -- introspection uses both.
 local clock = require "smartauth.clock"
 local client_auth = require "smartauth.client_auth"
-local cjson = require "cjson.safe"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"
@@ -56,7 +55,7 @@ function decode_response(self, res, what, extra_secrets)
       { status = status })
   end
   local data = json.object(res.body)
-  if data and data.error ~= nil and data.error ~= cjson.null then
+  if data and data.error ~= nil and data.error ~= json.null then
     if type(data.error) ~= "string" then
       return nil, errors.new("validation", what .. " returned a malformed error field", { status = status })
     end
@@ -307,7 +306,7 @@ function M.revoke(self, tok, opts)
   else
     value, hint = token_string(tok), opts.hint or (type(tok) == "table" and "access_token" or nil)
   end
-  if type(value) ~= "string" then error("bad argument #1 to 'revoke' (token expected)", 2) end
+  if type(value) ~= "string" then errors.argerror(1, "revoke", "token expected", tok) end
   local ok, err = M.revoke_one(self, value, hint)
   if not ok then return nil, err end
   local cur = secrets[self].tok
@@ -334,7 +333,7 @@ end
 function M.introspect(self, tok, opts)
   opts = check_opts(opts, "introspect")
   local value = token_string(tok, opts.hint == "refresh_token" and "refresh_token" or "access_token")
-  if type(value) ~= "string" then error("bad argument #1 to 'introspect' (token expected)", 2) end
+  if type(value) ~= "string" then errors.argerror(1, "introspect", "token expected", tok) end
   local res, err = M.post_form(self, "introspection_endpoint", { token = value, token_type_hint = opts.hint })
   if not res then return nil, vault.scrub(self, err, { value }) end
   if res.status ~= 200 then

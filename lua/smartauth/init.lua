@@ -36,7 +36,7 @@ end
 -- @param opts any provider option
 function M.discover(issuer, opts)
   if type(issuer) ~= "string" then
-    error("bad argument #1 to 'discover' (string expected, got " .. type(issuer) .. ")", 2)
+    errors.argerror(1, "discover", "string expected", issuer)
   end
   local o = {}
   for k, v in pairs(opts or {}) do o[k] = v end

@@ -1,6 +1,5 @@
 --- Compact JWS parsing (RFC 7515 §7.1) with strict limits: what comes in
 -- is outside input until its signature is checked.
-local cjson = require "cjson.safe"
 local json = require "smartauth.json"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
@@ -69,8 +68,8 @@ end
 
 --- Encode and sign: header and claims tables, key object, alg.
 function M.encode(header, claims, key)
-  local h = core.b64url_encode(assert(cjson.encode(header)))
-  local p = core.b64url_encode(assert(cjson.encode(claims)))
+  local h = core.b64url_encode(assert(json.encode(header)))
+  local p = core.b64url_encode(assert(json.encode(claims)))
   local input = h .. "." .. p
   local sig, err = key:sign(header.alg, input)
   if not sig then return nil, err end

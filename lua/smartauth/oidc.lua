@@ -214,10 +214,10 @@ end
 -- @return claims or nil, err (validation, err.check names the failed check)
 function M.verify_id_token(self, id_token, opts)
   if type(id_token) ~= "string" then
-    error("bad argument #1 to 'verify_id_token' (string expected, got " .. type(id_token) .. ")", 2)
+    errors.argerror(1, "verify_id_token", "string expected", id_token)
   end
   if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'verify_id_token' (table expected)", 2)
+    errors.argerror(2, "verify_id_token", "table expected", opts)
   end
   if not self:endpoint("issuer") then return cfg_err("verify_id_token needs the provider's issuer") end
   if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then

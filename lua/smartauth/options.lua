@@ -77,7 +77,7 @@ M.NO_OPTS = setmetatable({}, { __newindex = function() error("read-only", 2) end
 function M.call_opts(opts, fname)
   if opts == nil then return M.NO_OPTS end
   if type(opts) ~= "table" then
-    error("bad argument #1 to '" .. fname .. "' (table expected, got " .. type(opts) .. ")", 3)
+    errors.argerror(1, fname, "table expected", opts, 3)
   end
   return opts
 end

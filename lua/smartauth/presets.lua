@@ -11,7 +11,7 @@ M.NAMES = { "smartfile", "smartconnect", "smartsense", "smarttask" }
 -- preset's, endpoints included.
 function M.build(name, opts)
   if type(opts) ~= "table" then
-    error("bad argument #1 to '" .. name .. "' (table expected, got " .. type(opts) .. ")", 3)
+    errors.argerror(1, name, "table expected", opts, 3)
   end
   local preset = require("smartauth.providers." .. name)
   local where = "smartauth." .. name

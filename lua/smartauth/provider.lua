@@ -83,7 +83,7 @@ end
 -- @param extra already-checked options a preset adds (region, domain)
 function M.new(opts, where, extra)
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'provider' (table expected, got " .. type(opts) .. ")", 2)
+    errors.argerror(1, "provider", "table expected", opts)
   end
   where = where or "smartauth.provider"
   local o, err = options.check(where, opts, SCHEMA, opts.allow_http)

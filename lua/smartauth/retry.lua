@@ -18,7 +18,7 @@ local RETRY_STATUS = errors.RETRY_STATUS
 -- ceiling in seconds; max_delay: cap of one wait; budget: cap of all waits.
 function M.policy(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("bad argument #1 to 'policy' (table expected)", 2) end
+  if type(opts) ~= "table" then errors.argerror(1, "policy", "table expected", opts) end
   local p = setmetatable({}, Policy)
   for k, v in pairs(opts) do
     if M.DEFAULTS[k] == nil then error("retry.policy: unknown option '" .. tostring(k) .. "'", 2) end

@@ -1,6 +1,6 @@
 --- Token objects: what a grant returns and a store keeps.
 local clock = require "smartauth.clock"
-local cjson = require "cjson.safe"
+local json = require "smartauth.json"
 local errors = require "smartauth.errors"
 
 local M = {}
@@ -26,7 +26,7 @@ end
 --- Seconds from an `expires_in` value: a non-negative number or numeric
 -- string ("3600"); nil when absent.
 local function parse_expires_in(v)
-  if v == nil or v == cjson.null then return true, nil end
+  if v == nil or v == json.null then return true, nil end
   if type(v) == "string" then
     if not v:match("^%s*%d+%.?%d*%s*$") then return false end
     v = tonumber(v)
@@ -41,7 +41,7 @@ end
 
 -- Empty strings and JSON null mean absent (servers send both for "none").
 local function present(v)
-  if v == cjson.null or v == "" then return nil end
+  if v == json.null or v == "" then return nil end
   return v
 end
 

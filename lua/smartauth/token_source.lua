@@ -463,7 +463,7 @@ function M.token(self, opts)
   end
   if opts ~= nil then
     if type(opts) ~= "table" then
-      error("bad argument #1 to 'token' (table expected, got " .. type(opts) .. ")", 2)
+      errors.argerror(1, "token", "table expected", opts)
     end
     for k, v in pairs(opts) do
       local want = TOKEN_OPTS[k]
