@@ -25,20 +25,4 @@ function M.object(s)
   return t
 end
 
--- encode and decode come from an instance of our own: another module's
--- settings on the shared cjson (sparse arrays, number precision) cannot
--- change what a store writes or reads.
-local own = cjson.new()
-
---- JSON text for a Lua value, or nil, msg when it has none (a function, a
--- sparse array, NaN).
-M.encode = own.encode
-
---- The Lua value of JSON text, or nil, msg when it is not JSON. Numbers
--- come back as floats and null as `json.null`.
-M.decode = own.decode
-
---- The value JSON null decodes to (the same for every cjson instance).
-M.null = cjson.null
-
 return M

@@ -85,8 +85,13 @@ end
 --- Raise unless key is a non-empty string; fn names the method.
 function M.check_key(key, fn)
   if type(key) ~= "string" or key == "" then
-    error("bad argument #1 to '" .. fn .. "' (non-empty string key expected, got " .. type(key) .. ")", 3)
+    errors.argerror(1, fn, "non-empty string key expected", key, 3)
   end
+end
+
+--- Raise unless entry is a table (set's second argument).
+function M.check_entry(entry)
+  if type(entry) ~= "table" then errors.argerror(2, "set", "table expected", entry, 3) end
 end
 
 --- The ttl to store with: nil, or seconds clamped to MAX_TTL; nil, err for
@@ -94,7 +99,7 @@ end
 function M.check_ttl(ttl, fn)
   if ttl == nil then return nil end
   if type(ttl) ~= "number" or ttl <= 0 then
-    error("bad argument #3 to '" .. fn .. "' (positive number of seconds or nil expected)", 3)
+    errors.argerror(3, fn, "positive number of seconds or nil expected", errors.NOGOT, 3)
   end
   if ttl ~= ttl then
     return nil, errors.new("storage", fn .. ": the ttl is not a number (NaN): entry not stored")

@@ -45,11 +45,9 @@ local function normalize(v)
   return v
 end
 
---- The bytes to store for an entry under key, expiring after ttl seconds
--- (nil: never); nil, err when the entry cannot be JSON. A non-table entry is
--- a programming mistake, raised at the caller of the store's set.
+--- The bytes to store for an entry (a table) under key, expiring after ttl
+-- seconds (nil: never); nil, err when the entry cannot be JSON.
 function M.encode(key, entry, ttl)
-  if type(entry) ~= "table" then error("bad argument #2 to 'set' (table expected, got " .. type(entry) .. ")", 3) end
   local s, err = json.encode({
     smartauth_store = M.FORMAT, key = key, entry = entry,
     expires_at = ttl and clock.now() + ttl or nil,

@@ -63,7 +63,7 @@ function M.new(opts)
   local where = "smartauth.store.file"
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'store.file' (table expected, got " .. type(opts) .. ")", 2)
+    errors.argerror(1, "store.file", "table expected", opts)
   end
   -- key is checked by resolve_key, which also takes false
   local rest = {}
@@ -92,6 +92,7 @@ end
 
 function File:set(key, entry, ttl)
   store.check_key(key, "set")
+  store.check_entry(entry)
   local terr
   ttl, terr = store.check_ttl(ttl, "set")
   if terr then return nil, terr end

@@ -31,7 +31,7 @@ end
 --   call does nothing) or nil, err (storage; retryable on timeout)
 function M.take(store, key, ttl, try)
   if type(ttl) ~= "number" or ttl ~= ttl or ttl <= 0 or ttl > M.MAX_TTL then
-    error("bad argument #2 to 'lock' (seconds 0.." .. M.MAX_TTL .. " expected)", 3)
+    errors.argerror(2, "lock", "seconds 0.." .. M.MAX_TTL .. " expected", errors.NOGOT, 3)
   end
   local held = holds[store]
   if not held then

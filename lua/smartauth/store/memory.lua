@@ -33,7 +33,7 @@ end
 
 function Memory:set(key, entry, ttl)
   store.check_key(key, "set")
-  if type(entry) ~= "table" then error("bad argument #2 to 'set' (table expected, got " .. type(entry) .. ")", 2) end
+  store.check_entry(entry)
   local terr
   ttl, terr = store.check_ttl(ttl, "set")
   if terr then return nil, terr end

@@ -37,7 +37,7 @@ function M.new(opts)
   local where = "smartauth.store.redis"
   if opts == nil then opts = {} end
   if type(opts) ~= "table" then
-    error("bad argument #1 to 'store.redis' (table expected, got " .. type(opts) .. ")", 2)
+    errors.argerror(1, "store.redis", "table expected", opts)
   end
   local o, err = options.check(where, opts, M.SCHEMA)
   if not o then return nil, err end
@@ -80,6 +80,7 @@ end
 
 function Redis:set(key, entry, ttl)
   store.check_key(key, "set")
+  store.check_entry(entry)
   local terr
   ttl, terr = store.check_ttl(ttl, "set")
   if terr then return nil, terr end
