@@ -32,6 +32,16 @@ describe("store", function()
       assert.is_nil((store.check("file")))
     end)
 
+    it("loads a built-in store on first use only", function()
+      local proc = require "helpers.proc"
+      local code = "local s = require('smartauth'); assert(s.provider{ token_endpoint = 'https://idp.example/t' }); "
+        .. "for _, m in ipairs { 'memory', 'file', 'redis' } do "
+        .. "io.write(m, '=', tostring(package.loaded['smartauth.store.' .. m] ~= nil), ' ') end"
+      local ok, _, out = proc.run(proc.LUA_ENV .. "lua5.4 -e " .. proc.shell_quote(code))
+      assert.is_true(ok, out)
+      assert.equal("memory=true file=false redis=false ", out)
+    end)
+
     it("rejects a provider store without the methods, naming the option", function()
       local p, err = smartauth.provider { token_endpoint = "https://idp.example/token", store = { get = print } }
       assert.is_nil(p)

@@ -38,6 +38,11 @@
 --
 -- Failures are returned as `nil, err` with err.kind == "storage"; a lock
 -- that could not be had in time or a lost Redis connection is retryable.
+--
+-- The built-in stores, one file each under store/: memory.lua, file.lua and
+-- redis.lua (facades over the C file and Redis stores), envelope.lua (the
+-- versioned JSON the byte stores keep around an entry) and lock.lua (the
+-- in-process lock and the one place that waits for a lock).
 -- @module smartauth.store
 local errors = require "smartauth.errors"
 
@@ -53,7 +58,7 @@ M.MAX_TTL = 365 * 86400
 M.DEFAULT_LOCK_TTL = 30 -- seconds, when lock is called without one
 
 -- The built-in stores load on first use: a program with a memory store
--- never loads the file or Redis facade (nor, through it, hiredis).
+-- never loads the file or Redis facade.
 
 --- In-process store; entries expire after their ttl (smartauth.store.memory).
 function M.memory() return require("smartauth.store.memory").new() end
