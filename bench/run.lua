@@ -431,7 +431,8 @@ local function bench_cached(urls)
     token_endpoint = urls.http, client_id = "bench-client", client_secret = "bench-secret", retry = false,
   })
   assert(p:token())
-  local function plain(o) return o._tok end -- the floor: a call returning a table field
+  local box = { tok = p:token() }
+  local function plain(o) return o.tok end -- the floor: a call returning a table field
   -- CPU time (os.clock): a pure CPU loop, so time stolen by other
   -- processes does not count against either side
   local clock = os.clock
@@ -442,10 +443,10 @@ local function bench_cached(urls)
   end
   local function loop_plain()
     local t0 = clock()
-    for _ = 1, calls do plain(p) end
+    for _ = 1, calls do plain(box) end
     return (clock() - t0) / calls * 1e9
   end
-  assert(p:token() == plain(p))
+  assert(p:token() == plain(box))
   loop_token(); loop_plain()
   local tk, pl, ratios = {}, {}, {}
   for r = 1, ROUNDS do

@@ -439,3 +439,79 @@ describe("token lifecycle", function()
     end)
   end)
 end)
+
+-- token() of the plain provider (moved from provider_spec): one grant then the cache,
+-- refresh within the leeway, a dead refresh token, a shared store.
+describe("provider", function()
+  local s
+
+  setup(function() s = server.start() end)
+  teardown(function() s:stop() end)
+  before_each(function() s:reset() end)
+
+  local function provider(extra)
+    local o = { token_endpoint = s.url .. "/token", client_id = "cid", client_secret = "csecret" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(smartauth.provider(o))
+  end
+
+  describe("token()", function()
+    after_each(function() clock.offset = 0 end)
+    it("runs the grant once and then answers from the cache", function()
+      local p = provider()
+      local t1 = assert(p:token())
+      for _ = 1, 10 do assert.equal(t1, p:token()) end
+      assert.equal(1, #s:requests())
+    end)
+
+    it("refreshes within leeway of expiry", function()
+      local p = provider { leeway = 100 }
+      s:script("/token", { json = { access_token = "short", token_type = "bearer", expires_in = 1000,
+        refresh_token = "rt-1" } })
+      assert.equal("short", p:token().access_token)
+      clock.offset = 950 -- 50 s left: within the leeway
+      local t2 = assert(p:token())
+      assert.not_equal("short", t2.access_token)
+      assert.equal("refresh_token", s:last_request().form.grant_type)
+      assert.equal("rt-1", s:last_request().form.refresh_token)
+    end)
+
+    it("runs the grant again when the refresh token is dead", function()
+      local p = provider()
+      s:script("/token", { json = { access_token = "a1", expires_in = 1000, refresh_token = "dead" } })
+      assert(p:token())
+      clock.offset = 1000
+      s:script("/token", { status = 400, json = { error = "invalid_grant" } })
+      local t = assert(p:token())
+      local reqs = s:requests()
+      assert.equal("refresh_token", reqs[2].form.grant_type)
+      assert.equal("client_credentials", reqs[3].form.grant_type)
+      assert.matches("^at%-", t.access_token)
+    end)
+
+    it("keeps a still-valid token when a refresh fails for a passing reason", function()
+      local p = provider { leeway = 100, retry = false }
+      s:script("/token", { json = { access_token = "keep", expires_in = 1000, refresh_token = "rt" } })
+      assert(p:token())
+      clock.offset = 950
+      s:script("/token", { status = 503, body = "busy" })
+      assert.equal("keep", assert(p:token()).access_token)
+    end)
+
+    it("shares a store between providers of the same client", function()
+      local shared = smartauth.store.memory()
+      local p1, p2 = provider { store = shared }, provider { store = shared }
+      local t = assert(p1:token())
+      assert.equal(t.access_token, p2:token().access_token)
+      assert.equal(1, #s:requests())
+    end)
+
+    it("is a config error when only a person can log in", function()
+      local p = assert(smartauth.provider { authorization_endpoint = "https://idp.example/a",
+        token_endpoint = s.url .. "/token", client_id = "pub" })
+      local _, err = p:token()
+      assert.equal("config", err.kind)
+      assert.matches("log in first", err.description)
+    end)
+  end)
+end)

@@ -60,6 +60,21 @@ function M.clean_text(s, max)
   return s
 end
 
+--- Text from a server made safe to show on a terminal (a login prompt, a
+-- device's tostring): C0 and C1 control characters (escape sequences that
+-- clear the screen, set the title or hide text), DEL and bidirectional
+-- overrides (which reorder what the person reads) become '?'. Text that is
+-- not UTF-8 keeps printable ASCII only. Anything but a string comes back as is.
+function M.display(s)
+  if type(s) ~= "string" then return s end
+  if not (utf8 and utf8.len(s)) then return (s:gsub("[^\32-\126]", "?")) end
+  return (s:gsub("%c", "?")
+    :gsub("\194[\128-\159]", "?")        -- U+0080-U+009F
+    :gsub("\216\156", "?")                -- U+061C arabic letter mark
+    :gsub("\226\128[\142\143\170-\174]", "?") -- U+200E-200F, U+202A-202E
+    :gsub("\226\129[\166-\169]", "?"))  -- U+2066-2069
+end
+
 --- Raise the error of a programming mistake in an argument, as
 -- luaL_argerror words it: "bad argument #n to 'fname' (expected, got
 -- type)". `got` is the value (its type is named) unless `expected` says it

@@ -348,4 +348,34 @@ function M.introspect(self, tok, opts)
 end
 
 
+--- Log out: revoke the access token and the refresh token (RFC 7009, one
+-- request each, with token_type_hint), then forget the token.
+-- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
+--   end_session_url = url or nil } or nil, err when the token cannot be forgotten
+function M.logout(self)
+  local out = { revoked = {}, failed = {} }
+  local t, serr = self:stored()
+  if serr then out.failed.store = serr end
+  if t then
+    local ep, eerr = self:endpoint("revocation_endpoint"), nil
+    if not ep then ep, eerr = discovery.endpoint(self, "revocation_endpoint") end
+    for _, name in ipairs { "access_token", "refresh_token" } do
+      local value = t[name]
+      if value then
+        local ok, err = false, eerr
+        if ep then ok, err = M.revoke_one(self, value, name) end
+        if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
+      end
+    end
+    local ese = self:endpoint("end_session_endpoint")
+    if ese then
+      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token,
+        client_id = self.options.client_id })
+    end
+  end
+  local ok, ferr = self:forget()
+  if not ok then return nil, ferr end
+  return out
+end
+
 return M

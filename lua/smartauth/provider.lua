@@ -5,14 +5,15 @@
 --
 --   discovery.lua     p:discover(), endpoints found by discovery
 --   client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
---   grant.lua         client_credentials, password, refresh, revoke, introspect
+--   grant.lua         client_credentials, password, refresh, revoke, introspect, logout
 --   authcode.lua      authorization_url, exchange_code, parse_redirect
---   token_source.lua  token(), the token lifecycle, store key, logout
+--   token_source.lua  token(), the token lifecycle, store key
 --   api.lua           request(): the token attached, one renewal on 401
 --   oidc.lua          verify_id_token, userinfo
 --   device.lua, flow.lua   device grant and login flows, loaded on first use
 local api = require "smartauth.api"
 local authcode = require "smartauth.authcode"
+local clock = require "smartauth.clock"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
@@ -27,6 +28,7 @@ local M = {}
 
 local NO_OPTS = options.NO_OPTS
 local secrets = vault.secrets
+local os_time = os.time
 
 local Provider = { __name = "smartauth.provider" }
 Provider.__index = Provider
@@ -169,6 +171,35 @@ function Provider:metadata()
   return self._metadata
 end
 
+local TOKEN_OPTS = { force = "boolean", min_ttl = "number", scope = "string" }
+
+--- A valid token: cached, else stored, refreshed when within leeway of
+-- expiry, else the provider's non-interactive grant (see token_source for
+-- the whole lifecycle). Concurrent callers share one request; with a store
+-- that locks across processes, one caller does the work.
+-- @param opts { force = true (renew now), min_ttl = seconds (renew when less
+--   is left), scope = string (a token for another scope, kept apart) }
+-- @return token or nil, err (err.reauth: a person must log in)
+function Provider:token(opts)
+  -- the cached path: os.time plus the clock's offset is clock.now() inlined
+  if not opts and os_time() + clock.offset < self._fresh_until then
+    return secrets[self].tok
+  end
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      errors.argerror(1, "token", "table expected", opts)
+    end
+    for k, v in pairs(opts) do
+      local want = TOKEN_OPTS[k]
+      if not want then error("token: unknown option '" .. tostring(k) .. "'", 2) end
+      if type(v) ~= want or (want == "number" and not (v >= 0 and v < math.huge)) then
+        error("token: option '" .. k .. "' must be a " .. (want == "number" and "number of seconds" or want), 2)
+      end
+    end
+  end
+  return secrets[self].source:token(opts or NO_OPTS)
+end
+
 ----------------------------------------------------------- the method table
 
 Provider.discover = discovery.discover
@@ -183,13 +214,12 @@ Provider.authorization_url = authcode.authorization_url
 Provider.exchange_code = authcode.exchange_code
 M.parse_redirect = authcode.parse_redirect
 
-Provider.token = token_source.token
 Provider.store_key = token_source.store_key
 Provider.default_grant = token_source.default_grant
 Provider.stored = token_source.stored
 Provider.save_error = token_source.save_error
 Provider.forget = token_source.forget
-Provider.logout = token_source.logout
+Provider.logout = grant.logout
 
 Provider.request = api.request
 
@@ -200,8 +230,8 @@ local function lazy(module, name)
 end
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
-Provider.device_authorization = lazy("smartauth.flow", "device_authorization")
-Provider.poll_device = lazy("smartauth.flow", "poll_device")
+Provider.device_authorization = lazy("smartauth.device", "device_authorization")
+Provider.poll_device = lazy("smartauth.device", "poll_device")
 Provider.login = lazy("smartauth.flow", "login")
 
 return M

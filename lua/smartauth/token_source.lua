@@ -45,14 +45,10 @@ local errors = require "smartauth.errors"
 local retry = require "smartauth.retry"
 local token_mod = require "smartauth.token"
 local core = require "smartauth.core"
-local discovery = require "smartauth.discovery"
 local grant_mod = require "smartauth.grant"
-local url = require "smartauth.url"
-local options = require "smartauth.options"
 local vault = require "smartauth.vault"
 
 local secrets = vault.secrets
-local NO_OPTS = options.NO_OPTS
 
 local M = {}
 
@@ -61,7 +57,7 @@ M.INTERACTIVE = {
   authorization_code = true, loopback = true, device = true, oob = true, none = true,
 }
 
-local HUGE, os_time = math.huge, os.time
+local HUGE = math.huge
 
 M.DEFAULT_TIMEOUT = 30 -- seconds: the engine's total timeout when none is set
 
@@ -415,65 +411,6 @@ end
 -- and handed out; the save is tried again on the next token() call).
 function M.save_error(self)
   return secrets[self].save_error
-end
-
---- Log out: revoke the access token and the refresh token (RFC 7009, one
--- request each, with token_type_hint), then forget the token.
--- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
---   end_session_url = url or nil } or nil, err when the token cannot be forgotten
-function M.logout(self)
-  local out = { revoked = {}, failed = {} }
-  local t, serr = self:stored()
-  if serr then out.failed.store = serr end
-  if t then
-    local ep, eerr = self:endpoint("revocation_endpoint"), nil
-    if not ep then ep, eerr = discovery.endpoint(self, "revocation_endpoint") end
-    for _, name in ipairs { "access_token", "refresh_token" } do
-      local value = t[name]
-      if value then
-        local ok, err = false, eerr
-        if ep then ok, err = grant_mod.revoke_one(self, value, name) end
-        if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
-      end
-    end
-    local ese = self:endpoint("end_session_endpoint")
-    if ese then
-      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token,
-        client_id = self.options.client_id })
-    end
-  end
-  local ok, ferr = self:forget()
-  if not ok then return nil, ferr end
-  return out
-end
-
-local TOKEN_OPTS = { force = "boolean", min_ttl = "number", scope = "string" }
-
---- A valid token: cached, else stored, refreshed when within leeway of
--- expiry, else the provider's non-interactive grant (see token_source for
--- the whole lifecycle). Concurrent callers share one request; with a store
--- that locks across processes, one caller does the work.
--- @param opts { force = true (renew now), min_ttl = seconds (renew when less
---   is left), scope = string (a token for another scope, kept apart) }
--- @return token or nil, err (err.reauth: a person must log in)
-function M.token(self, opts)
-  -- the cached path: os.time plus the clock's offset is clock.now() inlined
-  if not opts and os_time() + clock.offset < self._fresh_until then
-    return secrets[self].tok
-  end
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      errors.argerror(1, "token", "table expected", opts)
-    end
-    for k, v in pairs(opts) do
-      local want = TOKEN_OPTS[k]
-      if not want then error("token: unknown option '" .. tostring(k) .. "'", 2) end
-      if type(v) ~= want or (want == "number" and not (v >= 0 and v < math.huge)) then
-        error("token: option '" .. k .. "' must be a " .. (want == "number" and "number of seconds" or want), 2)
-      end
-    end
-  end
-  return secrets[self].source:token(opts or NO_OPTS)
 end
 
 return M

@@ -6,6 +6,11 @@ local M = {}
 --- The out-of-band redirect URI of native and CLI apps (SmartFile, SmartTask).
 M.OOB = "urn:ietf:wg:oauth:2.0:oob"
 
+--- Is `v` the out-of-band redirect URI (or its short form "oob")?
+function M.is_oob(v)
+  return v == M.OOB or v == "oob"
+end
+
 --- Split an absolute http(s) URL. Returns {scheme, host, port, path, query,
 -- fragment} or nil, message.
 function M.parse(u)
@@ -129,7 +134,7 @@ end
 -- endpoint rules, or a native app's private-use scheme (RFC 8252 §7.1)?
 -- @return true or nil, reason
 function M.check_redirect_uri(v, allow_http)
-  if v == M.OOB or v == "oob" then return true end
+  if M.is_oob(v) then return true end
   local scheme = v:match("^(%a[%w+.-]*):")
   if not scheme then return nil, "is not an absolute URI" end
   scheme = scheme:lower()

@@ -137,4 +137,21 @@ function M.token_callers(kind, where, token_url, sync, n)
   return elapsed, results
 end
 
+-- A shell prologue that closes every inherited descriptor above 2, then
+-- runs "$@" (LuaSocket's sockets are not close-on-exec).
+M.CLOSE_FDS = [[for fd in /proc/$$/fd/*; do fd=${fd##*/}; ]]
+  .. [[if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi; done; exec "$@"]]
+
+--- Runs a command in the background with every inherited descriptor above
+-- 2 closed: stdout comes back through the returned pipe (mode "r", the
+-- default) or stdin goes to it ("w"); stderr goes to `errfile`.
+-- @param args list of words (quoted here)
+function M.spawn(args, errfile, mode)
+  local words = {}
+  for i, a in ipairs(args) do words[i] = M.shell_quote(a) end
+  local cmd = "exec bash -c " .. M.shell_quote(M.CLOSE_FDS) .. " bash " .. table.concat(words, " ") ..
+    " 2>" .. M.shell_quote(errfile or "/dev/null")
+  return assert(io.popen(cmd, mode or "r"))
+end
+
 return M

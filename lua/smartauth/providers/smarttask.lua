@@ -3,7 +3,7 @@
 -- out-of-band redirect URI.
 local M = {}
 
-M.OOB = "urn:ietf:wg:oauth:2.0:oob"
+M.OOB = require("smartauth.url").OOB
 
 M.defaults = {
   name = "smarttask",
