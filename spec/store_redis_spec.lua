@@ -198,6 +198,11 @@ describe("store.redis", function()
     s, err = store.redis { port = r.port, tls = true }
     assert.is_nil(s)
     assert.matches("'tls' needs hiredis", err.description)
+    s, err = store.redis { port = r.port, key = "short-key" }
+    assert.is_nil(s)
+    assert.equal("config", err.kind)
+    assert.matches("at least 16 bytes", err.description)
+    assert.is_nil(err.description:find("short-key", 1, true))
     s, err = store.redis { port = 70000 }
     assert.is_nil(s)
     assert.matches("'port' must be at most", err.description)

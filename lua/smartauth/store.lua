@@ -74,6 +74,14 @@ function M.redis(opts) return require("smartauth.store.redis").new(opts) end
 -- @return path or nil, err (config) when neither is set
 function M.default_dir() return require("smartauth.store.file").default_dir() end
 
+--- true, or nil, err (config) when an encryption key (a string) is shorter
+-- than MIN_KEY; where names the store. The key itself never shows.
+function M.check_secret(where, key)
+  if #key >= M.MIN_KEY then return true end
+  return nil, errors.new("config", where .. ": the encryption key must be at least " .. M.MIN_KEY ..
+    " bytes (a random value, e.g. `openssl rand -base64 32`)", { option = "key" })
+end
+
 --- Check that v can serve as a store; returns v or nil, message.
 function M.check(v)
   if type(v) ~= "table" and type(v) ~= "userdata" then return nil, "store must be an object" end

@@ -47,9 +47,9 @@ local function resolve_key(where, key)
     return nil, errors.new("config", where .. ": option 'key' must be a string or false (got " .. type(key) .. ")",
       { option = "key" })
   end
-  if key and #key < store.MIN_KEY then
-    return nil, errors.new("config", where .. ": the encryption key must be at least " .. store.MIN_KEY ..
-      " bytes (a random value, e.g. `openssl rand -base64 32`)", { option = "key" })
+  if key then
+    local ok, err = store.check_secret(where, key)
+    if not ok then return nil, err end
   end
   return key or false
 end

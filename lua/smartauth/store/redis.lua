@@ -53,9 +53,9 @@ function M.new(opts)
     return nil, errors.new("config", where .. ": option 'tls' needs hiredis >= 1.0 with TLS; this build's " ..
       "hiredis has none (use a TLS tunnel to the server)", { option = "tls" })
   end
-  if o.key and #o.key < store.MIN_KEY then
-    return nil, errors.new("config", where .. ": the encryption key must be at least " .. store.MIN_KEY .. " bytes",
-      { option = "key" })
+  if o.key then
+    local ok, kerr = store.check_secret(where, o.key)
+    if not ok then return nil, kerr end
   end
   local r, kind, msg = core.redis_open {
     host = o.host, port = o.port, username = o.username, password = o.password, db = o.db,
