@@ -11,7 +11,7 @@ BUSTED     ?= busted
 
 CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/form.c csrc/http.c csrc/jws.c \
              csrc/aead.c csrc/store_file.c csrc/store_redis.c
-BIND_SRC   = csrc/lsmartauth.c
+BIND_SRC   = csrc/lsmartauth.c csrc/lconfig.c
 HDRS       = $(wildcard csrc/*.h)
 CORE_SO    = build/smartauth/core.so
 C_TESTS    = $(patsubst spec/c/%.c,build/%,$(wildcard spec/c/test_*.c))

@@ -28,7 +28,7 @@ build = {
   modules = {
     ["smartauth.core"] = {
       sources = {
-        "csrc/lsmartauth.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
+        "csrc/lsmartauth.c", "csrc/lconfig.c", "csrc/http.c", "csrc/form.c", "csrc/crypto.c",
         "csrc/buf.c", "csrc/sa_err.c", "csrc/jws.c",
         "csrc/aead.c", "csrc/store_file.c", "csrc/store_redis.c",
       },

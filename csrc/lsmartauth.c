@@ -13,6 +13,7 @@
 #include "form.h"
 #include "http.h"
 #include "jws.h"
+#include "lconfig.h"
 #include "sa_err.h"
 
 #define ENGINE_MT "smartauth.engine"
@@ -1547,6 +1548,7 @@ SA_EXPORT int luaopen_smartauth_core(lua_State *L)
     new_class(L, KEY_MT, key_methods, l_key_close, l_key_tostring);
     store_classes(L);
     luaL_newlib(L, core_funcs);
+    sa_lconfig_open(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "_VERSION");
     return 1;

@@ -13,7 +13,6 @@ local redis = require "helpers.redis"
 local server = require "helpers.server"
 local contract = require "helpers.store_contract"
 
-local open_fds = proc.open_fds
 
 local function entry(at)
   return { v = 1, access_token = at, token_type = "Bearer", refresh_token = "rt-" .. at,
@@ -181,13 +180,21 @@ describe("store.redis", function()
   it("closes the connection of a store nobody holds any more (collected)", function()
     local weak = setmetatable({}, { __mode = "v" })
     collectgarbage()
-    local before = open_fds()
+    collectgarbage()
+    -- counted by the server: this process's other descriptors come and go
+    local function clients()
+      local list = r:command("CLIENT", "LIST")
+      local n = 0
+      for _ in tostring(list):gmatch("[^\n]+") do n = n + 1 end
+      return n
+    end
+    local before = clients()
     for i = 1, 10 do weak[i] = open() end
-    assert.equal(before + 10, open_fds())
+    assert.equal(before + 10, clients())
     collectgarbage()
     collectgarbage()
     assert.is_nil(next(weak))
-    assert.equal(before, open_fds())
+    assert.equal(before, clients())
   end)
 
   it("checks its options", function()

@@ -31,7 +31,6 @@ local AUTHZ_CONSUMED = {
   redirect_uri = true, scope = true, response_type = true, pkce = true, state = true, nonce = true,
 }
 
-local OOB = { [url.OOB] = true, oob = true }
 
 -- Who a session belongs to: the issuer, else the token endpoint and client
 -- (RFC 9207 §4's mix-up: provider A's code and PKCE verifier must never
@@ -199,7 +198,7 @@ function M.exchange_code(self, opts)
   if iss == nil then
     -- RFC 9207 §2.4: once the metadata promises iss, a response without it
     -- is refused; an out-of-band code has no redirect to carry it
-    if (session.iss_required or iss_promised(self)) and not OOB[session.redirect_uri]
+    if (session.iss_required or iss_promised(self)) and not url.is_oob(session.redirect_uri)
         and not no_response then
       return nil, errors.new("validation", "the authorization response has no iss, which the provider's " ..
         "metadata promises (RFC 9207)", { check = "iss" })

@@ -2,8 +2,12 @@
 -- generic provider, plus `grant` and `store`.
 --
 -- The file is `$XDG_CONFIG_HOME/smartauth/config.lua` (or `.json`), the path
--- in `SMARTAUTH_CONFIG`, or a path given by the caller. A Lua file runs in an
--- empty sandbox (no os, no io, no require) and returns a table:
+-- in `SMARTAUTH_CONFIG`, or a path given by the caller. A Lua file runs in a
+-- Lua state of its own (smartauth.core's config_load) with the string, table
+-- and math functions and a few base ones (no os, io, require, load, pcall or
+-- setmetatable), at most `MAX_MEMORY` bytes of memory and `TIMEOUT` seconds,
+-- pattern matching included; it returns plain data (tables, strings, finite
+-- numbers, booleans), for instance:
 --
 --     return { profiles = { sense = { preset = "smartsense", client_id = "abc",
 --                                     client_secret = "${SMARTSENSE_SECRET}" } } }
@@ -15,6 +19,7 @@
 -- the profile and the key.
 -- @module smartauth.config
 local cjson = require "cjson.safe"
+local core = require "smartauth.core"
 local errors = require "smartauth.errors"
 local options = require "smartauth.options"
 local presets = require "smartauth.presets"
@@ -36,7 +41,10 @@ local STORE_KINDS = {
 }
 local STORE_SECRETS = { key = true, password = true }
 
-M.MAX_INSTRUCTIONS = 10000000 -- a config that runs longer than this is stuck
+M.MAX_SIZE = 1024 * 1024        -- bytes of config file
+M.MAX_MEMORY = 16 * 1024 * 1024 -- bytes a Lua config may allocate while it runs
+M.TIMEOUT = 1                   -- seconds a Lua config may run
+local MAX_DEPTH = 16            -- nesting of a config's tables (as config_load checks)
 
 local function fail(msg, fields)
   return nil, errors.new("config", msg, fields)
@@ -112,22 +120,43 @@ local function read_all(path)
   return s
 end
 
--- Run a Lua config in an empty environment, with an instruction budget so a
--- loop cannot hang the caller, in a coroutine so the hook is its own.
+-- Run a Lua config in a state of its own: memory, time and what comes back
+-- are bounded in C (csrc/lconfig.c says how).
 local function load_lua(path, text)
-  local chunk, err = load(text, "@" .. path, "t", {})
-  if not chunk then return fail(tostring(err)) end
-  local co = coroutine.create(chunk)
-  debug.sethook(co, function() error("config runs too long (stopped)", 2) end, "", M.MAX_INSTRUCTIONS)
-  local ok, res = coroutine.resume(co)
-  if not ok then return fail(path .. ": " .. tostring(res)) end
-  if coroutine.status(co) ~= "dead" then return fail(path .. ": the config must not yield") end
+  local res, kind, msg = core.config_load(text, "@" .. path, M.MAX_MEMORY, M.TIMEOUT)
+  if res == nil and kind then return fail(path .. ": " .. tostring(msg)) end
   return res
+end
+
+-- The plain-data rule of config_load, for JSON: no null, no NaN or infinity.
+local function check_plain(path, v, where, depth)
+  local t = type(v)
+  local function bad(what)
+    return fail(path .. ": " .. what .. " at " .. (where ~= "" and where or "the top level") ..
+      " (a config holds only tables, strings, finite numbers and booleans)")
+  end
+  if t == "number" then
+    if v ~= v or v - v ~= 0 then return bad("a number that is not finite") end
+  elseif t == "table" then
+    if depth >= MAX_DEPTH then
+      return fail(path .. ": tables nested deeper than " .. MAX_DEPTH .. " at " .. where)
+    end
+    for k, x in pairs(v) do
+      local sub = type(k) == "string" and (where == "" and k or where .. "." .. k) or where .. "[" .. tostring(k) .. "]"
+      local ok, err = check_plain(path, x, sub, depth + 1)
+      if not ok then return nil, err end
+    end
+  elseif t ~= "string" and t ~= "boolean" then
+    return bad(v == cjson.null and "a null" or "a " .. t)
+  end
+  return true
 end
 
 local function load_json(path, text)
   local t, err = cjson.decode(text)
   if t == nil then return fail(path .. ": not valid JSON: " .. tostring(err)) end
+  local ok, perr = check_plain(path, t, "", 0)
+  if not ok then return nil, perr end
   return t
 end
 
@@ -257,6 +286,10 @@ function M.load(path, opts)
         { path = path })
     end
     return fail("cannot read config file " .. tostring(rerr), { path = path })
+  end
+  if #text > M.MAX_SIZE then
+    return fail(path .. ": the config file is larger than " .. math.floor(M.MAX_SIZE / 1048576) .. " MiB",
+      { path = path })
   end
   local data, err
   if path:match("%.json$") then

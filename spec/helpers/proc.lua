@@ -91,16 +91,26 @@ end
 --- Environment prefix for a child lua5.4 that loads this checkout's modules.
 M.LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;' "
 
---- How many descriptors other than pipes this process has open (its
--- /proc/<pid>/fd, listed by a shell). Pipes are left out: the listing runs
--- under io.popen, whose pipe has both ends open in this process until the
--- child has started, so a loaded machine counted one too many now and then.
-function M.open_fds()
+--- How many descriptors this process has open (its /proc/<pid>/fd, listed
+-- by a shell).
+function M.open_fds(what)
   local f = assert(io.open("/proc/self/stat"))
   local pid = f:read("n")
   f:close()
-  local _, _, out = M.run("find /proc/" .. math.tointeger(pid) .. "/fd -mindepth 1 -printf '%l\\n' | grep -vc '^pipe:'")
-  return tonumber(out)
+  pid = math.tointeger(pid)
+  if what == nil then
+    local _, _, out = M.run("ls /proc/" .. pid .. "/fd | wc -l")
+    return tonumber(out)
+  end
+  -- only the descriptors under the path `what` (a directory and what is in
+  -- it): other threads (libcurl's resolver) open and close descriptors of
+  -- their own, so a count of all of them is not exact
+  local _, _, out = M.run("for f in /proc/" .. pid .. "/fd/*; do readlink \"$f\"; done 2>/dev/null")
+  local n = 0
+  for target in (out or ""):gmatch("[^\n]+") do
+    if target:sub(1, #what) == what then n = n + 1 end
+  end
+  return n
 end
 
 --- Multi-process single flight: n spec/helpers/token_caller.lua children
