@@ -1,14 +1,15 @@
--- The file store for real: private directories and files, atomic writes
--- under SIGKILL, encryption at rest (wrong key, tampering), corrupt files, and
--- single flight across 8 processes against the recording token server.
-local smartauth = require "smartauth"
+-- The file store for real: the store contract (helpers/store_contract.lua:
+-- entries, ttl, locks, hostile files, single flight across 8 processes)
+-- without and with a key, then what only files have: private directories
+-- and files, atomic writes under SIGKILL, encryption at rest (wrong key,
+-- tampering), and a lock held by another process or by a dead one.
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local store = require "smartauth.store"
 local token = require "smartauth.token"
 local proc = require "helpers.proc"
-local server = require "helpers.server"
 local writer = require "helpers.store_writer"
+local contract = require "helpers.store_contract"
 
 local KEY = "k3y-for-the-spec-0123456789abcdef"
 local LUA_ENV = proc.LUA_ENV
@@ -37,6 +38,30 @@ describe("store.file", function()
   before_each(function() tmp = proc.tmpdir("smartauth-fstore.XXXXXX") end)
   after_each(function() proc.rmtree(tmp) end)
 
+  -- get/set/delete, ttl, argument errors, the lock across tasks and store
+  -- objects, hostile files, single flight across processes: the contract.
+  local function plant_plain(key, bytes)
+    write(tmp .. "/" .. key .. ".tok", bytes)
+    os.execute("chmod 600 " .. tmp .. "/*.tok")
+  end
+  contract.run("file", {
+    open = function() return assert(store.file { dir = tmp, key = false }) end,
+    second = function() return assert(store.file { dir = tmp, key = false }) end,
+    plant = plant_plain,
+    caller = function() return "file", tmp end,
+  })
+  contract.run("file with a key", {
+    open = function() return assert(store.file { dir = tmp, key = KEY }) end,
+    second = function() return assert(store.file { dir = tmp, key = KEY }) end,
+    -- sealed with the key, as the store itself would; what the C store
+    -- will not write (too large) goes to the file as it is
+    plant = function(key, bytes)
+      local fs = assert(core.fstore_open(tmp, KEY))
+      if not fs:set(key, bytes) then plant_plain(key, bytes) end
+      fs:close()
+    end,
+  })
+
   describe("files and directories", function()
     it("creates the directory 0700 (parents too) and entries 0600", function()
       local dir = tmp .. "/state/smartauth"
@@ -51,33 +76,12 @@ describe("store.file", function()
       assert.truthy(token.from_entry(e))
     end)
 
-    it("keeps the whole entry and its format version", function()
+    it("writes the versioned envelope (the contract reads it back)", function()
       local s = assert(store.file { dir = tmp, key = false })
-      local e = entry("at-2", { extra = { nested = true } })
-      assert(s:set("k", e))
-      assert.same(e, s:get("k"))
-      assert.equal(1, s:get("k").v)
+      assert(s:set("k", entry("at-2")))
       local raw = proc.read_file(tmp .. "/k.tok")
       assert.matches('"smartauth_store":1', raw, 1, true)
-    end)
-
-    it("returns nil for an absent entry, and after delete", function()
-      local s = assert(store.file { dir = tmp, key = false })
-      assert.is_nil(s:get("nope"))
-      assert.is_nil(select(2, s:get("nope")))
-      assert(s:set("k", entry("x")))
-      assert.is_true(s:delete("k"))
-      assert.is_true(s:delete("k"))
-      assert.is_nil(s:get("k"))
-    end)
-
-    it("expires an entry written with a ttl", function()
-      local s = assert(store.file { dir = tmp, key = false })
-      assert(s:set("k", entry("x"), 60))
-      assert.truthy(s:get("k"))
-      clock.offset = 61
-      assert.is_nil(s:get("k"))
-      clock.offset = 0
+      assert.matches('"key":"k"', raw, 1, true)
     end)
 
     it("refuses an existing directory open to others, and does not fix it", function()
@@ -132,8 +136,6 @@ describe("store.file", function()
       assert.equal("y", s:get("a/b").access_token)
       local _, _, out = proc.run("ls -A " .. tmp .. "/d")
       assert.equal("%2E.%2Fescape.tok\na%2Fb.tok\n", out)
-      assert.has_error(function() s:get("") end)
-      assert.has_error(function() s:get(nil) end)
       local ok, err = s:set(("x"):rep(300), entry("z"))
       assert.is_nil(ok)
       assert.matches("longer than", err.description)
@@ -248,48 +250,6 @@ describe("store.file", function()
     end)
   end)
 
-  describe("corrupt files", function()
-    local cases = {
-      { "empty", "" },
-      { "not JSON", "{\"smartauth_store\":1,\"key\":\"k\",\"ent" },
-      { "binary", "\0\1\2\255garbage" },
-      { "JSON but not an envelope", "[1,2,3]" },
-      { "an envelope without a version", '{"key":"k","entry":{}}' },
-      { "another key's envelope", '{"smartauth_store":1,"key":"other","entry":{"v":1}}' },
-      { "an envelope without an entry", '{"smartauth_store":1,"key":"k"}' },
-    }
-    for _, c in ipairs(cases) do
-      it("reports " .. c[1] .. " as a storage error", function()
-        local s = assert(store.file { dir = tmp, key = false })
-        write(tmp .. "/k.tok", c[2])
-        os.execute("chmod 600 " .. tmp .. "/k.tok")
-        local e, err = s:get("k")
-        assert.is_nil(e)
-        assert.equal("storage", err.kind)
-        assert.matches("k", err.description)
-      end)
-    end
-
-    it("names a future format rather than calling it corrupt", function()
-      local s = assert(store.file { dir = tmp, key = false })
-      write(tmp .. "/k.tok", '{"smartauth_store":2,"key":"k","entry":{}}')
-      os.execute("chmod 600 " .. tmp .. "/k.tok")
-      local _, err = s:get("k")
-      assert.matches("format 2; this smartauth reads format 1", err.description)
-    end)
-
-    it("makes p:token() fail cleanly instead of using garbage", function()
-      local s = assert(store.file { dir = tmp, key = false })
-      local p = assert(smartauth.provider { name = "c", token_endpoint = "http://127.0.0.1:9/token",
-        client_id = "id", client_secret = "sec", store = s })
-      write(tmp .. "/" .. p:store_key() .. ".tok", "{\"smartauth_store\":1,\"key\":")
-      os.execute("chmod 600 " .. tmp .. "/*.tok")
-      local t, err = p:token()
-      assert.is_nil(t)
-      assert.equal("storage", err.kind)
-    end)
-  end)
-
   describe("locks", function()
     it("excludes another process until released", function()
       local s = assert(store.file { dir = tmp, key = false })
@@ -310,32 +270,6 @@ describe("store.file", function()
       assert.is_true(proc.run(LUA_ENV .. "lua5.4 -e " .. proc.shell_quote(code)))
       local s = assert(store.file { dir = tmp, key = false })
       assert.is_function(s:lock("k", 0.1))
-    end)
-
-    it("times out with a retryable storage error", function()
-      local a = assert(store.file { dir = tmp, key = false })
-      local b = assert(store.file { dir = tmp, key = false })
-      local unlock = assert(a:lock("k", 5))
-      local t0 = core.monotonic()
-      local u, err = b:lock("k", 0.15)
-      local waited = core.monotonic() - t0
-      assert.is_nil(u)
-      assert.equal("storage", err.kind)
-      assert.is_true(err.retryable)
-      assert.is_true(waited >= 0.15 and waited < 1, "waited " .. waited)
-      unlock()
-      assert.is_function(b:lock("k", 0.1))
-    end)
-
-    it("may be taken again by its holder (nested) and only the last unlock frees it", function()
-      local a = assert(store.file { dir = tmp, key = false })
-      local b = assert(store.file { dir = tmp, key = false })
-      local u1 = assert(a:lock("k", 1))
-      local u2 = assert(a:lock("k", 1))
-      u2()
-      assert.is_nil((b:lock("k", 0.05)))
-      u1()
-      assert.is_function(b:lock("k", 0.05))
     end)
   end)
 
@@ -384,41 +318,6 @@ describe("store.file", function()
       io.stderr:write(("\n[kill test] 200 kills in %.1f s, all complete; %d killed mid-write (temp file left)\n")
         :format(core.monotonic() - t0, torn_tmp))
       assert.is_true(last.plain > 0 and last.enc > 0, "the writers never got to write")
-    end)
-  end)
-
-  describe("single flight across processes", function()
-    local s
-    setup(function() s = server.start() end)
-    teardown(function() s:stop() end)
-
-    it("8 processes on an almost-expired token: one refresh, one new token for all", function()
-      s:reset()
-      local dir = tmp .. "/tokens"
-      local fstore = assert(store.file { dir = dir })
-      local p = assert(smartauth.provider { name = "multi", token_endpoint = s.url .. "/token",
-        client_id = "cid", client_secret = "csecret", store = fstore })
-      local now = clock.now()
-      assert(fstore:set(p:store_key(), { v = 1, access_token = "at-old", token_type = "Bearer",
-        refresh_token = "rt-old", expires_at = now + 5, issued_at = now - 3595 }))
-      s:script("/token", { delay_ms = 300, json = { access_token = "at-new", token_type = "Bearer",
-        expires_in = 3600, refresh_token = "rt-new" } }, 0)
-
-      local sync = tmp .. "/sync"
-      os.execute("mkdir " .. sync)
-      local elapsed, results = proc.token_callers("file", dir, s.url .. "/token", sync, 8)
-      for i = 1, 8 do
-        assert.equal("at-new rt-new\n", results[i].out, "process " .. i .. ": " .. tostring(results[i].err))
-      end
-      local reqs = s:requests()
-      assert.equal(1, #reqs)
-      assert.equal("refresh_token", reqs[1].form.grant_type)
-      assert.equal("rt-old", reqs[1].form.refresh_token)
-      local stored = assert(fstore:get(p:store_key()))
-      assert.equal("at-new", stored.access_token)
-      assert.equal("rt-new", stored.refresh_token)
-      io.stderr:write(("\n[single flight, file] 8 processes served in %.0f ms after the go signal\n")
-        :format(elapsed * 1000))
     end)
   end)
 end)

@@ -1,7 +1,9 @@
 -- The Redis store against a real redis-server (Debian's) started here on a
--- free loopback port: expiry with the token (PX), the owner-only lock,
--- authentication, databases, encryption, a server restart mid-run, and single
--- flight across 8 processes.
+-- free loopback port: the store contract (helpers/store_contract.lua:
+-- entries, ttl, locks, hostile values, single flight across 8 processes),
+-- then what only Redis has: keys under the prefix, expiry with the token
+-- (PX), the owner-only lock, authentication, databases, encryption, and a
+-- server restart mid-run.
 local smartauth = require "smartauth"
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
@@ -9,6 +11,7 @@ local store = require "smartauth.store"
 local proc = require "helpers.proc"
 local redis = require "helpers.redis"
 local server = require "helpers.server"
+local contract = require "helpers.store_contract"
 
 
 local function entry(at)
@@ -27,6 +30,18 @@ describe("store.redis", function()
     for k, v in pairs(extra or {}) do o[k] = v end
     return assert(store.redis(o))
   end
+
+  -- get/set/delete, ttl, argument errors, the lock across tasks and
+  -- connections, hostile values, single flight across processes: the contract.
+  contract.run("redis", {
+    open = open,
+    second = open,
+    plant = function(key, bytes) r:command("SET", "smartauth:t:" .. key, bytes) end,
+    caller = function() return "redis", r.port end,
+    after_flight = function(p) -- the lock released by its owner
+      assert.equal(0, r:command("EXISTS", "smartauth:l:" .. p:store_key()))
+    end,
+  })
 
   it("gets, sets and deletes entries under the prefix", function()
     local s = open()
@@ -140,16 +155,6 @@ describe("store.redis", function()
     assert.is_true(took >= 0.9 and took < 1.8, "took " .. took .. " s")
   end)
 
-  it("reports a corrupt or foreign value as a storage error", function()
-    local s = open()
-    for _, bad in ipairs { "garbage", "[1]", '{"smartauth_store":1,"key":"other","entry":{}}' } do
-      r:command("SET", "smartauth:t:k", bad)
-      local e, err = s:get("k")
-      assert.is_nil(e)
-      assert.equal("storage", err.kind)
-    end
-  end)
-
   it("encrypts values when given a key", function()
     local key = "redis-key-0123456789abcdef"
     local s = open { key = key }
@@ -200,6 +205,11 @@ describe("store.redis", function()
     s, err = store.redis { port = r.port, tls = true }
     assert.is_nil(s)
     assert.matches("'tls' needs hiredis", err.description)
+    s, err = store.redis { port = r.port, key = "short-key" }
+    assert.is_nil(s)
+    assert.equal("config", err.kind)
+    assert.matches("at least 16 bytes", err.description)
+    assert.is_nil(err.description:find("short-key", 1, true))
     s, err = store.redis { port = 70000 }
     assert.is_nil(s)
     assert.matches("'port' must be at most", err.description)
@@ -336,44 +346,6 @@ describe("store.redis", function()
       end)
       ts:stop()
       assert(ok, err)
-    end)
-  end)
-
-  describe("single flight across processes", function()
-    local s, tmp
-    setup(function()
-      s = server.start()
-      tmp = proc.tmpdir("smartauth-rstore.XXXXXX")
-    end)
-    teardown(function()
-      s:stop()
-      proc.rmtree(tmp)
-    end)
-
-    it("8 processes on an almost-expired token: one refresh, one new token for all", function()
-      local rs = open()
-      local p = assert(smartauth.provider { name = "multi", token_endpoint = s.url .. "/token",
-        client_id = "cid", client_secret = "csecret", store = rs })
-      local now = clock.now()
-      assert(rs:set(p:store_key(), { v = 1, access_token = "at-old", token_type = "Bearer",
-        refresh_token = "rt-old", expires_at = now + 5, issued_at = now - 3595 }))
-      s:script("/token", { delay_ms = 300, json = { access_token = "at-new", token_type = "Bearer",
-        expires_in = 3600, refresh_token = "rt-new" } }, 0)
-
-      local elapsed, results = proc.token_callers("redis", r.port, s.url .. "/token", tmp, 8)
-      for i = 1, 8 do
-        assert.equal("at-new rt-new\n", results[i].out, "process " .. i .. ": " .. tostring(results[i].err))
-      end
-      local reqs = s:requests()
-      assert.equal(1, #reqs)
-      assert.equal("refresh_token", reqs[1].form.grant_type)
-      assert.equal("rt-old", reqs[1].form.refresh_token)
-      local stored = assert(rs:get(p:store_key()))
-      assert.equal("at-new", stored.access_token)
-      assert.equal("rt-new", stored.refresh_token)
-      assert.equal(0, r:command("EXISTS", "smartauth:l:" .. p:store_key())) -- lock released
-      io.stderr:write(("\n[single flight, redis] 8 processes served in %.0f ms after the go signal\n")
-        :format(elapsed * 1000))
     end)
   end)
 end)

@@ -4,9 +4,8 @@
 -- entries removed, still-valid tokens kept through passing failures.
 local smartauth = require "smartauth"
 local clock = require "smartauth.clock"
-local core = require "smartauth.core"
-local engine = require "smartauth.engine"
 local store = require "smartauth.store"
+local contract = require "helpers.store_contract"
 local server = require "helpers.server"
 
 -- An almost-expired refreshable entry, as another process would have left it.
@@ -17,70 +16,10 @@ local function stale_entry(at, rt)
 end
 
 describe("store", function()
-  describe("memory", function()
-    after_each(function() clock.offset = 0 end)
-
-    it("gets, sets, deletes and expires entries", function()
-      local m = store.memory()
-      assert.is_nil(m:get("k"))
-      assert.is_true(m:set("k", { v = 1, access_token = "a" }, 10))
-      assert.equal("a", m:get("k").access_token)
-      clock.offset = 11
-      assert.is_nil(m:get("k"))
-      assert(m:set("k", { v = 1, access_token = "b" }))
-      assert.is_true(m:delete("k"))
-      assert.is_nil(m:get("k"))
-    end)
-
-    it("locks one key against other tasks, not against its holder", function()
-      local m = store.memory()
-      local order = {}
-      local unlock = assert(m:lock("k", 5))
-      local nested = assert(m:lock("k", 5)) -- the same holder nests
-      nested()
-      local task = smartauth.spawn(function()
-        local u = assert(m:lock("k", 5))
-        order[#order + 1] = "task"
-        u()
-      end)
-      smartauth.step(0.02)
-      order[#order + 1] = "main"
-      assert.same({ "main" }, order) -- the task is still waiting
-      unlock()
-      task:wait()
-      assert.same({ "main", "task" }, order)
-      assert.is_function(m:lock("other", 1))
-    end)
-
-    it("times out with a retryable storage error", function()
-      local m = store.memory()
-      local unlock = assert(m:lock("k", 5))
-      local task = smartauth.spawn(function() return m:lock("k", 0.05) end)
-      local u, err = task:wait()
-      assert.is_nil(u)
-      assert.equal("storage", err.kind)
-      assert.is_true(err.retryable)
-      unlock()
-    end)
-  end)
-
-  describe("file", function()
-    it("clamps an infinite ttl and refuses NaN without raising", function()
-      local proc = require "helpers.proc"
-      local dir = proc.tmpdir("smartauth-ttl.XXXXXX")
-      local ok, err = pcall(function()
-        local f = assert(store.file { dir = dir, key = false })
-        assert.is_true(f:set("k", { v = 1, access_token = "inf" }, math.huge))
-        assert.equal("inf", assert(f:get("k")).access_token)
-        local res, serr = f:set("k", { v = 1, access_token = "nan" }, 0 / 0)
-        assert.is_nil(res)
-        assert.equal("storage", serr.kind)
-        assert.equal("inf", assert(f:get("k")).access_token)
-      end)
-      proc.rmtree(dir)
-      assert(ok, err)
-    end)
-  end)
+  -- get/set/delete, ttl, the lock across tasks, argument errors: the
+  -- contract suite, here for the memory store (the other backends run it
+  -- from their own specs).
+  contract.run("memory", { open = store.memory })
 
   describe("interface", function()
     it("accepts any table with get, set, delete and lock", function()
@@ -91,6 +30,16 @@ describe("store", function()
       assert.is_nil(ok)
       assert.equal("store has no 'lock' method", msg)
       assert.is_nil((store.check("file")))
+    end)
+
+    it("loads a built-in store on first use only", function()
+      local proc = require "helpers.proc"
+      local code = "local s = require('smartauth'); assert(s.provider{ token_endpoint = 'https://idp.example/t' }); "
+        .. "for _, m in ipairs { 'memory', 'file', 'redis' } do "
+        .. "io.write(m, '=', tostring(package.loaded['smartauth.store.' .. m] ~= nil), ' ') end"
+      local ok, _, out = proc.run(proc.LUA_ENV .. "lua5.4 -e " .. proc.shell_quote(code))
+      assert.is_true(ok, out)
+      assert.equal("memory=true file=false redis=false ", out)
     end)
 
     it("rejects a provider store without the methods, naming the option", function()
@@ -212,23 +161,6 @@ describe("store", function()
       assert.equal("at-new", a.access_token)
       assert.equal("at-new", b.access_token)
       assert.equal(1, #s:requests())
-    end)
-
-    it("waits for the lock without blocking other tasks", function()
-      local m = store.memory()
-      local unlock = assert(m:lock("svc.x", 5))
-      local ticks = 0
-      local waiter = smartauth.spawn(function() return m:lock("svc.x", 2) end)
-      local ticker = smartauth.spawn(function()
-        for _ = 1, 5 do ticks = ticks + 1; engine.sleep(0.01) end
-      end)
-      local t0 = core.monotonic()
-      ticker:wait()
-      assert.equal(5, ticks)
-      assert.equal("running", waiter.status)
-      unlock()
-      assert.is_function(waiter:wait())
-      assert.is_true(core.monotonic() - t0 < 1)
     end)
   end)
 end)

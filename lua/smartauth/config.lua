@@ -32,11 +32,12 @@ local M = {}
 -- risk, and they are never shown by `list`.
 M.SECRET_KEYS = { client_secret = true, password = true, api_password = true, client_assertion_key = true }
 
+-- Each kind's options as its store module declares them (options.check
+-- specs: a type name or { type = ... }); the store checks ranges itself.
 local STORE_KINDS = {
   memory = {},
-  file = { dir = "string", key = "string" },
-  redis = { host = "string", port = "number", username = "string", password = "string", db = "number",
-    prefix = "string", tls = "boolean", key = "string", timeout = "number", connect_timeout = "number" },
+  file = require("smartauth.store.file").SCHEMA,
+  redis = require("smartauth.store.redis").SCHEMA,
 }
 local STORE_SECRETS = { key = true, password = true }
 
@@ -206,6 +207,7 @@ local function check_store(where, v)
     local val = v[k]
     if k ~= "kind" then
       local t = schema[k]
+      if type(t) == "table" then t = t.type end
       if not t then
         return fail(where .. ": option 'store." .. tostring(k) .. "' is not known for kind '" .. v.kind .. "'",
           { option = "store." .. tostring(k) })
