@@ -38,13 +38,14 @@ local function assertion_key(p)
     return cfg_err("private_key_jwt needs option 'client_assertion_key' (PEM, PEM file or JWK)")
   end
   if not key then return cfg_err("client_assertion_key: " .. tostring(msg or kind)) end
+  -- which alg goes with which key is the core's alg table, not ours
   local alg = p.options.client_assertion_alg
   if not alg then
-    local kty, _, crv = key:type()
-    alg = (kty == "RSA" and "RS256") or (kty == "OKP" and "EdDSA") or
-      (crv == "P-384" and "ES384") or (crv == "P-521" and "ES512") or "ES256"
+    local dkind, dmsg
+    alg, dkind, dmsg = key:default_alg()
+    if not alg then return cfg_err("client_assertion_key: " .. tostring(dmsg or dkind)) end
   end
-  local ok, why = key:alg_ok(alg)
+  local ok, _, why = key:alg_ok(alg)
   if not ok then return cfg_err("client_assertion_key cannot sign " .. alg .. ": " .. tostring(why)) end
   s.assertion_key, s.assertion_alg = key, alg
   return key, alg
@@ -57,8 +58,10 @@ local function assertion(p, audience, key, alg, kid)
     iss = p.options.client_id, sub = p.options.client_id, aud = audience,
     jti = core.b64url_encode(core.random(24)), iat = now, exp = now + 60,
   }
-  local out, kind, msg = require("smartauth.jwt").encode({ typ = "JWT", alg = alg, kid = kid }, claims, key)
-  if not out then return cfg_err("cannot sign the client assertion: " .. tostring(msg or kind)) end
+  local out, err = require("smartauth.jwt").encode({ typ = "JWT", alg = alg, kid = kid }, claims, key)
+  if not out then
+    return cfg_err("cannot sign the client assertion: " .. tostring(errors.is(err) and err.description or err))
+  end
   return out
 end
 
