@@ -21,7 +21,7 @@ CORE_BIND  = csrc/lsmartauth.c csrc/lutil.c csrc/lcrypto.c csrc/lkey.c csrc/lsto
              csrc/lclock.c csrc/lconfig.c csrc/lsandbox_str.c
 HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c
 HTTP_BIND  = csrc/lutil.c csrc/lhttp.c
-REDIS_SRC  = csrc/sa_err.c csrc/buf.c csrc/crypto.c csrc/aead.c csrc/store_redis.c
+REDIS_SRC  = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/aead.c csrc/store_redis.c
 REDIS_BIND = csrc/lutil.c csrc/lredis.c
 # Every Lua-free source once (the C tests and fuzzers link these), every
 # binding file once (test_oom links the three modules into one program).

@@ -54,7 +54,7 @@ build = {
     ["smartauth.core_redis"] = {
       sources = {
         "csrc/lredis.c", "csrc/lutil.c",
-        "csrc/sa_err.c", "csrc/buf.c", "csrc/crypto.c", "csrc/aead.c", "csrc/store_redis.c",
+        "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/aead.c", "csrc/store_redis.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(HIREDIS_INCDIR)", "$(CRYPTO_INCDIR)" },
