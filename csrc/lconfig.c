@@ -3,8 +3,9 @@
  *
  *   memory  every allocation of the state goes through cfg_alloc, which
  *           refuses to go past a cap (16 MiB by default);
- *   time    a count hook reads CLOCK_MONOTONIC every CFG_HOOK_COUNT VM
- *           instructions and stops the chunk at its deadline (1 s by default);
+ *   time    a count hook reads the monotonic clock (clock.c) every
+ *           CFG_HOOK_COUNT VM instructions and stops the chunk at its
+ *           deadline (1 s by default);
  *   C calls a hook only runs between instructions, so every C function the
  *           chunk can reach must itself be bounded. The libraries are cut to
  *           a list (base: assert error ipairs next pairs select tonumber
@@ -39,12 +40,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
+#include "clock.h"
 #include "lconfig.h"
 #include "lsandbox_str.h"
 
@@ -67,7 +68,7 @@ struct cfg_box {
     int load_oom;            /* the chunk could not be compiled for lack of memory */
     int timed_out;
     size_t steps;            /* matcher steps left before the next clock read */
-    struct timespec deadline;
+    double deadline;         /* sa_clock_monotonic() seconds */
     double timeout;
     const char *text;        /* the chunk: a string kept alive by the caller's stack */
     size_t len;
@@ -104,10 +105,7 @@ cfg_box *sa_cfg_box_of(lua_State *S)
 
 static int cfg_expired(const cfg_box *b)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > b->deadline.tv_sec ||
-           (now.tv_sec == b->deadline.tv_sec && now.tv_nsec >= b->deadline.tv_nsec);
+    return sa_clock_monotonic() >= b->deadline;
 }
 
 static void cfg_check_time(lua_State *S, cfg_box *b)
@@ -514,7 +512,6 @@ static int l_config_load(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     lua_Integer cap = luaL_optinteger(L, 3, CFG_DEFAULT_CAP);
     lua_Number timeout = luaL_optnumber(L, 4, 1.0);
-    struct timespec now;
     cfg_box *b;
     int status;
     luaL_argcheck(L, cap >= CFG_MIN_CAP && cap <= CFG_MAX_CAP, 3, "must be 65536 .. 1073741824 bytes");
@@ -529,13 +526,7 @@ static int l_config_load(lua_State *L)
     b->len = len;
     b->name = name;
     b->steps = CFG_STEPS;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    {
-        double whole = (double)(long)b->timeout;
-        long ns = now.tv_nsec + (long)((b->timeout - whole) * 1e9);
-        b->deadline.tv_sec = now.tv_sec + (time_t)whole + ns / 1000000000L;
-        b->deadline.tv_nsec = ns % 1000000000L;
-    }
+    b->deadline = sa_clock_monotonic() + b->timeout;
     b->S = lua_newstate(cfg_alloc, b);
     if (b->S == NULL)
         return cfg_fail(L, b, LUA_ERRMEM);
