@@ -90,29 +90,41 @@ local function json_secrets(v, found, depth)
   end
 end
 
--- Does a decoded JSON value still hold a secret field's value?
-local function json_leaks(v, depth)
+-- Does a decoded JSON value still hold a secret: a secret field's value,
+-- or one of list in any string (a server may escape it as lua-cjson does
+-- not: "\u00fc", "/" for "\/")?
+local function json_leaks(v, list, depth)
   if depth > 64 then return true end
   for k, x in pairs(v) do
+    if type(k) == "string" and errors.scrub(k, list) ~= k then return true end
     if type(x) == "table" then
-      if json_leaks(x, depth + 1) then return true end
-    elseif type(x) == "string" and type(k) == "string" and SECRET_FIELDS[k:lower()]
-        and x ~= REDACTED and x ~= "" then
-      return true
+      if json_leaks(x, list, depth + 1) then return true end
+    elseif type(x) == "string" then
+      if type(k) == "string" and SECRET_FIELDS[k:lower()] and x ~= REDACTED and x ~= "" then
+        return true
+      end
+      if errors.scrub(x, list) ~= x then return true end
     end
   end
   return false
 end
 
-local function json_redact(v, depth)
-  if depth > 64 then return end
+-- A copy of a decoded JSON value with secret fields redacted and every
+-- string scrubbed.
+local function json_redact(v, list, depth)
+  if depth > 64 then return REDACTED end
+  local out = {}
   for k, x in pairs(v) do
+    local nk = type(k) == "string" and errors.scrub(k, list) or k
     if type(x) == "table" then
-      json_redact(x, depth + 1)
-    elseif type(x) == "string" and type(k) == "string" and SECRET_FIELDS[k:lower()] and x ~= "" then
-      v[k] = REDACTED
+      x = json_redact(x, list, depth + 1)
+    elseif type(x) == "string" then
+      if type(k) == "string" and SECRET_FIELDS[k:lower()] and x ~= "" then x = REDACTED
+      else x = errors.scrub(x, list) end
     end
+    out[nk] = x
   end
+  return out
 end
 
 -- A body is read as what it looks like: a JSON value when it starts like
@@ -137,15 +149,16 @@ local function body_pass(body, ctype, found)
 end
 
 -- Second pass over a JSON body: scrubbed as text (keeps the server's
--- bytes), unless a secret field survived that (an escape the scrubber does
--- not know, a value too short to scrub): then re-encoded with it redacted.
+-- bytes), unless a secret survived that (an escape the scrubber does not
+-- know, a value too short to scrub): then decoded, redacted and encoded
+-- again.
 local function json_final(body, list)
   local out = errors.scrub(body, list)
   local v = json.decode(out)
-  if type(v) == "table" and not json_leaks(v, 0) then return out end
+  if type(v) == "table" and not json_leaks(v, list, 0) then return out end
   v = json.decode(body)
-  json_redact(v, 0)
-  return errors.scrub(json.encode(v) or REDACTED, list)
+  if type(v) ~= "table" then return REDACTED end
+  return errors.scrub(json.encode(json_redact(v, list, 0)) or REDACTED, list)
 end
 
 -- A credential header's value: the scheme kept, the rest redacted (and
