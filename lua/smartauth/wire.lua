@@ -90,23 +90,33 @@ local function json_secrets(v, found, depth)
   end
 end
 
--- Does a decoded JSON value still hold a secret: a secret field's value,
--- or one of list in any string (a server may escape it as lua-cjson does
--- not: "\u00fc", "/" for "\/")?
-local function json_leaks(v, list, depth)
+-- The strings of a decoded JSON value (keys too) into out; true when a
+-- secret field holds anything but the redaction mark.
+local function json_strings(v, out, depth)
   if depth > 64 then return true end
   for k, x in pairs(v) do
-    if type(k) == "string" and errors.scrub(k, list) ~= k then return true end
+    if type(k) == "string" then out[#out + 1] = k end
     if type(x) == "table" then
-      if json_leaks(x, list, depth + 1) then return true end
+      if json_strings(x, out, depth + 1) then return true end
     elseif type(x) == "string" then
       if type(k) == "string" and SECRET_FIELDS[k:lower()] and x ~= REDACTED and x ~= "" then
         return true
       end
-      if errors.scrub(x, list) ~= x then return true end
+      out[#out + 1] = x
     end
   end
   return false
+end
+
+-- Does a decoded JSON value still hold a secret: a secret field's value,
+-- or one of list in any string (a server may escape it as lua-cjson does
+-- not: "\u00fc", "/" for "\/")? One scrub over all strings joined by NUL,
+-- which no encoding of a secret spans.
+local function json_leaks(v, list)
+  local out = {}
+  if json_strings(v, out, 0) then return true end
+  local all = table.concat(out, "\0")
+  return errors.scrub(all, list) ~= all
 end
 
 -- A copy of a decoded JSON value with secret fields redacted and every
@@ -155,7 +165,7 @@ end
 local function json_final(body, list)
   local out = errors.scrub(body, list)
   local v = json.decode(out)
-  if type(v) == "table" and not json_leaks(v, list, 0) then return out end
+  if type(v) == "table" and not json_leaks(v, list) then return out end
   v = json.decode(body)
   if type(v) ~= "table" then return REDACTED end
   return errors.scrub(json.encode(json_redact(v, list, 0)) or REDACTED, list)
