@@ -92,6 +92,7 @@ build = {
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",
     ["smartauth.grant"] = "lua/smartauth/grant.lua",
     ["smartauth.transport"] = "lua/smartauth/transport.lua",
+    ["smartauth.wire"] = "lua/smartauth/wire.lua",
     ["smartauth.vault"] = "lua/smartauth/vault.lua",
     ["smartauth.token_source"] = "lua/smartauth/token_source.lua",
     ["smartauth.url"] = "lua/smartauth/url.lua",

@@ -162,6 +162,25 @@ describe("proxy", function()
       assert.equal(before + 1, count(authpx:requests(), "CONNECT 127.0.0.1:" .. tls.port))
     end)
 
+    it("shows the debug hook neither the proxy's credentials nor a refusal's", function()
+      local seen = {}
+      local function dump(v, depth)
+        if type(v) == "table" and depth < 5 then
+          for k, x in pairs(v) do dump(k, depth + 1); dump(x, depth + 1) end
+        else
+          seen[#seen + 1] = tostring(v)
+        end
+      end
+      local function hook(ev) dump(ev, 0) end
+      assert(provider { proxy = auth_url(), on_http = hook }):client_credentials()
+      provider { token_endpoint = tls.url .. "/token", ca_file = c.ca_file, retry = false,
+        proxy = auth_url(nil, "wr0ng-" .. PASS), on_http = hook }:client_credentials()
+      assert.is_true(#seen > 10)
+      local all = table.concat(seen, "\n")
+      assert.is_nil(all:find(PASS, 1, true))
+      assert.is_nil(all:find(USER .. ":", 1, true))
+    end)
+
     it("keeps the proxy credentials in the vault, not in the options", function()
       local p = provider { proxy = auth_url(), no_proxy = "example.org" }
       assert.equal("http://127.0.0.1:" .. authpx.port, p.options.proxy)

@@ -51,6 +51,7 @@ local SCHEMA = {
   response_type = { type = "string", enum = { "code", "id_token", "code id_token", "id_token token",
     "code token", "code id_token token" } },
   store = "any", retry = "any",
+  on_http = "function",                    -- debug hook: one redacted event per HTTP exchange (wire.lua)
   lock_ttl = { type = "number", min = 1, max = 86400 },   -- seconds the store lock is held for
   default_expires_in = { type = "number", min = 1, max = 31536000 }, -- when the server sends none
   timeout = { type = "number", min = 0.001, max = 86400 },

@@ -2,7 +2,10 @@
 -- request, its proxy and client certificate, and its retry policy around
 -- engine.request (which yields inside a task). Token requests are safe to
 -- retry; API calls with other methods than the idempotent ones are retried
--- on 429 only.
+-- on 429 only. With a debug hook (the provider's option `on_http`, or
+-- smartauth.on_http) every attempt becomes one event, redacted by wire.lua;
+-- without one nothing more is done.
+local core = require "smartauth.core"
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
 local retry = require "smartauth.retry"
@@ -93,6 +96,25 @@ local function proxy_failure(p, req, res, err)
   return res, err
 end
 
+local monotonic = core.monotonic
+local global_hook -- smartauth.on_http
+
+--- Set the process-wide hook (a function or nil); returns the previous one.
+function M.set_hook(fn)
+  local prev = global_hook
+  global_hook = fn
+  return prev
+end
+
+-- One attempt seen by the hooks: timed, then handed to wire.lua.
+local function watched(p, req, attempt)
+  local t0 = monotonic()
+  local res, err = engine.request(req)
+  local elapsed = monotonic() - t0
+  require("smartauth.wire").emit(p, p.options.on_http, global_hook, req, res, err, elapsed, attempt)
+  return res, err
+end
+
 local function send(p, req)
   local o = p.options
   if req.timeout == nil then req.timeout = o.timeout end
@@ -106,12 +128,17 @@ local function send(p, req)
     req.client_cert, req.client_key = o.client_cert, s.client_key
     req.client_key_password = s.client_key_password
   end
+  local watch = global_hook ~= nil or o.on_http ~= nil
   local policy = o.retry
-  if policy == false or req.no_retry then return engine.request(req) end
+  if policy == false or req.no_retry then
+    if watch then return watched(p, req, 1) end
+    return engine.request(req)
+  end
   local only_429 = req.api and not IDEMPOTENT[req.method or "GET"]
   req.no_retry, req.api = nil, nil
-  return (policy or retry.default):run(function()
-    local res, err = engine.request(req)
+  return (policy or retry.default):run(function(attempt)
+    local res, err
+    if watch then res, err = watched(p, req, attempt) else res, err = engine.request(req) end
     if only_429 and not (res and res.status == 429) then return res, err, true end
     return res, err
   end, engine.sleep)
