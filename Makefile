@@ -32,7 +32,7 @@ HDRS       = $(wildcard csrc/*.h)
 MODULES    = build/smartauth/core.so build/smartauth/core_http.so build/smartauth/core_redis.so
 C_TESTS    = $(patsubst spec/c/%.c,build/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all test test-c test-lua lint demo clean valgrind interop sanitize fuzz fuzz-replay analyze
+.PHONY: all test test-c test-lua lint demo clean valgrind interop sanitize fuzz fuzz-replay analyze docs docs-check
 
 all: $(MODULES)
 
@@ -81,6 +81,35 @@ lint:
 
 demo: all
 	$(LUA) examples/demo.lua
+
+# ------------------------------------------------------------ the reference
+# LDoc (Debian lua-ldoc) over lua/smartauth (config.ld) writes docs/; the
+# smartauth command's page is made from its own help texts. LDoc runs on
+# lua5.1, where Debian's lua-markdown lives; the date is left out so that
+# the same sources make the same files.
+LDOC       ?= lua5.1 /usr/bin/ldoc
+LDOC_FLAGS = --date ""
+
+build/ldoc/smartauth-command.md: bin/smartauth all
+	@mkdir -p $(@D)
+	@{ printf '# The smartauth command\n\nWhat `smartauth --help`, `smartauth help COMMAND` and `smartauth help config` print.\n'; \
+	  for c in "" login token userinfo list logout config; do \
+	    printf '\n## smartauth help %s\n\n' "$$c"; \
+	    $(LUA) bin/smartauth help $$c | sed 's/^/    /'; done; } >$@
+
+docs: build/ldoc/smartauth-command.md
+	@rm -rf docs
+	$(LDOC) $(LDOC_FLAGS) .
+
+# Fails on any LDoc warning, and when the committed docs/ differs from what
+# the sources make (run `make docs` and commit docs/).
+docs-check: build/ldoc/smartauth-command.md
+	@rm -rf build/ldoc/out
+	@$(LDOC) $(LDOC_FLAGS) --dir build/ldoc/out . >build/ldoc/ldoc.log 2>&1 || { cat build/ldoc/ldoc.log; exit 1; }
+	@if grep -v -E '^(reading configuration from config\.ld|output written to .*)$$' build/ldoc/ldoc.log; then \
+	  echo "docs-check: LDoc warnings (above)"; exit 1; fi
+	@diff -r -q docs build/ldoc/out || { echo "docs-check: docs/ is out of date: run 'make docs' and commit docs/"; exit 1; }
+	@echo "docs-check: no warnings, docs/ up to date"
 
 # ---------------------------------------------------------------- proving
 # Each target below builds what it needs and runs from a clean checkout after

@@ -1,7 +1,8 @@
---- Calling an API with the token attached (after golang/oauth2's
+--- Internal: Calling an API with the token attached (after golang/oauth2's
 -- Transport): in the Authorization header, as a query parameter where the
 -- provider needs it, or SmartFile's HTTP Basic API key; a 401 retires the
 -- token everywhere and the call is sent once more with a renewed one.
+-- @module smartauth.api
 local json = require "smartauth.json"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
@@ -43,6 +44,7 @@ end
 --- Call an API with the token attached (header, or query parameter where the
 -- provider needs it). On 401 the token is refreshed once and the call
 -- retried. Any HTTP status is returned as a response.
+-- @param self the provider (the method `p:request`)
 -- @param opts { method=, url=, headers=, body= (string or form table), json=, query=, token=, timeout= }
 -- @return { status=, headers=, body= } or nil, err
 function M.request(self, opts)

@@ -1,6 +1,7 @@
---- The authorization code flow (RFC 6749 §4.1, RFC 7636 PKCE, OpenID
+--- Internal: The authorization code flow (RFC 6749 §4.1, RFC 7636 PKCE, OpenID
 -- Connect's hybrid and implicit responses, RFC 9207 iss): the request URL
 -- and its session, callback parsing, and the code exchange.
+-- @module smartauth.authcode
 local clock = require "smartauth.clock"
 local json = require "smartauth.json"
 local core = require "smartauth.core"
@@ -55,6 +56,9 @@ end
 --- Build an authorization request URL (RFC 6749 §4.1.1, RFC 7636, OIDC).
 -- state and PKCE S256 are on by default, nonce whenever an ID token may
 -- come back. Any other field is sent as a request parameter.
+-- @param self the provider (the method `p:authorization_url`)
+-- @param opts redirect_uri, scope, response_type, state, nonce (false: none),
+--   pkce (false: none), max_age, response_mode, and request parameters
 -- @return url, session (a plain table to keep until the callback)
 function M.authorization_url(self, opts)
   opts = check_opts(opts, "authorization_url")
@@ -160,6 +164,7 @@ end
 --- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
 -- callback against the session: the session is this provider's, then state
 -- (constant time), then iss (RFC 9207), and only then an error is reported.
+-- @param self the provider (the method `p:exchange_code`)
 -- @param opts { code=, state=, iss=, url= (the whole redirect), session= };
 --   iss = false: there is no authorization response to carry iss (a code a
 --   person typed in), so a provider's promise of iss cannot be checked

@@ -1,8 +1,9 @@
---- Client authentication at token-type endpoints (RFC 6749 §2.3, RFC 7523):
+--- Internal: Client authentication at token-type endpoints (RFC 6749 §2.3, RFC 7523):
 -- one strategy per `client_auth` value, each adding headers and form fields
 -- (after openid-client's ClientSecretBasic/ClientSecretPost/None/
 -- PrivateKeyJwt). The fixed headers of every form POST are built once per
 -- provider and kept with its secrets.
+-- @module smartauth.client_auth
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"

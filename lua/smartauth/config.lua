@@ -57,7 +57,7 @@ local function sorted_keys(t)
   return keys
 end
 
-------------------------------------------------------------------- paths
+-- ---------------------------------------------------------------- paths
 
 --- The config file to use: `SMARTAUTH_CONFIG`, else
 -- `$XDG_CONFIG_HOME/smartauth/config.lua`, else the `.json` twin when only
@@ -110,7 +110,7 @@ function M.file_mode(path)
   return nil
 end
 
------------------------------------------------------------------- reading
+-- --------------------------------------------------------------- reading
 
 local function read_all(path)
   local f, err = io.open(path, "rb")
@@ -160,7 +160,7 @@ local function load_json(path, text)
   return t
 end
 
------------------------------------------------------------------- checks
+-- --------------------------------------------------------------- checks
 
 -- { file = "path" }: a value read from a file (a secret kept out of the config)
 local function is_file_ref(v)
@@ -265,7 +265,7 @@ local function check_profile(where, prof)
   return true
 end
 
-------------------------------------------------------------------- load
+-- ---------------------------------------------------------------- load
 
 --- Load and check a config file.
 -- @param path file path (default: `default_path()`); `.json` files are JSON,
@@ -353,7 +353,7 @@ function M.names(cfg)
   return sorted_keys(cfg.profiles)
 end
 
----------------------------------------------------------------- expansion
+-- ------------------------------------------------------------- expansion
 
 -- Every variable a ${NAME} reference read, in this process: the login flow
 -- keeps them (secrets, mostly) out of the browser it starts.

@@ -1,4 +1,4 @@
---- The device authorization grant (RFC 8628): ask for a device code, then
+--- Internal: The device authorization grant (RFC 8628): ask for a device code, then
 -- poll the token endpoint until the person has approved it on another
 -- device. The grant side only: showing the code is the login flow's part
 -- (smartauth.flow), or the host application's.
@@ -51,6 +51,7 @@ local function pause(sleep, seconds)
 end
 
 --- Device authorization request (RFC 8628 §3.1).
+-- @param self the provider (the method `p:device_authorization`)
 -- @param opts { scope=, ... any extra parameter (resource, audience) }
 -- @return a device table { device_code, user_code, verification_uri,
 --   verification_uri_complete, expires_in, expires_at, interval } or nil, err
@@ -115,6 +116,7 @@ end
 -- 8628 §3.4-3.5): waits `interval` seconds between polls, 5 s more after
 -- each slow_down, and backs off on network failures; no wait is longer than
 -- MAX_POLL_INTERVAL or than the code has left to live (then it says expired).
+-- @param self the provider (the method `p:poll_device`)
 -- @param dev the table device_authorization returned
 -- @param opts { sleep = function(seconds) } (default: the engine's sleep, which yields inside a task)
 -- @return token or nil, err (oauth access_denied or expired_token, ...)

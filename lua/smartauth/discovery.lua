@@ -1,6 +1,7 @@
---- OpenID Connect / OAuth discovery: fetch the provider's configuration,
+--- Internal: OpenID Connect / OAuth discovery: fetch the provider's configuration,
 -- check its issuer, and fill in the endpoints the options did not set.
 -- Documents are cached per process for DISCOVERY_TTL seconds.
+-- @module smartauth.discovery
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"

@@ -2,6 +2,7 @@
 -- calls and waits without blocking the host; smartauth.step drives
 -- transfers and timers and resumes whoever is ready. Outside a spawned
 -- coroutine every call blocks, as before.
+-- @module smartauth.engine
 local errors = require "smartauth.errors"
 local core = require "smartauth.core"
 
@@ -9,7 +10,7 @@ local M = {}
 
 local now = core.monotonic -- timers must not jump with the wall clock
 
------------------------------------------------------------- the HTTP engine
+-- --------------------------------------------------------- the HTTP engine
 
 -- One C engine per Lua state, so every provider shares one connection
 -- cache. smartauth.core_http (libcurl) is loaded when the first engine is

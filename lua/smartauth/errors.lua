@@ -1,5 +1,6 @@
 --- Error objects: every runtime failure is returned as `nil, err` where err
 -- is one of these. `tostring(err)` reads well and never shows a secret.
+-- @module smartauth.errors
 local M = {}
 
 local KINDS = {

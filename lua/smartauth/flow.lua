@@ -40,7 +40,7 @@ local function validation(msg)
   return nil, errors.new("validation", msg)
 end
 
------------------------------------------------------------ user-facing steps
+-- -------------------------------------------------------- user-facing steps
 
 -- The default user-facing steps: messages on stderr (stdout stays clean for
 -- `smartauth token`), input from stdin.
@@ -97,7 +97,7 @@ local function user_interface(opts)
   return ui
 end
 
-------------------------------------------------------------- flow choice
+-- ---------------------------------------------------------- flow choice
 
 local function interactive_grant(g)
   return g == "loopback" or g == "device" or g == "oob"
@@ -136,7 +136,7 @@ function M.choose(p, opts, env)
   return "device"
 end
 
----------------------------------------------------------------- loopback
+-- ------------------------------------------------------------- loopback
 
 local function loopback(p, opts, ui)
   -- LuaSocket loads here, the first time a listener is needed
@@ -176,7 +176,7 @@ local function loopback(p, opts, ui)
   return tok, err
 end
 
---------------------------------------------------------------------- oob
+-- ------------------------------------------------------------------ oob
 
 local function oob(p, opts, ui)
   local redirect = opts.redirect_uri or p.options.redirect_uri
@@ -208,7 +208,7 @@ local function oob(p, opts, ui)
   return p:exchange_code { code = input, state = session.state, iss = false, session = session }
 end
 
------------------------------------------------------------------- device
+-- --------------------------------------------------------------- device
 
 -- The grant is smartauth.device's; this is the person's side: the code and
 -- where to enter it, then the wait.
@@ -230,11 +230,12 @@ local function device(p, opts, ui)
   return p:poll_device(dev, { sleep = opts.sleep })
 end
 
-------------------------------------------------------------------- login
+-- ---------------------------------------------------------------- login
 
 --- Log a person in with the best flow the provider and the situation allow:
 -- the loopback redirect when a browser can be opened here, else the device
 -- flow when the provider has one, else the paste flow or a printed URL.
+-- @param self the provider (the method `p:login`)
 -- @param opts { flow = "loopback"|"device"|"oob", scope=, params = {extra
 --   authorization parameters}, timeout = seconds (loopback), port=, path=,
 --   redirect_uri=, open = function(url, ctx) -> opened | false (ctx.fds:

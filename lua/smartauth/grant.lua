@@ -1,8 +1,9 @@
---- Requests to token-type endpoints (after golang/oauth2's
+--- Internal: Requests to token-type endpoints (after golang/oauth2's
 -- internal/token.go): one function builds the form POST with client
 -- authentication (prepared once where the bytes never change), one turns
 -- the answer into a token or an OAuth error; every grant, revocation and
 -- introspection uses both.
+-- @module smartauth.grant
 local clock = require "smartauth.clock"
 local client_auth = require "smartauth.client_auth"
 local discovery = require "smartauth.discovery"
@@ -239,6 +240,7 @@ function M.grant_request(self, name, opts)
 end
 
 --- Client credentials grant (RFC 6749 §4.4).
+-- @param self the provider (the method `p:client_credentials`)
 -- @param opts { scope=, ... any extra parameter (resource, audience) }
 -- @return token or nil, err
 function M.client_credentials(self, opts)
@@ -248,6 +250,7 @@ function M.client_credentials(self, opts)
 end
 
 --- Resource owner password grant (RFC 6749 §4.3).
+-- @param self the provider (the method `p:password`)
 -- @param opts { username=, password=, scope= } (defaults from the provider)
 function M.password(self, opts)
   local tok, err = password_request(self, check_opts(opts, "password"))
@@ -280,6 +283,7 @@ end
 -- claims; a new ID token is verified (same user). A new token the store
 -- refuses is still returned (the server may have retired the old refresh
 -- token): p:save_error() says why, and the save is tried again.
+-- @param self the provider (the method `p:refresh`)
 -- @param tok token object or refresh token string
 -- @param opts { scope= }
 function M.refresh(self, tok, opts)
@@ -289,13 +293,14 @@ function M.refresh(self, tok, opts)
   return (secrets[self].source:put(nt))
 end
 
------------------------------------------------------- authorization code
+-- --------------------------------------------------- authorization code
 
 
 
 --- Revoke a token (RFC 7009). A token object's refresh token is revoked
 -- when it has one (which ends the grant), else its access token; the
 -- provider forgets it too.
+-- @param self the provider (the method `p:revoke`)
 -- @param tok token object or token string
 -- @param opts { hint = "access_token"|"refresh_token" }
 function M.revoke(self, tok, opts)
@@ -329,6 +334,9 @@ function M.revoke_one(self, value, hint)
 end
 
 --- Token introspection (RFC 7662).
+-- @param self the provider (the method `p:introspect`)
+-- @param tok token object or token string
+-- @param opts { hint = token_type_hint }
 -- @return the response object ({active=true, scope=, sub=, exp=, ...}) or nil, err
 function M.introspect(self, tok, opts)
   opts = check_opts(opts, "introspect")

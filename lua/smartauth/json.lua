@@ -1,6 +1,7 @@
---- JSON in and out: the only module that uses lua-cjson (its `safe`
+--- Internal: JSON in and out: the only module that uses lua-cjson (its `safe`
 -- flavour: bad input is `nil, err`, never an error raised), so every
 -- response handler treats bodies the same way.
+-- @module smartauth.json
 local cjson = require "cjson.safe"
 
 local M = {}

@@ -1,7 +1,8 @@
---- JSON Web Key Sets: parse each key once into a core key object (parsing
+--- Internal: JSON Web Key Sets: parse each key once into a core key object (parsing
 -- costs more than verifying), look keys up by kid, and refetch once on an
 -- unknown kid, rate-limited so a flood of bad tokens is not a flood of
 -- requests.
+-- @module smartauth.jwks
 local json = require "smartauth.json"
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"

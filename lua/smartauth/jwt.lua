@@ -1,5 +1,6 @@
---- Compact JWS parsing (RFC 7515 §7.1) with strict limits: what comes in
+--- Internal: Compact JWS parsing (RFC 7515 §7.1) with strict limits: what comes in
 -- is outside input until its signature is checked.
+-- @module smartauth.jwt
 local json = require "smartauth.json"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"

@@ -1,7 +1,8 @@
---- OpenID Connect ID token validation (OIDC Core §3.1.3.7, §3.2.2.11,
+--- Internal: OpenID Connect ID token validation (OIDC Core §3.1.3.7, §3.2.2.11,
 -- §3.3.2.12): signature from the JWKS or the client secret, alg from an
 -- allow-list, then every claim check. Each rejection is a validation error
 -- whose `check` names the failed check.
+-- @module smartauth.oidc
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local discovery = require "smartauth.discovery"
@@ -187,7 +188,7 @@ function M.verify(p, id_token, opts)
   return c
 end
 
--------------------------------------------------- the provider's OIDC methods
+-- ----------------------------------------------- the provider's OIDC methods
 
 -- The provider's key set: static (option jwks) or fetched from jwks_uri.
 function M.keyset(self)
@@ -213,6 +214,7 @@ end
 
 --- Verify an ID token: signature (JWKS or, for HS*, the client secret),
 -- alg allow-list, iss, aud, azp, exp, iat, nonce, auth_time, at_hash, c_hash.
+-- @param self the provider (the method `p:verify_id_token`)
 -- @param id_token compact JWS
 -- @param opts { nonce=, max_age=, access_token=, code= }
 -- @return claims or nil, err (validation, err.check names the failed check)
@@ -257,6 +259,7 @@ end
 
 --- UserInfo (OIDC Core §5.3) with the token; `sub` must match the ID
 -- token's when both are known.
+-- @param self the provider (the method `p:userinfo`)
 -- @param tok token object (default: p:token())
 -- @return claims table or nil, err
 function M.userinfo(self, tok)

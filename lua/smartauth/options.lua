@@ -1,5 +1,6 @@
---- Option-table validation shared by every constructor: unknown keys and
+--- Internal: Option-table validation shared by every constructor: unknown keys and
 -- wrong types are config errors that name the option.
+-- @module smartauth.options
 local errors = require "smartauth.errors"
 local url = require "smartauth.url"
 

@@ -1,5 +1,6 @@
---- Presets: a service's data (endpoints, client authentication, default
+--- Internal: Presets: a service's data (endpoints, client authentication, default
 -- grant) merged under the user's options, then the generic provider.
+-- @module smartauth.presets
 local errors = require "smartauth.errors"
 local provider = require "smartauth.provider"
 

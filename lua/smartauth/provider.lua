@@ -11,6 +11,11 @@
 --   api.lua           request(): the token attached, one renewal on 401
 --   oidc.lua          verify_id_token, userinfo
 --   device.lua, flow.lua   device grant and login flows, loaded on first use
+--
+-- `smartauth.provider{...}` (module smartauth) makes one; the presets and
+-- `smartauth.discover` make theirs here too. Every option is listed in
+-- `options`, every method under `Provider`.
+-- @module smartauth.provider
 local api = require "smartauth.api"
 local authcode = require "smartauth.authcode"
 local clock = require "smartauth.clock"
@@ -35,9 +40,140 @@ local Provider = { __name = "smartauth.provider" }
 Provider.__index = Provider
 M.Provider = Provider
 
+--- The endpoint options discovery fills in when they are not set.
 M.ENDPOINTS = discovery.ENDPOINTS
 
+--- The default `leeway`, in seconds.
 M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
+
+--- The options of `smartauth.provider{}` (and of every preset and
+-- `smartauth.discover`). Each is checked when the provider is made: an
+-- unknown key or a wrong type is a `config` error naming it (with a hint
+-- for a near miss), numbers must be finite and in range. They are kept
+-- read-only in `p.options`, except the secrets (`client_secret`,
+-- `password`, `api_key`, `api_password`, `client_assertion_key`,
+-- `token_headers`, the proxy's credentials, `client_key`,
+-- `client_key_password`), which are kept off the provider object.
+-- URL options must be `https://` (plain `http://` only for loopback hosts,
+-- or with `allow_http`). In a config file the same keys make a profile,
+-- except `on_http` (a function) and `store` (there a table `{ kind = ... }`).
+-- @table options
+-- @tfield[opt] string name the provider's name: the readable prefix of its
+--   store key, and `provider` in `on_http` events (a preset or a config
+--   profile sets it)
+-- @tfield[opt] string issuer the OpenID Connect / OAuth issuer: discovery
+--   reads `issuer/.well-known/openid-configuration`, and ID tokens must name it
+-- @tfield[opt] string authorization_endpoint URL of the authorization endpoint
+--   (else from discovery)
+-- @tfield[opt] string token_endpoint URL of the token endpoint (else from discovery)
+-- @tfield[opt] string userinfo_endpoint URL of the OpenID Connect UserInfo endpoint
+-- @tfield[opt] string jwks_uri URL of the key set ID tokens are verified with
+-- @tfield[opt] string revocation_endpoint URL of the RFC 7009 revocation endpoint
+--   (`p:revoke`, `p:logout`)
+-- @tfield[opt] string introspection_endpoint URL of the RFC 7662 introspection
+--   endpoint (`p:introspect`)
+-- @tfield[opt] string device_authorization_endpoint URL of the RFC 8628 device
+--   authorization endpoint (the device flow)
+-- @tfield[opt] string end_session_endpoint URL of the OpenID Connect end-session
+--   endpoint (`p:logout` returns an `end_session_url` with it)
+-- @tfield[opt] string discovery_url the discovery document's URL, when it is
+--   not under the issuer (default: `issuer .. "/.well-known/openid-configuration"`)
+-- @tfield[opt] string api_base base URL that relative `p:request{ url = }`
+--   URLs are joined to
+-- @tfield[opt] string client_id the client's identifier
+-- @tfield[opt] string client_secret the client's secret (a secret: kept off the object)
+-- @tfield[opt] string client_auth how the client authenticates at token-type
+--   endpoints: `"basic"` (HTTP Basic), `"post"` (id and secret in the form),
+--   `"none"` (public client: client_id only), `"client_secret_jwt"` or
+--   `"private_key_jwt"` (RFC 7523 assertions). Default: `"basic"` with a
+--   `client_secret`, else `"none"`. basic, post and client_secret_jwt need
+--   `client_secret`; private_key_jwt needs `client_assertion_key`
+-- @tfield[opt] string redirect_uri the registered redirect URI: `https://`, a
+--   loopback `http://127.0.0.1:PORT/path` (the login flow listens there), or
+--   `urn:ietf:wg:oauth:2.0:oob` (the code is pasted)
+-- @tfield[opt] string scope space-separated scopes asked for by grants and
+--   authorization requests; part of the store key
+-- @tfield[opt] string response_type the default of `p:authorization_url`:
+--   `"code"` (default), `"id_token"`, `"code id_token"`, `"id_token token"`,
+--   `"code token"` or `"code id_token token"`
+-- @tfield[opt] table store where tokens are kept: any object with `get`,
+--   `set`, `delete` and `lock` (see `smartauth.store`); default a new
+--   `smartauth.store.memory()`
+-- @tfield[opt] table|boolean retry a `smartauth.retry.policy`, or its options
+--   (`{ attempts =, base =, max_delay =, budget = }`), or `false` for no
+--   retries; default `smartauth.retry.default` (3 attempts)
+-- @tfield[opt] function on_http debug hook: called with one event per HTTP
+--   exchange of this provider, every secret redacted (see `smartauth.wire.event`)
+-- @tfield[opt] number lock_ttl seconds the store lock is held for around a
+--   refresh (1 to 86400); default the retry policy's budget + attempts x
+--   `timeout` + 5, longer than a refresh can take
+-- @tfield[opt] number default_expires_in the lifetime (seconds, 1 to 31536000)
+--   assumed when a token answer has no `expires_in`; without it such a token
+--   lives until an API call gets a 401
+-- @tfield[opt=30] number timeout seconds one HTTP exchange may take in all
+--   (0.001 to 86400)
+-- @tfield[opt=10] number connect_timeout seconds connecting may take (0.001 to 86400)
+-- @tfield[opt] string ca_file a PEM file of CA certificates to verify servers
+--   with, instead of the system's store
+-- @tfield[opt=120] number leeway seconds of clock skew allowed in ID-token
+--   checks, and how long before its expiry a token is renewed (never more
+--   than half its lifetime); 0 to 86400
+-- @tfield[opt=false] boolean allow_http accept plain `http://` URLs for hosts
+--   other than loopback ones
+-- @tfield[opt=1048576] int max_body bytes of the largest answer accepted;
+--   a larger one is an `http` error
+-- @tfield[opt] string grant what `p:token()` runs when nothing valid is stored:
+--   `"client_credentials"`, `"password"`, `"authorization_code"`,
+--   `"loopback"`, `"device"`, `"oob"` or `"none"`. Default: the preset's;
+--   else `"none"` with an `api_key`; else `"password"` with `username` and
+--   `password`; else
+--   `"client_credentials"` for a confidential client with no `redirect_uri`
+--   and no `response_type`; else `"authorization_code"`. The interactive
+--   ones (and `"none"`) make `p:token()` return an error with
+--   `err.reauth = true` instead (`p:default_grant()` tells which applies)
+-- @tfield[opt] string username the resource owner's user name (password grant)
+-- @tfield[opt] string password the resource owner's password (password grant; a secret)
+-- @tfield[opt] string api_key an API key sent with HTTP Basic by `p:request`
+--   instead of a bearer token (SmartFile; a secret)
+-- @tfield[opt] string api_password the API key's password (a secret)
+-- @tfield[opt="header"] string token_placement where `p:request` puts the
+--   access token: `"header"` (`Authorization: Bearer`) or `"query"`
+-- @tfield[opt="access_token"] string token_param the query parameter's name
+--   with `token_placement = "query"`
+-- @tfield[opt] table token_headers extra headers (`{ [name] = value }`) sent
+--   on every request to a token-type endpoint (token, revocation,
+--   introspection, device authorization); kept as secrets
+-- @tfield[opt] table id_token_algs the JWS algorithms accepted for ID tokens
+--   (a list); default: those the discovery document lists among the
+--   asymmetric ones the core verifies (RS, PS, ES 256/384/512, EdDSA).
+--   `none` is never accepted, HS* only with `id_token_signed_response_alg`
+-- @tfield[opt] string id_token_signed_response_alg `"HS256"`, `"HS384"` or
+--   `"HS512"` when the client is registered for ID tokens signed with its
+--   client secret
+-- @tfield[opt] table jwks a static key set (`{ keys = { ... } }`) to verify ID
+--   tokens with, instead of fetching `jwks_uri`
+-- @tfield[opt] string|table client_assertion_key the private key for
+--   `private_key_jwt`: PEM text, the path of a PEM file, or a private JWK
+--   table (a secret)
+-- @tfield[opt] string client_assertion_alg the assertion's JWS algorithm;
+--   default the key's own (`private_key_jwt`), `"HS256"` (`client_secret_jwt`)
+-- @tfield[opt] string client_assertion_kid the `kid` header of
+--   `private_key_jwt` assertions
+-- @tfield[opt] string proxy `http://[user:password@]host:port`, or `https://`
+--   for a proxy spoken to over TLS; every request of the provider goes
+--   through it (`https://` URLs in a CONNECT tunnel). The credentials are
+--   secrets: `p.options.proxy` shows the URL without them. Without it,
+--   libcurl's `https_proxy`, `HTTPS_PROXY`, `http_proxy`, `all_proxy`
+--   environment variables apply
+-- @tfield[opt] string no_proxy comma-separated hosts and domains that go
+--   direct (`"*"`: all); overrides `NO_PROXY`
+-- @tfield[opt] string client_cert mutual TLS: the client certificate, a PEM
+--   file path or PEM text
+-- @tfield[opt] string client_key the client certificate's private key, a
+--   PEM file path or PEM text (default: read from `client_cert`); needs
+--   `client_cert`; a secret
+-- @tfield[opt] string client_key_password the password of an encrypted
+--   `client_key` (decrypted by the C core; a secret)
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -80,15 +216,19 @@ local SCHEMA = {
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
 }
+--- The options' specs (options.check): a type name or `{ type =, enum =,
+-- min =, max =, integer = }` per option; `options` describes each.
 M.SCHEMA = SCHEMA
 
 local function cfg_err(msg, fields)
   return nil, errors.new("config", msg, fields)
 end
 
---- Create a provider. See DESIGN.md for the options. Returns provider or
--- nil, err (config).
--- @param extra already-checked options a preset adds (region, domain)
+--- Create a provider (`smartauth.provider` calls this).
+-- @tparam table opts the provider's `options`
+-- @tparam[opt] string where the constructor's name, for messages
+-- @tparam[opt] table extra already-checked options a preset adds (region, domain)
+-- @return a `Provider`, or nil, err (`config`)
 function M.new(opts, where, extra)
   if type(opts) ~= "table" then
     errors.argerror(1, "provider", "table expected", opts)
@@ -160,6 +300,13 @@ function M.new(opts, where, extra)
   return self
 end
 
+--- A provider: what `smartauth.provider{}`, `smartauth.discover` and the
+-- presets return. Its options are in `p.options` (read-only; see
+-- `options`); its methods follow. Every method returns `nil, err` on a
+-- failure (an error object, see `smartauth.errors`) and raises only on a
+-- programming mistake (a wrong argument type).
+-- @type Provider
+
 function Provider:__tostring()
   return "smartauth.provider(" .. (self.options.name or self:endpoint("issuer")
     or self:endpoint("token_endpoint") or "?") ..
@@ -168,6 +315,8 @@ end
 
 --- An endpoint (or "issuer"): the option, else what discovery found; no
 -- network.
+-- @tparam string name an endpoint option's name, or `"issuer"`
+-- @treturn string|nil the URL
 function Provider:endpoint(name)
   local v = self.options[name]
   if v == nil then v = self._disc[name] end
@@ -175,6 +324,7 @@ function Provider:endpoint(name)
 end
 
 --- The discovery document, or nil before discovery.
+-- @treturn table|nil the document as decoded
 function Provider:metadata()
   return self._metadata
 end
@@ -185,9 +335,11 @@ local TOKEN_OPTS = { force = "boolean", min_ttl = "number", scope = "string" }
 -- expiry, else the provider's non-interactive grant (see token_source for
 -- the whole lifecycle). Concurrent callers share one request; with a store
 -- that locks across processes, one caller does the work.
--- @param opts { force = true (renew now), min_ttl = seconds (renew when less
---   is left), scope = string (a token for another scope, kept apart) }
--- @return token or nil, err (err.reauth: a person must log in)
+-- @tparam[opt] table opts
+-- @tparam[opt] boolean opts.force renew now (refresh, else the grant)
+-- @tparam[opt] number opts.min_ttl renew when fewer seconds are left
+-- @tparam[opt] string opts.scope a token for another scope, stored apart
+-- @return a `smartauth.token` or nil, err (`err.reauth`: a person must log in)
 function Provider:token(opts)
   -- the cached path: os.time plus the clock's offset is clock.now() inlined
   if not opts and os_time() + clock.offset < self._fresh_until then
@@ -208,7 +360,164 @@ function Provider:token(opts)
   return secrets[self].source:token(opts or NO_OPTS)
 end
 
------------------------------------------------------------ the method table
+-- -------------------------------------------------------- the method table
+
+--- Fetch the discovery document (OpenID Connect Discovery / RFC 8414) and
+-- fill in the endpoints the options did not set; the document's `issuer`
+-- must equal the `issuer` option. Cached per process for an hour. Methods
+-- that need a missing endpoint discover on their own.
+-- @function Provider:discover
+-- @return the provider, or nil, err
+
+--- Client credentials grant (RFC 6749 §4.4); the token is kept (memory and store).
+-- @function Provider:client_credentials
+-- @tparam[opt] table opts `scope` (default the provider's), and any extra
+--   form parameter (`resource`, `audience`, ...)
+-- @return a `smartauth.token`, or nil, err
+
+--- Resource owner password grant (RFC 6749 §4.3); the token is kept.
+-- @function Provider:password
+-- @tparam[opt] table opts `username`, `password`, `scope` (defaults: the
+--   provider's options), and any extra form parameter
+-- @return a `smartauth.token`, or nil, err
+
+--- Refresh a token (RFC 6749 §6) and keep the result. The refresh token,
+-- scope and ID token are kept when the answer has none; a new ID token is
+-- verified (same `sub`). A new token the store refuses is still returned
+-- (`p:save_error()` says why).
+-- @function Provider:refresh
+-- @tparam table|string tok a token object, or a refresh token
+-- @tparam[opt] table opts `scope`, and any extra form parameter
+-- @return a `smartauth.token`, or nil, err
+
+--- Revoke a token (RFC 7009) and forget it. A token object's refresh token
+-- is revoked when it has one (which ends the grant), else its access token.
+-- @function Provider:revoke
+-- @tparam table|string tok a token object or a token string
+-- @tparam[opt] table opts `hint` = `"access_token"` or `"refresh_token"`
+-- @return true, or nil, err
+
+--- Token introspection (RFC 7662).
+-- @function Provider:introspect
+-- @tparam table|string tok a token object or a token string
+-- @tparam[opt] table opts `hint` (token_type_hint)
+-- @return the answer (`{ active = true, scope =, sub =, exp =, ... }`), or nil, err
+
+--- Build an authorization request URL (RFC 6749 §4.1.1), with state, PKCE
+-- S256, and a nonce whenever an ID token may come back.
+-- @function Provider:authorization_url
+-- @tparam[opt] table opts `redirect_uri`, `scope`, `response_type` (defaults:
+--   the provider's options), `state` (default random), `nonce` (a string, or
+--   `false` for none), `pkce` (`false` turns it off), `max_age` (seconds),
+--   `response_mode`; any other field (`prompt`, `login_hint`, `acr_values`,
+--   `ui_locales`, `resource`, ...) is sent as a request parameter
+-- @return the URL and the session (a plain table to keep until the
+--   callback: state, nonce, code_verifier, ...), or nil, err
+
+--- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
+-- callback against the session, in this order: the session is this
+-- provider's, `state` (constant time), `iss` (RFC 9207), then an `error=`
+-- is reported. An ID token is verified (nonce, at_hash, c_hash). The token
+-- is kept.
+-- @function Provider:exchange_code
+-- @tparam table opts `session` (from `authorization_url`), and either `url`
+--   (the whole redirect) or `code`, `state` and `iss`; `iss = false` for a
+--   code a person typed in (nothing can carry `iss`)
+-- @return a `smartauth.token` (with `claims` when an ID token came), or nil, err
+
+--- The key this provider's token is stored under: a readable prefix (the
+-- `name` option) and a digest of issuer or token endpoint, client id,
+-- username, scope and API key.
+-- @function Provider:store_key
+-- @tparam[opt] string scope another scope than the provider's
+-- @treturn string the key
+
+--- The grant `p:token()` runs when nothing valid is stored, decided from the
+-- options alone (see the `grant` option).
+-- @function Provider:default_grant
+-- @treturn string the grant's name
+
+--- The token in memory, else the stored one; no network.
+-- @function Provider:stored
+-- @return a `smartauth.token`, or nil (none), or nil, err (the store failed)
+
+--- Why the last token could not be saved, or nil. An unsaved token is kept
+-- in memory and handed out; the save is tried again on the next `token()`.
+-- @function Provider:save_error
+-- @return nil, or an error object (`storage`)
+
+--- Forget the token, in memory and in the store (no revocation).
+-- @function Provider:forget
+-- @return true, or nil, err (the store failed)
+
+--- Log out: revoke the access token and the refresh token (RFC 7009, one
+-- request each, with `token_type_hint`), then forget the token.
+-- @function Provider:logout
+-- @return `{ revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
+--   end_session_url = url or nil }`, or nil, err when the token cannot be forgotten
+
+--- Call an API with the token attached: the `Authorization: Bearer` header,
+-- the query (`token_placement`), or HTTP Basic with the `api_key`. Retried
+-- per the provider's policy (methods other than GET, HEAD, PUT, DELETE and
+-- OPTIONS on 429 only). On a 401 the token is retired everywhere (memory
+-- and store), renewed once and the call sent again. Any HTTP status is an
+-- answer, not an error.
+-- @function Provider:request
+-- @tparam table opts
+-- @tparam string opts.url the URL, or a path joined to `api_base`
+-- @tparam[opt] string opts.method default `"POST"` with a body, else `"GET"`
+-- @tparam[opt] table opts.headers `{ [name] = value }` or a list of `"Name: value"` lines
+-- @tparam[opt] string|table opts.body a string, or a table sent form encoded
+-- @param[opt] opts.json a value sent as JSON (`Content-Type: application/json`)
+-- @tparam[opt] table opts.query parameters added to the URL
+-- @tparam[opt] table|string opts.token a token (or access token) to use
+--   instead of `p:token()`; then a 401 is returned as it is
+-- @tparam[opt] number opts.timeout seconds, instead of the provider's `timeout`
+-- @return `{ status =, headers = { [lower-case name] = value }, body = }`, or nil, err
+
+--- Verify an ID token: signature (the key set, or the client secret for
+-- HS*), the algorithm allow-list, then iss, aud, azp, exp, iat, nonce,
+-- auth_time, at_hash, c_hash (with `leeway`). Discovers first when the key
+-- set is unknown.
+-- @function Provider:verify_id_token
+-- @tparam string id_token the compact JWS
+-- @tparam[opt] table opts `nonce`, `max_age` (seconds), `access_token` (for
+--   at_hash), `code` (for c_hash)
+-- @return the claims, or nil, err (`validation`; `err.check` names the failed check)
+
+--- The OpenID Connect UserInfo claims (OIDC Core §5.3); `sub` must match a
+-- verified ID token's.
+-- @function Provider:userinfo
+-- @tparam[opt] table|string tok a token or access token (default `p:token()`)
+-- @return the claims table, or nil, err
+
+--- Device authorization request (RFC 8628 §3.1).
+-- @function Provider:device_authorization
+-- @tparam[opt] table opts `scope`, and any extra form parameter
+-- @return `{ device_code, user_code, verification_uri,
+--   verification_uri_complete, expires_in, expires_at, interval }`, or nil, err
+
+--- Poll the token endpoint until the person has approved the device (RFC
+-- 8628 §3.4): waits `interval` between polls, 5 s more after each
+-- `slow_down`, never past the code's expiry. Yields inside a task.
+-- @function Provider:poll_device
+-- @tparam table dev what `device_authorization` returned
+-- @tparam[opt] table opts `sleep` = function(seconds) (default the engine's)
+-- @return a `smartauth.token`, or nil, err (`access_denied`, `expired_token`, ...)
+
+--- Log a person in with the best flow the provider and the situation allow
+-- (loopback redirect, device code, or paste); see `smartauth.flow.login`
+-- for the options.
+-- @function Provider:login
+-- @tparam[opt] table opts the login options
+-- @return a `smartauth.token`, or nil, err
+
+--- Parse a redirect URL (or its query): `{ code =, state =, iss =,
+-- id_token =, error =, ... }`, or nil, err. `smartauth.parse_redirect` is
+-- the same function.
+-- @function parse_redirect
+-- @tparam string s the URL the authorization server redirected to, or its query
+-- @tparam[opt] string response_type the request's (with `"code"` the fragment is ignored)
 
 Provider.discover = discovery.discover
 

@@ -2,6 +2,7 @@
 -- honoured (seconds or HTTP date) within a time budget. Retries what may
 -- pass (network errors, timeouts, 429, 502/503/504, temporarily_unavailable),
 -- never what will not (invalid_grant, invalid_client, other 4xx).
+-- @module smartauth.retry
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 

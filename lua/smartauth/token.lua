@@ -1,4 +1,5 @@
 --- Token objects: what a grant returns and a store keeps.
+-- @module smartauth.token
 local clock = require "smartauth.clock"
 local json = require "smartauth.json"
 local errors = require "smartauth.errors"

@@ -1,4 +1,4 @@
---- The token lifecycle of one provider (after golang/oauth2's TokenSource):
+--- Internal: The token lifecycle of one provider (after golang/oauth2's TokenSource):
 -- where p:token() finds a valid token, and what happens when one dies.
 --
 -- States of a provider's token in this process:
@@ -345,7 +345,7 @@ function Source:retire(access_token)
   return ok
 end
 
------------------------------------------------- the provider's token methods
+-- --------------------------------------------- the provider's token methods
 
 local function make_store_key(self, scope)
   local id = table.concat({
@@ -359,6 +359,7 @@ end
 
 --- The key this provider's token is stored under: readable prefix plus a
 -- digest of what makes the token distinct.
+-- @param self the provider (the method `p:store_key`)
 -- @param scope another scope than the provider's (a token of its own)
 function M.store_key(self, scope)
   if scope ~= nil and scope ~= self.options.scope then return make_store_key(self, scope) end

@@ -1,10 +1,11 @@
---- A provider's HTTP calls: its timeouts, CA file and size limit on every
+--- Internal: A provider's HTTP calls: its timeouts, CA file and size limit on every
 -- request, its proxy and client certificate, and its retry policy around
 -- engine.request (which yields inside a task). Token requests are safe to
 -- retry; API calls with other methods than the idempotent ones are retried
 -- on 429 only. With a debug hook (the provider's option `on_http`, or
 -- smartauth.on_http) every attempt becomes one event, redacted by wire.lua;
 -- without one nothing more is done.
+-- @module smartauth.transport
 local core = require "smartauth.core"
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"

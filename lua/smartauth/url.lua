@@ -1,4 +1,5 @@
---- URL helpers: the few pieces of RFC 3986 the client needs.
+--- Internal: URL helpers: the few pieces of RFC 3986 the client needs.
+-- @module smartauth.url
 local core = require "smartauth.core"
 
 local M = {}

@@ -1,8 +1,9 @@
---- Where a provider keeps what must not show when it is dumped (pairs,
+--- Internal: Where a provider keeps what must not show when it is dumped (pairs,
 -- inspect, a debugger): client secret, password, API key, token headers,
 -- the token itself and its lifecycle state. One weak-keyed table, provider
 -- -> record, shared by the provider's concern modules; and the scrubbing of
 -- error texts with everything a provider knows.
+-- @module smartauth.vault
 local errors = require "smartauth.errors"
 
 local M = {}

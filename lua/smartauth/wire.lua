@@ -1,4 +1,4 @@
---- The wire as the debug hook sees it (option `on_http`,
+--- Internal: The wire as the debug hook sees it (option `on_http`,
 -- `smartauth.on_http`): one event per HTTP exchange, with every secret the
 -- library knows redacted. Loaded by transport.lua on the first event only:
 -- without a hook nothing here runs.
@@ -12,6 +12,7 @@
 -- form-encoded, JSON-escaped, base64) of the provider's secrets and of every
 -- value the first pass found, so a server that echoes a request gives none
 -- of it back. Written in the Lua 5.1 subset.
+-- @module smartauth.wire
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"
@@ -246,10 +247,41 @@ local function scrub_error(err, list)
   return setmetatable(c, getmetatable(err))
 end
 
+--- What a debug hook gets: one table per HTTP exchange (each attempt of a
+-- retried request is its own event), every secret the library knows
+-- redacted as `[redacted]` (the client secret, passwords, API keys, access,
+-- refresh and ID tokens, codes, PKCE verifiers, client assertions, device
+-- codes, a proxy's credentials), in every encoding the library makes of
+-- them (raw, form encoded, JSON escaped, base64 as in HTTP Basic), in the
+-- request and in the answer. Hooks: the provider's `on_http` option and
+-- `smartauth.on_http(fn)`; a hook that raises is reported once on stderr
+-- and the request goes on. `smartauth --verbose` prints these events.
+-- @table event
+-- @tfield string|nil provider the provider's `name` (a preset's, a config
+--   profile's), else its preset, else its issuer
+-- @tfield string method the request method (`"GET"`, `"POST"`, ...)
+-- @tfield string url the request URL, secrets in its query (`access_token`,
+--   `code`, ...) redacted
+-- @tfield table request_headers `{ [lower-case name] = value }`; credentials
+--   as `Basic [redacted]`, `Bearer [redacted]`
+-- @tfield string|nil request_body the body sent, secret values redacted
+-- @tfield number|nil status the HTTP status, nil when the exchange failed
+-- @tfield table|nil response_headers `{ [lower-case name] = value }`
+-- @tfield string|nil response_body the body received, secret values redacted
+-- @tfield number elapsed seconds the exchange took
+-- @tfield boolean|nil reused whether an open connection was reused (nil when
+--   the exchange failed)
+-- @tfield int attempt 1 for the first try, 2 for the first retry, ...
+-- @tfield table|nil error a scrubbed copy of the error object when the
+--   transfer failed (see `smartauth.errors`), else nil
+
 --- The event of one exchange, every secret redacted.
 -- @param p the provider
 -- @param req engine.request's table (method, url, headers, body)
--- @param res the response or nil; err the error or nil
+-- @param res the response or nil
+-- @param err the error or nil
+-- @param elapsed seconds the exchange took
+-- @param attempt the attempt's number (1-based)
 function M.event(p, req, res, err, elapsed, attempt)
   local o = p.options
   local s = vault.secrets[p]

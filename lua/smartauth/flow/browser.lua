@@ -1,4 +1,4 @@
---- Opening the person's browser: xdg-open, open or start, started in the
+--- Internal: Opening the person's browser: xdg-open, open or start, started in the
 -- background without the loopback listener's descriptors and without the
 -- secrets in this process's environment. Plain Lua (os.execute), so no
 -- LuaSocket here.

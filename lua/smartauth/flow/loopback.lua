@@ -1,4 +1,4 @@
---- The loopback redirect listener of native apps (RFC 8252 §7.3): listen
+--- Internal: The loopback redirect listener of native apps (RFC 8252 §7.3): listen
 -- on 127.0.0.1 (and [::1] for a localhost redirect URI), answer every
 -- request the browser sends, and hand the one valid callback to the login.
 -- The only module that needs LuaSocket; smartauth.flow loads it when a
@@ -37,7 +37,7 @@ local function wait_readable(socks, seconds)
   end
 end
 
------------------------------------------------------------------- answers
+-- --------------------------------------------------------------- answers
 
 local function html_escape(s)
   return (tostring(s):gsub("[&<>\"']", {
@@ -73,7 +73,7 @@ local function respond(sock, status, title, text)
   sock:close()
 end
 
----------------------------------------------------------------- listening
+-- ------------------------------------------------------------- listening
 
 --- Where to listen and which redirect URI to announce: the configured
 -- loopback redirect URI (its port when it has one, else a random one), or

@@ -1,4 +1,5 @@
---- SmartConnect: resource-owner password grant against the region's /token.
+--- Internal: SmartConnect: resource-owner password grant against the region's /token.
+-- @module smartauth.providers.smartconnect
 local M = {}
 
 M.REGIONS = {

@@ -1,5 +1,6 @@
---- SmartFile: per-customer domain; OAuth2 authorization code (client id and
+--- Internal: SmartFile: per-customer domain; OAuth2 authorization code (client id and
 -- secret in the form) or HTTP Basic with an API key and password.
+-- @module smartauth.providers.smartfile
 local M = {}
 
 M.defaults = { name = "smartfile", client_auth = "post" }

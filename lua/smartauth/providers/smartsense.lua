@@ -1,5 +1,6 @@
---- SmartSense: client credentials (RFC 6749 §4.4), id and secret in HTTP
+--- Internal: SmartSense: client credentials (RFC 6749 §4.4), id and secret in HTTP
 -- Basic, JSON asked for explicitly.
+-- @module smartauth.providers.smartsense
 local M = {}
 
 M.defaults = {

@@ -1,6 +1,7 @@
---- SmartTask: authorization code + OpenID Connect; the other endpoints come
+--- Internal: SmartTask: authorization code + OpenID Connect; the other endpoints come
 -- from its discovery document. Native and CLI apps may use the
 -- out-of-band redirect URI.
+-- @module smartauth.providers.smarttask
 local M = {}
 
 M.OOB = require("smartauth.url").OOB

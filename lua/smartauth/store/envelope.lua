@@ -1,4 +1,4 @@
---- The bytes a byte store (file, Redis) keeps for an entry: a versioned
+--- Internal: The bytes a byte store (file, Redis) keeps for an entry: a versioned
 -- JSON envelope that names its key, its format and its expiry, so a value
 -- copied under another name, written by a future version, cut short or
 -- planted by someone else is refused rather than used. Encryption, when the
@@ -9,6 +9,7 @@
 --
 -- It also turns a C store's answers (bytes | nil | nil, kind, msg) into the
 -- store contract's (entry | nil | nil, err).
+-- @module smartauth.store.envelope
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"

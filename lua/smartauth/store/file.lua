@@ -4,6 +4,7 @@
 -- the directory), encrypts with AES-256-GCM when it has a key, and takes a
 -- lock file per entry for refresh coordination. A directory or file open
 -- to others, or owned by another user, is refused.
+-- @module smartauth.store.file
 local core = require "smartauth.core"
 local envelope = require "smartauth.store.envelope"
 local errors = require "smartauth.errors"

@@ -1,9 +1,10 @@
---- The refresh lock of a store, in two parts. In this process: one holder
+--- Internal: The refresh lock of a store, in two parts. In this process: one holder
 -- (a coroutine) per store and key, which may take it again (nested calls).
 -- Across processes: what the backend's `try(key, ttl)` gives, a release
 -- function, false when someone else holds it, or nil, err. try never
 -- waits: this module's loop is the only place that does, so a waiting
 -- task yields to the engine instead of stopping the program.
+-- @module smartauth.store.lock
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
 local core = require "smartauth.core"

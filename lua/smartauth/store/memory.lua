@@ -1,6 +1,7 @@
 --- The in-process store (smartauth.store.memory): entries are Lua tables,
 -- kept as given, and expire after their ttl. Only this process shares it,
 -- so the in-process part is the whole lock.
+-- @module smartauth.store.memory
 local clock = require "smartauth.clock"
 local lock = require "smartauth.store.lock"
 local store = require "smartauth.store"

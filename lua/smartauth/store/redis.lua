@@ -3,6 +3,7 @@
 -- SET NX PX with a random owner value, released only by its owner (a
 -- server-side script). A lost connection is an error for the call in
 -- flight and the connection is remade on the next call.
+-- @module smartauth.store.redis
 local core = require "smartauth.core_redis" -- hiredis, mapped only with a Redis store
 local envelope = require "smartauth.store.envelope"
 local errors = require "smartauth.errors"
