@@ -17,6 +17,9 @@
 -- A file that holds a secret itself while others can read it gets a warning,
 -- as ssh gives. Unknown keys and wrong types are errors that name the file,
 -- the profile and the key.
+--
+-- `smartauth help config` prints every key a profile may have, generated
+-- from the same tables the checks use.
 -- @module smartauth.config
 local cjson = require "cjson.safe"
 local core = require "smartauth.core"
@@ -31,6 +34,24 @@ local M = {}
 --- Options that hold secrets: their literal values make a readable file a
 -- risk, and they are never shown by `list`.
 M.SECRET_KEYS = { client_secret = true, password = true, api_password = true, client_assertion_key = true }
+
+--- A profile: one entry of the config file's `profiles` table. It needs
+-- `preset`, `issuer` or an endpoint (`token_endpoint`,
+-- `authorization_endpoint`, `discovery_url`).
+-- @table profile
+-- @tfield[opt] string preset `"smartfile"`, `"smartconnect"`, `"smartsense"` or
+--   `"smarttask"`; then the preset's own options (`domain`, `region`) too
+-- @tfield[opt] table store `{ kind = "memory" }`, `{ kind = "file", dir =, key = }`
+--   or `{ kind = "redis", host =, port =, username =, password =, db =,
+--   prefix =, tls =, key =, timeout =, connect_timeout = }` (the options of
+--   `smartauth.store.file.new` and `smartauth.store.redis.new`); default:
+--   the file store in its default directory
+-- @field ... any option of `smartauth.provider.options` but `on_http` and
+--   `store`; strings may hold `${NAME}` (an environment variable), and a
+--   string option or a secret (`client_assertion_key`, `store.key`,
+--   `store.password` too) may be `{ file = "~/path" }`: the file's text, a
+--   final newline dropped (a relative path is the config file's
+--   directory's); a file others can read gets a warning
 
 -- Each kind's options as its store module declares them (options.check
 -- specs: a type name or { type = ... }); the store checks ranges itself.

@@ -167,11 +167,18 @@ end
 -- failure of the task, a synchronous one too. A task that fails with no
 -- handler is reported on stderr ("smartauth: task failed: ...") at the
 -- next step, unless task:wait() or task:result() has taken its error.
--- @return task: task.status ("running", "done", "failed"), task:result()
+-- @param fn the function to run, or an options table `{ on_error =
+--   function(err, task) }` followed by the function
+-- @param ... fn's arguments
+-- @return a `Task`
 function M.spawn(fn, ...)
   if type(fn) == "table" and getmetatable(fn) == nil then return spawn(fn, ...) end
   return spawn(nil, fn, ...)
 end
+
+--- A task: what `spawn` returns. `task.status` is `"running"`, `"done"` or
+-- `"failed"` (a cancelled task too, its error `"cancelled"`).
+-- @type Task
 
 --- true, results... when done; false, err when it failed; nil while running.
 function Task:result()
@@ -207,7 +214,9 @@ function Task:__tostring()
   return "smartauth.task (" .. self.status .. ")"
 end
 
---- Cancel a running task: its transfer is dropped and it never resumes.
+--- Cancel a running task: its transfer is dropped and it never resumes;
+-- a lock it held is released and a single flight it led is resolved.
+-- @return true, or false when it was not running
 function Task:cancel()
   if self.status ~= "running" then return false end
   for req, t in pairs(waiting) do
@@ -231,6 +240,9 @@ function Task:cancel()
   for _, w in ipairs(self.joiners) do M._wake(w, self) end
   return true
 end
+
+--- The engine's functions (after `Task`).
+-- @section engine
 
 local function noop() end
 

@@ -9,6 +9,44 @@ local KINDS = {
 }
 M.KINDS = KINDS
 
+--- An error object: what every function returns as `nil, err` on a
+-- failure that outside data caused (wrong argument types raise instead).
+-- `tostring(err)` gives "smartauth KIND error CODE (HTTP STATUS):
+-- DESCRIPTION", never a secret; `errors.is(v)` tells one apart.
+--
+-- The kinds: `oauth` (the server answered with an OAuth `error`), `http`
+-- (an unexpected status or answer: a redirect, a body that is not JSON, too
+-- large), `network` (connection failed or broke), `tls` (certificate or
+-- handshake), `timeout`, `validation` (an answer or token failed a check:
+-- ID token, state, iss, a malformed token), `config` (options, config
+-- files, or nothing to log in with), `storage` (a store failed).
+-- @table Error
+-- @tfield string kind one of the kinds above
+-- @tfield string description human-readable text, scrubbed of secrets
+-- @tfield[opt] string code the OAuth `error` code (`invalid_grant`,
+--   `invalid_client`, `access_denied`, ...)
+-- @tfield[opt] int status the HTTP status the error came with
+-- @tfield boolean retryable whether trying again may help (network errors,
+--   timeouts, 408, 429, 502, 503, 504, `temporarily_unavailable`); the retry
+--   policies retry these
+-- @tfield[opt] number retry_after seconds the server asked to wait (its
+--   `Retry-After`)
+-- @tfield[opt] string check a `validation` error's failed check: `alg`,
+--   `signature`, `kid`, `jwks`, `iss`, `sub`, `aud`, `azp`, `exp`, `iat`,
+--   `nonce`, `auth_time`, `at_hash`, `c_hash`, `id_token`, `state`,
+--   `provider` (a session of another provider), `format`
+-- @tfield[opt] boolean reauth true when a person must log in again
+--   (`p:token()` has no non-interactive grant, or the refresh token died);
+--   the kind is `config` when nothing was ever stored, else what the server
+--   answered
+-- @tfield[opt] int attempts how many attempts were made, when a retry policy
+--   made more than one
+-- @tfield[opt] string error_uri the server's `error_uri` (oauth)
+-- @tfield[opt] string option the option a `config` error is about
+-- @tfield[opt] string path the config file a `config` error is about
+-- @tfield[opt] string proxy the proxy (without credentials) a request went through
+-- @tfield[opt] int core_code the C core's code (a CURLcode, errno, OpenSSL's)
+
 local Error = { __name = "smartauth.error" }
 Error.__index = Error
 

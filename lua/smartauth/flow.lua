@@ -236,14 +236,27 @@ end
 -- the loopback redirect when a browser can be opened here, else the device
 -- flow when the provider has one, else the paste flow or a printed URL.
 -- @param self the provider (the method `p:login`)
--- @param opts { flow = "loopback"|"device"|"oob", scope=, params = {extra
---   authorization parameters}, timeout = seconds (loopback), port=, path=,
---   redirect_uri=, open = function(url, ctx) -> opened | false (ctx.fds:
---   the listener's descriptors, which a process it starts must not inherit),
---   show = function(info) (info.flow, .message, .url, .user_code,
---   .verification_uri, ...), ask = function(prompt) -> string, sleep =
---   function(seconds), input = file (default stdin), output = file (default
---   stderr) }
+-- @tparam[opt] table opts the login options (an unknown one raises):
+-- @tparam[opt] string opts.flow `"loopback"`, `"device"` or `"oob"` (default: chosen)
+-- @tparam[opt] string opts.scope the scope asked for
+-- @tparam[opt] table opts.params extra authorization request parameters
+-- @tparam[opt=300] number opts.timeout seconds the loopback listener waits
+--   for the browser
+-- @tparam[opt] number opts.port the loopback listener's port (default: the
+--   redirect URI's, else any free one)
+-- @tparam[opt] string opts.path the loopback redirect's path (default: the
+--   redirect URI's, else `"/callback"`)
+-- @tparam[opt] string opts.redirect_uri instead of the provider's
+-- @param[opt] opts.open `function(url, ctx)` returning whether a browser
+--   opened (`ctx.fds`: the listener's descriptors, which a process it
+--   starts must not inherit), or `false`: never open a browser
+-- @tparam[opt] function opts.show `function(info)` showing a step to the person
+--   (`info.flow`, `.message`, `.url`, `.user_code`, `.verification_uri`, ...)
+-- @tparam[opt] function opts.ask `function(prompt)` returning what the person
+--   typed (the paste flow)
+-- @tparam[opt] function opts.sleep `function(seconds)` for device polling
+-- @param[opt] opts.input a file to read from (default stdin)
+-- @param[opt] opts.output a file for messages (default stderr)
 -- @return token or nil, err
 function M.login(self, opts)
   opts = check_login_opts(opts)

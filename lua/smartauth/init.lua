@@ -1,4 +1,14 @@
 --- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.4.
+--
+-- `require "smartauth"` loads what a token call needs; the login flows,
+-- config files and ID-token verification load on first use. Functions
+-- return `nil, err` on failures (see `smartauth.errors`) and raise only on
+-- programming mistakes.
+--
+--     local smartauth = require "smartauth"
+--     local p = assert(smartauth.provider{ token_endpoint = "https://idp.example.com/token",
+--       client_id = "id", client_secret = os.getenv("SECRET") })
+--     local tok = assert(p:token())
 -- @module smartauth
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
@@ -8,6 +18,44 @@ local retry = require "smartauth.retry"
 local store = require "smartauth.store"
 local token = require "smartauth.token"
 local transport = require "smartauth.transport"
+
+--- Fields.
+-- @field errors `smartauth.errors`
+-- @field store `smartauth.store`: `store.memory()`, `store.file{}`, `store.redis{}`
+-- @field token `smartauth.token`
+-- @field retry `smartauth.retry`: `retry.policy{}`, `retry.default`
+-- @field config `smartauth.config` (loaded on first use)
+-- @field flow `smartauth.flow` (loaded on first use)
+-- @field parse_redirect `smartauth.provider.parse_redirect`
+-- @field _VERSION the version, "MAJOR.MINOR.PATCH"
+-- @table smartauth
+
+--- Run `fn(...)` in a task (a coroutine whose network calls and waits
+-- yield); `spawn({ on_error = function(err, task) end }, fn, ...)` gives
+-- every failure to a handler. See `smartauth.engine.spawn`.
+-- @function spawn
+-- @return a `smartauth.engine.Task`
+
+--- Drive transfers and timers and resume the tasks that are ready; waits
+-- at most `timeout` seconds (0: never blocks).
+-- @function step
+-- @tparam[opt] number timeout seconds
+-- @treturn int the number of tasks alive
+
+--- Step until no task is left.
+-- @function run
+
+--- The number of tasks alive, and the seconds until the engine wants the
+-- next step (nil: only when a socket is ready), for hosts with their own loop.
+-- @function pending
+
+--- The sockets the engine waits on, `{ { fd =, read =, write = }, ... }`,
+-- for a host's own poll or epoll loop.
+-- @function fds
+
+--- Wait `seconds`: yields inside a task, sleeps outside.
+-- @function sleep
+-- @tparam number seconds
 
 local M = {
   _VERSION = "0.1.0",
@@ -26,15 +74,17 @@ local M = {
   sleep = engine.sleep,
 }
 
---- A provider from explicit options (see DESIGN.md).
--- @return provider or nil, err
+--- A provider from explicit options.
+-- @tparam table opts the options (`smartauth.provider.options`)
+-- @return a `smartauth.provider.Provider`, or nil, err (`config`)
 function M.provider(opts)
   return provider.new(opts)
 end
 
 --- OpenID Connect discovery, then a provider with the endpoints filled in.
 -- @param issuer the issuer URL (must equal the document's `issuer`)
--- @param opts any provider option
+-- @param opts any provider option (`smartauth.provider.options`)
+-- @return a `smartauth.provider.Provider`, or nil, err
 function M.discover(issuer, opts)
   if type(issuer) ~= "string" then
     errors.argerror(1, "discover", "string expected", issuer)
@@ -67,6 +117,41 @@ function M.on_http(fn)
   end
   return transport.set_hook(fn)
 end
+
+--- SmartFile: a per-customer `domain`; OAuth2 authorization code (client
+-- id and secret in the form; grant `authorization_code`), or HTTP Basic
+-- with `api_key` and `api_password` (grant `none`). Endpoints:
+-- `https://DOMAIN/oauth2/authorize/`, `/oauth2/token/`; `api_base`
+-- `https://DOMAIN/api/2/`.
+-- @function smartfile
+-- @tparam table opts `domain` (required: a host name such as
+--   `example.smartfile.com`), then either `client_id`, `client_secret`,
+--   `redirect_uri` (without one the code is pasted) or `api_key`,
+--   `api_password`; and any provider option (`smartauth.provider.options`)
+-- @return a provider, or nil, err
+
+--- SmartConnect: the password grant (client id and secret in the form)
+-- against the `region`'s `https://HOST.smartconnect.com/token`.
+-- @function smartconnect
+-- @tparam table opts `region` (required unless `token_endpoint` is given:
+--   `NA`, `NA2`, `NA3`, `UK`, `EU`, `EU2` or `AU`, any case), `client_id`,
+--   `client_secret`, `username`, `password`; and any provider option
+-- @return a provider, or nil, err
+
+--- SmartSense: client credentials at `https://api.smartsense.co/auth/oauth`,
+-- id and secret in HTTP Basic.
+-- @function smartsense
+-- @tparam table opts `client_id`, `client_secret`; and any provider option
+-- @return a provider, or nil, err
+
+--- SmartTask: authorization code with OpenID Connect (issuer
+-- `https://auth.smarttask.io`, `scope` `"openid"` by default); the
+-- endpoints come from its discovery document. Another `issuer` drops
+-- SmartTask's discovery URL and userinfo endpoint.
+-- @function smarttask
+-- @tparam table opts `client_id`, `client_secret`, `redirect_uri` (https, or
+--   `urn:ietf:wg:oauth:2.0:oob` for CLI apps), `scope`; and any provider option
+-- @return a provider, or nil, err
 
 for _, name in ipairs(presets.NAMES) do
   M[name] = function(opts) return presets.build(name, opts) end

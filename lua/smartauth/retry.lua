@@ -11,12 +11,23 @@ local M = {}
 local Policy = { __name = "smartauth.retry.policy" }
 Policy.__index = Policy
 
+--- The default options of a policy.
 M.DEFAULTS = { attempts = 3, base = 0.5, max_delay = 30, budget = 60 }
 
 local RETRY_STATUS = errors.RETRY_STATUS
 
 --- A policy. attempts: tries in all (1 = no retry); base: first backoff
 -- ceiling in seconds; max_delay: cap of one wait; budget: cap of all waits.
+-- The wait before retry n is random in [0, min(max_delay, base x 2^(n-1))]
+-- (full jitter), or what `Retry-After` asks (at most max_delay; beyond the
+-- budget the error is returned, not retried). An unknown option or a value
+-- that is not a finite non-negative number raises.
+-- @tparam[opt] table opts
+-- @tparam[opt=3] int opts.attempts tries in all, at least 1
+-- @tparam[opt=0.5] number opts.base seconds: the first backoff's ceiling
+-- @tparam[opt=30] number opts.max_delay seconds: the longest single wait
+-- @tparam[opt=60] number opts.budget seconds: all waits together
+-- @return the policy (a provider's `retry` option)
 function M.policy(opts)
   opts = opts or {}
   if type(opts) ~= "table" then errors.argerror(1, "policy", "table expected", opts) end
@@ -38,6 +49,7 @@ function M.policy(opts)
   return p
 end
 
+--- The policy of a provider without a `retry` option.
 M.default = M.policy()
 
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8,

@@ -57,6 +57,39 @@ M.MIN_KEY = 16 -- bytes of an encryption key
 M.MAX_TTL = 365 * 86400
 M.DEFAULT_LOCK_TTL = 30 -- seconds, when lock is called without one
 
+--- The store contract: what a provider calls on its `store`. The built-in
+-- stores raise on a bad key or ttl type (a programming mistake) and return
+-- `nil, err` (kind `storage`) on a failure.
+-- @type Store
+
+--- Read an entry.
+-- @function Store:get
+-- @tparam string key a non-empty key (`p:store_key()`)
+-- @return the entry table, or nil (absent or expired), or nil, err
+
+--- Write an entry.
+-- @function Store:set
+-- @tparam string key a non-empty key
+-- @tparam table entry a plain table (what `token:to_entry()` makes)
+-- @tparam[opt] number ttl seconds the entry lives (clamped to `MAX_TTL`), or nil for no expiry
+-- @return true, or nil, err
+
+--- Delete an entry (absent is not an error).
+-- @function Store:delete
+-- @tparam string key a non-empty key
+-- @return true, or nil, err
+
+--- Lock one key for up to `ttl` seconds against every caller that shares
+-- the entries (other tasks, processes or hosts), waiting up to `ttl` for it.
+-- @function Store:lock
+-- @tparam string key a non-empty key
+-- @tparam[opt=30] number ttl seconds (`DEFAULT_LOCK_TTL`)
+-- @return the unlock function (returns true, or nil, err), or nil, err
+--   (retryable when the lock could not be had in time)
+
+--- Module functions.
+-- @section functions
+
 -- The built-in stores load on first use: a program with a memory store
 -- never loads the file or Redis facade.
 

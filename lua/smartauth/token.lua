@@ -113,6 +113,22 @@ function M.from_response(t, now)
   }, Token)
 end
 
+--- A token object: what grants, `p:token()` and `p:refresh()` return.
+-- `tostring(token)` shows only a prefix of the access token.
+-- @type Token
+-- @tfield string access_token the access token (printable ASCII only)
+-- @tfield string token_type always `"Bearer"` (other types are refused)
+-- @tfield[opt] int expires_in seconds of life from the answer (or the
+--   `default_expires_in` option)
+-- @tfield[opt] number expires_at when it expires (seconds since the epoch);
+--   nil: until a 401
+-- @tfield[opt] string refresh_token the refresh token
+-- @tfield[opt] string scope the granted scope
+-- @tfield[opt] string id_token the ID token (verified when the provider has an issuer)
+-- @tfield[opt] table claims the verified ID-token claims
+-- @tfield[opt] table extra other fields of the token answer
+-- @tfield number issued_at when it was received (seconds since the epoch)
+
 --- Is the token expired, or within `leeway` seconds of it? A token without
 -- an expiry never expires by time (the server will say 401).
 function Token:expired(leeway, now)
@@ -147,6 +163,9 @@ function Token:to_entry()
     claims = self.claims, ext = self.ext,
   }
 end
+
+--- Module functions.
+-- @section functions
 
 --- Rebuild a token from a stored entry; nil, err for an entry that is not one.
 function M.from_entry(e)

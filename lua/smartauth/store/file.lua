@@ -55,10 +55,14 @@ local function resolve_key(where, key)
   return key or false
 end
 
---- Open the file store.
--- @param opts { dir = path (default `default_dir()`), key = secret string
---   (default SMARTAUTH_STORE_KEY; false: none) encrypting each entry with
---   AES-256-GCM, the entry's key as associated data }
+--- Open the file store (`smartauth.store.file{}`).
+-- @tparam[opt] table opts
+-- @tparam[opt] string opts.dir the directory (default `default_dir()`:
+--   `$XDG_STATE_HOME/smartauth`, else `~/.local/state/smartauth`); made 0700
+-- @tparam[opt] string|boolean opts.key a secret of at least 16 bytes
+--   encrypting each entry with AES-256-GCM, the entry's key as associated
+--   data (default the `SMARTAUTH_STORE_KEY` environment variable; `false`:
+--   no encryption, the environment is not read)
 -- @return store or nil, err (config, storage)
 function M.new(opts)
   local where = "smartauth.store.file"

@@ -15,7 +15,8 @@ Memory.__index = Memory
 -- provider (and its store) shows none.
 local mem = setmetatable({}, { __mode = "k" })
 
---- A new, empty memory store.
+--- A new, empty memory store (`smartauth.store.memory()`).
+-- @return the store
 function M.new()
   local self = setmetatable({}, Memory)
   mem[self] = { entries = {}, expiry = {} }

@@ -29,10 +29,21 @@ Redis.__index = Redis
 
 local failure, got, stored = envelope.failure, envelope.got, envelope.stored
 
---- Connect to the Redis store.
--- @param opts { host = "127.0.0.1", port = 6379, username=, password=, db = 0,
---   prefix = "smartauth:", timeout = 5 (seconds per command), connect_timeout = 2,
---   key = optional secret: encrypt values as the file store does }
+--- Connect to the Redis store (`smartauth.store.redis{}`).
+-- @tparam[opt] table opts
+-- @tparam[opt="127.0.0.1"] string opts.host the server
+-- @tparam[opt=6379] int opts.port its port
+-- @tparam[opt] string opts.username ACL user name (Redis 6)
+-- @tparam[opt] string opts.password the password (AUTH)
+-- @tparam[opt=0] int opts.db the database number (SELECT)
+-- @tparam[opt="smartauth:"] string opts.prefix prefix of every Redis key (an
+--   entry is `PREFIX .. "t:" .. key`, its lock `PREFIX .. "l:" .. key`)
+-- @tparam[opt=5] number opts.timeout seconds per command
+-- @tparam[opt=2] number opts.connect_timeout seconds to connect
+-- @tparam[opt] string opts.key a secret of at least 16 bytes: entries are
+--   encrypted as the file store does
+-- @tparam[opt] boolean opts.tls refused: this build's hiredis has no TLS
+--   (use a TLS tunnel)
 -- @return store or nil, err (config, storage)
 function M.new(opts)
   local where = "smartauth.store.redis"
