@@ -84,18 +84,19 @@ demo: all
 
 # ------------------------------------------------------------ the reference
 # LDoc (Debian lua-ldoc) over lua/smartauth (config.ld) writes docs/; the
-# smartauth command's page is made from its own help texts. LDoc runs on
-# lua5.1, where Debian's lua-markdown lives; the date is left out so that
-# the same sources make the same files.
-LDOC       ?= lua5.1 /usr/bin/ldoc
+# smartauth command's page is made from its own help texts. Markdown by
+# Discount (Debian lua-discount); the date is left out so that the same
+# sources make the same files.
+LDOC       ?= ldoc
 LDOC_FLAGS = --date ""
 
-build/ldoc/smartauth-command.md: bin/smartauth all
+build/ldoc/smartauth-command.md: bin/smartauth lua/smartauth/provider.lua all
 	@mkdir -p $(@D)
-	@{ printf '# The smartauth command\n\nWhat `smartauth --help`, `smartauth help COMMAND` and `smartauth help config` print.\n'; \
+	@set -e; { printf '# The smartauth command\n\nWhat `smartauth --help`, `smartauth help COMMAND` and `smartauth help config` print.\n'; \
 	  for c in "" login token userinfo list logout config; do \
 	    printf '\n## smartauth help %s\n\n' "$$c"; \
-	    $(LUA) bin/smartauth help $$c | sed 's/^/    /'; done; } >$@
+	    $(LUA) bin/smartauth help $$c >$@.part; sed 's/^/    /' $@.part; done; } >$@.tmp; \
+	  rm -f $@.part; mv $@.tmp $@
 
 docs: build/ldoc/smartauth-command.md
 	@rm -rf docs

@@ -187,6 +187,73 @@ return {
     end
   end)
 
+  it("shows a config example in --help that is a valid config file", function()
+    local r = run { "--help" }
+    local example = r.out:match("\nconfig file[^\n]*\n(.-\n  } }\n)")
+    assert.truthy(example, "no config example in --help")
+    local path = tmp .. "/example-config.lua"
+    local f = assert(io.open(path, "w"))
+    f:write((example:gsub("\n  ", "\n")))
+    f:close()
+    os.execute("chmod 600 " .. q(path))
+    local cfg = assert(config.load(path, { warn = false }))
+    assert.truthy(cfg.profiles.work)
+    assert.truthy(cfg.profiles.sense)
+    local p = assert(config.provider(cfg, "work"))
+    assert.equal("cli", p.options.client_id)
+  end)
+
+  it("lists every profile option in `help config`, from the tables the checks use", function()
+    local r = run { "help", "config" }
+    assert.equal(0, r.code)
+    assert.equal("", r.err)
+    assert.matches("^usage: smartauth help config\n", r.out)
+    local provider = require "smartauth.provider"
+    local described = 0
+    for k in pairs(provider.SCHEMA) do
+      -- each option on a line of its own; all but `store` (a table in a
+      -- config file, described at the top) with what it does below it
+      assert.matches("\n  " .. k .. " ", r.out, 1, true)
+      if k ~= "store" then
+        local text = r.out:match("\n  " .. k .. " [^\n]*\n      (%S[^\n]*)")
+        assert.truthy(text, "option '" .. k .. "' has no description (its @tfield in provider.lua)")
+        described = described + 1
+      end
+    end
+    assert.truthy(described > 40)
+    for _, name in ipairs(require("smartauth.presets").NAMES) do
+      for k in pairs(require("smartauth.providers." .. name).extra_options or {}) do
+        assert.matches("\n  " .. k .. " [^\n]*%(preset " .. name .. "%)", r.out)
+      end
+    end
+    -- the store kinds a config accepts, as its error names them
+    local path = tmp .. "/bad-store.lua"
+    local f = assert(io.open(path, "w"))
+    f:write('return { profiles = { x = { issuer = "https://idp.example.com", store = { kind = "nope" } } } }')
+    f:close()
+    os.execute("chmod 600 " .. q(path))
+    local _, err = config.load(path, { warn = false })
+    local kinds = assert(tostring(err):match("kind = ([%w, ]+)"), tostring(err))
+    local n = 0
+    for kind in kinds:gmatch("%w+") do
+      n = n + 1
+      assert.matches("\n  " .. kind .. " ", r.out, 1, true)
+      local schema = kind ~= "memory" and require("smartauth.store." .. kind).SCHEMA or {}
+      -- the kind's entry: its line and the continuation lines below it
+      local entry = r.out:match("\n  " .. kind .. " .-\n  %S") or r.out:match("\n  " .. kind .. " .*$")
+      for k in pairs(schema) do
+        assert.matches("[ (]" .. k .. " %(", entry)
+      end
+    end
+    assert.equal(3, n)
+  end)
+
+  it("has an API reference that LDoc builds without a warning, committed up to date", function()
+    local ok, code, out = proc.run("cd " .. q(ROOT) .. " && make -s docs-check 2>&1")
+    assert.is_true(ok, "make docs-check failed (" .. tostring(code) .. "):\n" .. out)
+    assert.matches("no warnings", out)
+  end)
+
   it("exits 2 on usage errors, with the reason on stderr", function()
     for _, args in ipairs { {}, { "frobnicate" }, { "token" }, { "token", "a", "b" }, { "list", "x" },
       { "token", "cc", "--flow", "device" }, { "login", "web", "--port" } } do

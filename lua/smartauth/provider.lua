@@ -3,14 +3,14 @@
 -- method), its secrets (in the vault, never on the object), and the method
 -- table that names the file of each concern. Presets are this plus data.
 --
---   discovery.lua     p:discover(), endpoints found by discovery
---   client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
---   grant.lua         client_credentials, password, refresh, revoke, introspect, logout
---   authcode.lua      authorization_url, exchange_code, parse_redirect
---   token_source.lua  token(), the token lifecycle, store key
---   api.lua           request(): the token attached, one renewal on 401
---   oidc.lua          verify_id_token, userinfo
---   device.lua, flow.lua   device grant and login flows, loaded on first use
+--     discovery.lua     p:discover(), endpoints found by discovery
+--     client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
+--     grant.lua         client_credentials, password, refresh, revoke, introspect, logout
+--     authcode.lua      authorization_url, exchange_code, parse_redirect
+--     token_source.lua  token(), the token lifecycle, store key
+--     api.lua           request(): the token attached, one renewal on 401
+--     oidc.lua          verify_id_token, userinfo
+--     device.lua, flow.lua   device grant and login flows, loaded on first use
 --
 -- `smartauth.provider{...}` (module smartauth) makes one; the presets and
 -- `smartauth.discover` make theirs here too. Every option is listed in
