@@ -242,7 +242,7 @@ return {
       -- the kind's entry: its line and the continuation lines below it
       local entry = r.out:match("\n  " .. kind .. " .-\n  %S") or r.out:match("\n  " .. kind .. " .*$")
       for k in pairs(schema) do
-        assert.matches("[ (]" .. k .. " %(", entry)
+        assert.matches("%s" .. k .. "%s+%(", entry)
       end
     end
     assert.equal(3, n)
