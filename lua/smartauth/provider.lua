@@ -220,6 +220,13 @@ local SCHEMA = {
 -- min =, max =, integer = }` per option; `options` describes each.
 M.SCHEMA = SCHEMA
 
+--- Parse a redirect URL (or its query): `{ code =, state =, iss =,
+-- id_token =, error =, ... }`, or nil, err. `smartauth.parse_redirect` is
+-- the same function.
+-- @function parse_redirect
+-- @tparam string s the URL the authorization server redirected to, or its query
+-- @tparam[opt] string response_type the request's (with `"code"` the fragment is ignored)
+
 local function cfg_err(msg, fields)
   return nil, errors.new("config", msg, fields)
 end
@@ -511,13 +518,6 @@ end
 -- @function Provider:login
 -- @tparam[opt] table opts the login options
 -- @return a `smartauth.token`, or nil, err
-
---- Parse a redirect URL (or its query): `{ code =, state =, iss =,
--- id_token =, error =, ... }`, or nil, err. `smartauth.parse_redirect` is
--- the same function.
--- @function parse_redirect
--- @tparam string s the URL the authorization server redirected to, or its query
--- @tparam[opt] string response_type the request's (with `"code"` the fragment is ignored)
 
 Provider.discover = discovery.discover
 
