@@ -89,8 +89,9 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   `client_secret`, else `"none"`. basic, post and client_secret_jwt need
 --   `client_secret`; private_key_jwt needs `client_assertion_key`
 -- @tfield[opt] string redirect_uri the registered redirect URI: `https://`, a
---   loopback `http://127.0.0.1:PORT/path` (the login flow listens there), or
---   `urn:ietf:wg:oauth:2.0:oob` (the code is pasted)
+--   loopback `http://127.0.0.1:PORT/path` (the login flow listens there),
+--   `urn:ietf:wg:oauth:2.0:oob` (the code is pasted), or an app's own
+--   scheme (`com.example.app:/cb`); `http://` elsewhere only with `allow_http`
 -- @tfield[opt] string scope space-separated scopes asked for by grants and
 --   authorization requests; part of the store key
 -- @tfield[opt] string response_type the default of `p:authorization_url`:
