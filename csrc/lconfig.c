@@ -52,8 +52,7 @@
 #include <string.h>
 #include <time.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "lcompat.h"
 #include <lualib.h>
 
 #include "lconfig.h"

@@ -376,7 +376,7 @@ describe("token lifecycle", function()
       local f = assert(io.open(dir .. "/t.lua", "w"))
       f:write(code)
       f:close()
-      local cmd = proc.LUA_ENV .. " lua5.4 " .. dir .. "/t.lua 2>" .. dir .. "/err >/dev/null"
+      local cmd = proc.LUA_ENV .. " " .. proc.LUA .. " " .. dir .. "/t.lua 2>" .. dir .. "/err >/dev/null"
       os.execute(cmd)
       local err = proc.read_file(dir .. "/err") or ""
       proc.rmtree(dir)

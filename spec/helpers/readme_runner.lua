@@ -27,6 +27,7 @@
 -- it calls directly returns nil, err or an HTTP status >= 400 (unless a comment on that
 -- line says "may fail": an example of error handling), or when a spawned task fails or
 -- does not finish.
+local compat = require "smartauth.compat"
 local oidc = require "helpers.oidc"
 local smartauth = require "smartauth"
 local config = require "smartauth.config"
@@ -109,7 +110,7 @@ for name, fn in pairs(P) do
       -- only calls written in the block count, not the library's calls to itself
       local info = debug.getinfo(2, "Sl")
       local direct = info and info.source == CHUNK_NAME and not may_fail[info.currentline]
-      local r = table.pack(fn(...))
+      local r = compat.pack(fn(...))
       if direct then
         if r[1] == nil and r.n >= 2 then
           failures[#failures + 1] = ("line %d: p:%s() returned nil, %s"):format(info.currentline, name, tostring(r[2]))
@@ -118,7 +119,7 @@ for name, fn in pairs(P) do
             tostring(r[1].body))
         end
       end
-      return table.unpack(r, 1, r.n)
+      return compat.unpack(r, 1, r.n)
     end
   end
 end
@@ -156,22 +157,23 @@ end
 
 local spawned, finished, task_errors = 0, 0, {}
 wrapped.spawn = function(...)
-  local args = table.pack(...)
+  local args = compat.pack(...)
   local i = type(args[1]) == "table" and 2 or 1 -- spawn({ on_error = h }, fn, ...)
   local fn = args[i]
   if type(fn) == "function" then
     spawned = spawned + 1
     args[i] = function(...)
-      local r = table.pack(xpcall(fn, debug.traceback, ...))
+      local a = compat.pack(...)
+      local r = compat.pack(xpcall(function() return fn(compat.unpack(a, 1, a.n)) end, debug.traceback))
       if not r[1] then
         task_errors[#task_errors + 1] = tostring(r[2])
         error(r[2], 0)
       end
       finished = finished + 1
-      return table.unpack(r, 2, r.n)
+      return compat.unpack(r, 2, r.n)
     end
   end
-  return smartauth.spawn(table.unpack(args, 1, args.n))
+  return smartauth.spawn(compat.unpack(args, 1, args.n))
 end
 
 --------------------------------------------------------------------- scaffolding
@@ -214,7 +216,7 @@ env.io = setmetatable({ read = function() return user_paste() end }, { __index =
 ------------------------------------------------------------------------- the run
 
 local f = assert(io.open(block_file, "rb"))
-local src = f:read("a")
+local src = f:read("*a")
 f:close()
 src = src:gsub("https://([%w.-]+)", function(h)
   local prefix = prefix_of(h)
@@ -228,7 +230,7 @@ end
 
 local chunk, perr = load(src, CHUNK_NAME, "t", env)
 if not chunk then fail("not valid Lua: " .. perr) end
-local r = table.pack(xpcall(chunk, debug.traceback))
+local r = compat.pack(xpcall(chunk, debug.traceback))
 if not r[1] then fail("raised: " .. tostring(r[2])) end
 
 if type(r[2]) == "table" and type(r[2].profiles) == "table" then
