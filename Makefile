@@ -42,7 +42,7 @@ HDRS       = $(wildcard csrc/*.h)
 MODULES    = $(BUILD)/smartauth/core.so $(BUILD)/smartauth/core_http.so $(BUILD)/smartauth/core_redis.so
 C_TESTS    = $(patsubst spec/c/%.c,build/%,$(wildcard spec/c/test_*.c))
 
-.PHONY: all test test-c test-lua lint demo clean valgrind interop sanitize fuzz fuzz-replay analyze
+.PHONY: all runtimes test test-c test-lua lint demo clean valgrind interop sanitize fuzz fuzz-replay analyze
 
 all: $(MODULES)
 
@@ -76,8 +76,13 @@ build/embed_threads: examples/embed/threads.c
 	@mkdir -p build
 	$(CC) $(WARN) $(CFLAGS) $(LUA_INC) -o $@ $< -llua5.4 -lm -lpthread
 
+# The C modules for the other runtimes the tests run on (build/$(LUA)/).
+OTHER_LUAS = luajit lua5.1 lua5.2 lua5.3
+runtimes:
+	@for l in $(OTHER_LUAS); do $(MAKE) --no-print-directory LUA=$$l all || exit 1; done
+
 # One command for everything; prints "N passed, N failed" last.
-test: all $(C_TESTS) build/embed_game build/embed_threads
+test: all runtimes $(C_TESTS) build/embed_game build/embed_threads
 	@bash spec/run_tests.sh
 
 test-c: $(C_TESTS)

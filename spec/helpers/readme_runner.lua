@@ -158,22 +158,27 @@ end
 local spawned, finished, task_errors = 0, 0, {}
 wrapped.spawn = function(...)
   local args = compat.pack(...)
-  local i = type(args[1]) == "table" and 2 or 1 -- spawn({ on_error = h }, fn, ...)
+  local opts = type(args[1]) == "table" and args[1] or nil -- spawn({ on_error = h }, fn, ...)
+  local i = opts and 2 or 1
   local fn = args[i]
-  if type(fn) == "function" then
-    spawned = spawned + 1
-    args[i] = function(...)
-      local a = compat.pack(...)
-      local r = compat.pack(xpcall(function() return fn(compat.unpack(a, 1, a.n)) end, debug.traceback))
-      if not r[1] then
-        task_errors[#task_errors + 1] = tostring(r[2])
-        error(r[2], 0)
-      end
-      finished = finished + 1
-      return compat.unpack(r, 2, r.n)
-    end
+  if type(fn) ~= "function" then return smartauth.spawn(...) end
+  spawned = spawned + 1
+  -- the failure is taken through on_error, not a pcall inside the task,
+  -- which 5.1 cannot yield across; the block's own handler still runs
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local own = o.on_error
+  o.on_error = function(err, task)
+    task_errors[#task_errors + 1] = tostring(err)
+    if own then return own(err, task) end
   end
-  return smartauth.spawn(compat.unpack(args, 1, args.n))
+  local rest = { o, function(...)
+    local r = compat.pack(fn(...))
+    finished = finished + 1
+    return compat.unpack(r, 1, r.n)
+  end }
+  for j = i + 1, args.n do rest[j - i + 2] = args[j] end
+  return smartauth.spawn(compat.unpack(rest, 1, args.n - i + 2))
 end
 
 --------------------------------------------------------------------- scaffolding
@@ -228,7 +233,7 @@ for line in (src .. "\n"):gmatch("([^\n]*)\n") do
   if line:find("%-%-.*may fail") then may_fail[n] = true end
 end
 
-local chunk, perr = load(src, CHUNK_NAME, "t", env)
+local chunk, perr = compat.load(src, CHUNK_NAME, "t", env)
 if not chunk then fail("not valid Lua: " .. perr) end
 local r = compat.pack(xpcall(chunk, debug.traceback))
 if not r[1] then fail("raised: " .. tostring(r[2])) end
