@@ -108,12 +108,11 @@ local function finish(task, ok, ...)
   tasks[task.co] = nil
   ntasks = ntasks - 1
   task.status = ok and "done" or "failed"
+  task.cleanups = nil
   if ok then
-    task.cleanups = nil
     task.results = compat.pack(...)
   else
     task.error = ...
-    run_cleanups(task, task.error)
     if task.on_error then
       task.taken = true
       local hok, herr = pcall(task.on_error, task.error, task)
@@ -139,6 +138,7 @@ local function resume(task, ...)
     else
       -- keep the traceback: the error happened on the task's own stack
       local msg = r[2]
+      run_cleanups(task, msg) -- the error as raised, without the traceback
       if type(msg) == "string" then msg = debug.traceback(task.co, msg) end
       finish(task, false, msg)
     end
