@@ -36,7 +36,7 @@ build = {
     ["smartauth.core"] = {
       sources = {
         "csrc/lsmartauth.c", "csrc/lutil.c", "csrc/lcrypto.c", "csrc/lkey.c",
-        "csrc/lstore.c", "csrc/lclock.c", "csrc/lconfig.c",
+        "csrc/lstore.c", "csrc/lclock.c", "csrc/lconfig.c", "csrc/lsandbox_str.c",
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/form.c",
         "csrc/ossl.c", "csrc/key.c", "csrc/key_jwk.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
       },
@@ -58,7 +58,7 @@ build = {
     ["smartauth.core_redis"] = {
       sources = {
         "csrc/lredis.c", "csrc/lutil.c",
-        "csrc/sa_err.c", "csrc/buf.c", "csrc/crypto.c", "csrc/aead.c", "csrc/store_redis.c",
+        "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/aead.c", "csrc/store_redis.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(HIREDIS_INCDIR)", "$(CRYPTO_INCDIR)", COMPAT53 },
@@ -97,6 +97,7 @@ build = {
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",
     ["smartauth.grant"] = "lua/smartauth/grant.lua",
     ["smartauth.transport"] = "lua/smartauth/transport.lua",
+    ["smartauth.wire"] = "lua/smartauth/wire.lua",
     ["smartauth.vault"] = "lua/smartauth/vault.lua",
     ["smartauth.token_source"] = "lua/smartauth/token_source.lua",
     ["smartauth.url"] = "lua/smartauth/url.lua",

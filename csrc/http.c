@@ -8,6 +8,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,8 +19,11 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "clock.h"
 
@@ -46,6 +51,7 @@ struct sa_http_req {
      * per request instead of two per header. */
     sa_buf hbuf;
     sa_buf key;                 /* the options, as setup_key wrote them */
+    sa_buf keypem;              /* client key in clear: the handle's SSLKEY_BLOB */
     sa_hdr *resp_hdrs;          /* hdr_inline until more are needed */
     size_t nresp, capresp;
     sa_hdr hdr_inline[SA_INLINE_HEADERS];
@@ -75,6 +81,7 @@ typedef struct sa_idle {
     CURL *easy;
     struct curl_slist *hdrs;    /* still its CURLOPT_HTTPHEADER */
     sa_buf key;                 /* empty: unknown state, reset before use */
+    sa_buf keypem;              /* still its CURLOPT_SSLKEY_BLOB (not copied) */
 } sa_idle;
 
 /* A socket libcurl wants watched (its socket callback): what is
@@ -243,6 +250,7 @@ static void idle_clear(sa_idle *i)
     free_slist(i->hdrs);
     i->hdrs = NULL;
     sa_buf_free(&i->key); /* it holds the body and headers: wiped */
+    sa_buf_free(&i->keypem);
 }
 
 static void req_detach(sa_http_req *r)
@@ -487,6 +495,11 @@ static int setup_key(sa_buf *k, const sa_http_opts *o, const char *method, size_
         key_str(k, o->ca_file, o->ca_file ? strlen(o->ca_file) : 0) != 0 ||
         sa_buf_append(k, num, sizeof num) != 0 ||
         key_str(k, o->body, o->body_len) != 0 ||
+        key_str(k, o->proxy, o->proxy ? strlen(o->proxy) : 0) != 0 ||
+        key_str(k, o->no_proxy, o->no_proxy ? strlen(o->no_proxy) : 0) != 0 ||
+        key_str(k, o->client_cert, o->client_cert_len) != 0 ||
+        key_str(k, o->client_key, o->client_key_len) != 0 ||
+        key_str(k, o->client_key_password, o->client_key_password_len) != 0 ||
         sa_buf_append(k, &o->nheaders, sizeof o->nheaders) != 0)
         return -1;
     for (i = 0; i < o->nheaders; i++)
@@ -514,6 +527,138 @@ static curl_socket_t open_socket(void *clientp, curlsocktype purpose, struct cur
         return CURL_SOCKET_BAD;
     }
     return s;
+}
+
+/* Whether a client_cert or client_key option is PEM text, not a path. */
+static int is_pem_text(const char *s, size_t n)
+{
+    static const char tag[] = "-----BEGIN";
+    size_t i;
+    for (i = 0; i + sizeof tag - 1 <= n; i++)
+        if (memcmp(s + i, tag, sizeof tag - 1) == 0)
+            return 1;
+    return 0;
+}
+
+static int contains(const char *s, size_t n, const char *what)
+{
+    size_t i, w = strlen(what);
+    for (i = 0; i + w <= n; i++)
+        if (memcmp(s + i, what, w) == 0)
+            return 1;
+    return 0;
+}
+
+#define SA_MAX_PEM 1048576u /* a key file larger than this is not one */
+
+/* Reads a PEM file unbuffered (no stdio buffer keeps a copy of the key)
+ * into out, which the caller frees (wiped). */
+static int read_pem_file(const char *path, size_t plen, const char *what, sa_buf *out, sa_err *err)
+{
+    char chunk[4096];
+    size_t n;
+    int rc = 0;
+    FILE *f;
+    if (strlen(path) != plen)
+        return sa_err_set(err, SA_EARG, 0, "%s: a path must not contain a NUL byte", what);
+    f = fopen(path, "rbe");
+    if (!f)
+        return sa_err_set(err, SA_EARG, (long)errno, "%s: cannot read %s: %s", what, path,
+                          strerror(errno));
+    setvbuf(f, NULL, _IONBF, 0);
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (out->len + n > SA_MAX_PEM)
+            rc = sa_err_set(err, SA_EARG, 0, "%s: %s is too large for a PEM file", what, path);
+        else if (sa_buf_append(out, chunk, n) != 0)
+            rc = sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+    }
+    if (rc == 0 && ferror(f))
+        rc = sa_err_set(err, SA_EARG, (long)errno, "%s: cannot read %s: %s", what, path,
+                        strerror(errno));
+    fclose(f);
+    OPENSSL_cleanse(chunk, sizeof chunk);
+    return rc;
+}
+
+typedef struct sa_pw {
+    const char *pw;
+    size_t len;
+} sa_pw;
+
+/* OpenSSL's PEM password callback: the caller's password, or a failure
+ * when there is none (OpenSSL's own callback would ask on a terminal). */
+static int pem_password(char *buf, int size, int rwflag, void *u)
+{
+    const sa_pw *p = u;
+    (void)rwflag;
+    if (!p->pw || size < 0 || p->len > (size_t)size)
+        return -1;
+    memcpy(buf, p->pw, p->len); /* OpenSSL wipes buf after use */
+    return (int)p->len;
+}
+
+/* The client key (client_key, else the key in client_cert), decrypted here
+ * with client_key_password, into r->keypem as unencrypted PEM: libcurl then
+ * never sees the password, and every copy of the key is wiped. Failures
+ * name the option, never the password or the key. */
+static int load_client_key(sa_http_req *r, const sa_http_opts *o, sa_err *err)
+{
+    const char *what = o->client_key ? "client_key" : "client_cert";
+    const char *src = o->client_key ? o->client_key : o->client_cert;
+    size_t len = o->client_key ? o->client_key_len : o->client_cert_len;
+    sa_buf file = SA_BUF_INIT;
+    sa_pw pw;
+    BIO *in = NULL, *out = NULL;
+    EVP_PKEY *pk = NULL;
+    char *pem = NULL;
+    long pem_len;
+    int rc = -1;
+
+    pw.pw = o->client_key_password;
+    pw.len = o->client_key_password_len;
+    if (!is_pem_text(src, len)) {
+        if (read_pem_file(src, len, what, &file, err) != 0)
+            goto done;
+        src = file.data ? file.data : "";
+        len = file.len;
+    }
+    if (len > INT_MAX) {
+        sa_err_set(err, SA_EARG, 0, "%s is too large for a PEM key", what);
+        goto done;
+    }
+    in = BIO_new_mem_buf(src, (int)len); /* read-only, not a copy */
+    if (!in) {
+        sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+        goto done;
+    }
+    pk = PEM_read_bio_PrivateKey(in, NULL, pem_password, &pw);
+    if (!pk) {
+        if (!contains(src, len, "ENCRYPTED"))
+            sa_err_set(err, SA_EARG, 0, "%s: no PEM private key in it", what);
+        else if (!pw.pw)
+            sa_err_set(err, SA_EARG, 0, "%s: the private key is encrypted: set client_key_password",
+                       what);
+        else
+            sa_err_set(err, SA_EARG, 0,
+                       "%s: the private key cannot be decrypted: wrong client_key_password?", what);
+        goto done;
+    }
+    /* secure memory: OpenSSL wipes it when the BIO is freed */
+    out = BIO_new(BIO_s_secmem());
+    if (!out || !PEM_write_bio_PrivateKey(out, pk, NULL, NULL, 0, NULL, NULL) ||
+        (pem_len = BIO_get_mem_data(out, &pem)) <= 0 ||
+        sa_buf_append(&r->keypem, pem, (size_t)pem_len) != 0) {
+        sa_err_set(err, SA_ENOMEM, 0, "out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    BIO_free(in);
+    BIO_free(out);
+    EVP_PKEY_free(pk);
+    sa_buf_free(&file);
+    ERR_clear_error(); /* a stale error would fail the next handshake */
+    return rc;
 }
 
 #define SETOPT(opt, val)                                                         \
@@ -553,6 +698,37 @@ static int setup(sa_http_req *r, const sa_http_opts *o, const char *method, sa_e
     SETOPT(CURLOPT_WRITEFUNCTION, on_body);
     SETOPT(CURLOPT_HEADERFUNCTION, on_header);
     SETOPT(CURLOPT_USERAGENT, "smartauth/0.1");
+    /* Without them libcurl reads its environment variables (http_proxy,
+     * https_proxy, all_proxy, no_proxy) for every transfer. */
+    if (o->proxy)
+        SETOPT(CURLOPT_PROXY, o->proxy);
+    if (o->no_proxy)
+        SETOPT(CURLOPT_NOPROXY, o->no_proxy);
+    if (o->client_cert || o->client_key || o->client_key_password) {
+        struct curl_blob blob;
+        if (!o->client_cert)
+            return sa_err_set(err, SA_EARG, 0, "client_key and client_key_password need client_cert");
+        if (is_pem_text(o->client_cert, o->client_cert_len)) {
+            blob.data = (void *)(uintptr_t)o->client_cert; /* copied: libcurl never writes it */
+            blob.len = o->client_cert_len;
+            blob.flags = CURL_BLOB_COPY;
+            SETOPT(CURLOPT_SSLCERT_BLOB, &blob);
+        } else {
+            if (strlen(o->client_cert) != o->client_cert_len)
+                return sa_err_set(err, SA_EARG, 0, "client_cert: a path must not contain a NUL byte");
+            SETOPT(CURLOPT_SSLCERT, o->client_cert);
+        }
+        SETOPT(CURLOPT_SSLCERTTYPE, "PEM");
+        if (load_client_key(r, o, err) != 0)
+            return -1;
+        /* Not copied: libcurl would free its copy without wiping it. The
+         * key stays with the handle (and its idle slot) until a reset. */
+        blob.data = r->keypem.data;
+        blob.len = r->keypem.len;
+        blob.flags = CURL_BLOB_NOCOPY;
+        SETOPT(CURLOPT_SSLKEY_BLOB, &blob);
+        SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
+    }
 
     if (strcmp(method, "GET") == 0) {
         SETOPT(CURLOPT_HTTPGET, 1L);
@@ -618,10 +794,12 @@ static void take_idle(sa_http *h, sa_http_req *r)
     r->easy = tmp.easy;
     if (i >= 0) {
         r->hdrs = tmp.hdrs;  /* still what the handle sends */
+        r->keypem = tmp.keypem;
         r->ready = 1;
     } else {
         curl_easy_reset(r->easy);
         free_slist(tmp.hdrs);
+        sa_buf_free(&tmp.keypem); /* the reset handle no longer points at it */
     }
     sa_buf_free(&tmp.key);
 }
@@ -922,6 +1100,8 @@ void sa_http_req_free(sa_http_req *r)
             r->hdrs = NULL;
             i->key = r->key;
             r->key = (sa_buf)SA_BUF_INIT;
+            i->keypem = r->keypem;
+            r->keypem = (sa_buf)SA_BUF_INIT;
             if (!r->done || r->err.kind != SA_OK)
                 sa_buf_reset(&i->key);
         } else {
@@ -930,6 +1110,7 @@ void sa_http_req_free(sa_http_req *r)
     }
     free_slist(r->hdrs);
     sa_buf_free(&r->key);
+    sa_buf_free(&r->keypem); /* after the cleanup above: libcurl pointed at it */
     sa_buf_free(&r->hbuf);
     if (r->resp_hdrs != r->hdr_inline)
         free(r->resp_hdrs);

@@ -26,6 +26,20 @@ typedef struct sa_http_opts {
     long connect_timeout_ms;       /* 0 = default 10 s */
     size_t max_body;               /* 0 = SA_HTTP_DEFAULT_MAX_BODY */
     const char *ca_file;           /* NULL = system bundle */
+    /* "http://[user:password@]host:port" or https://; NULL = libcurl's
+     * environment variables (http_proxy, https_proxy, NO_PROXY, ...). */
+    const char *proxy;
+    const char *no_proxy;          /* "host,host"; NULL = NO_PROXY's */
+    /* Mutual TLS: each a PEM file path or PEM text (told apart by its
+     * "-----BEGIN"); the key is read here, decrypted with the password and
+     * handed to libcurl in clear from memory this engine wipes. NULL key:
+     * in client_cert. The password never reaches libcurl or an error. */
+    const char *client_cert;
+    size_t client_cert_len;
+    const char *client_key;
+    size_t client_key_len;
+    const char *client_key_password;
+    size_t client_key_password_len;
 } sa_http_opts;
 
 /* Process-wide libcurl/OpenSSL init, done once and thread-safely; never

@@ -74,6 +74,17 @@ static int l_engine_tostring(lua_State *L)
     return 1;
 }
 
+/* A string option libcurl takes as a C string: one NUL inside would cut it
+ * short without a word. Stays on the stack, as lu_opt_str's values. */
+static const char *opt_cstr(lua_State *L, int t, const char *k)
+{
+    size_t n;
+    const char *s = lu_opt_str(L, t, k, &n);
+    if (s && strlen(s) != n)
+        luaL_error(L, "option '%s' must not contain a NUL byte", k);
+    return s;
+}
+
 /* Reads the request options table at index t and starts the transfer. */
 static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
 {
@@ -85,13 +96,18 @@ static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
     memset(&o, 0, sizeof o);
     luaL_checktype(L, t, LUA_TTABLE);
     /* every string read below stays on the stack until sa_http_start */
-    luaL_checkstack(L, MAX_HEADERS_OUT + 8, "request options");
+    luaL_checkstack(L, MAX_HEADERS_OUT + 16, "request options");
     o.url = lu_opt_str(L, t, "url", NULL);
     if (!o.url)
         luaL_error(L, "option 'url' is required");
     o.method = lu_opt_str(L, t, "method", NULL);
     o.body = lu_opt_str(L, t, "body", &o.body_len);
     o.ca_file = lu_opt_str(L, t, "ca_file", NULL);
+    o.proxy = opt_cstr(L, t, "proxy");
+    o.no_proxy = opt_cstr(L, t, "no_proxy");
+    o.client_cert = lu_opt_str(L, t, "client_cert", &o.client_cert_len);
+    o.client_key = lu_opt_str(L, t, "client_key", &o.client_key_len);
+    o.client_key_password = lu_opt_str(L, t, "client_key_password", &o.client_key_password_len);
     o.timeout_ms = lu_opt_ms(L, t, "timeout");
     o.connect_timeout_ms = lu_opt_ms(L, t, "connect_timeout");
     if (lua_getfield(L, t, "max_body") != LUA_TNIL) {

@@ -86,20 +86,26 @@ static int l_redis_delete(lua_State *L)
     return lu_push_ok(L, sa_redis_del(r, key, n, &e), &e);
 }
 
-/* r:lock(key, ttl_ms, wait_seconds) -> owner | nil, kind, msg, code */
-static int l_redis_lock(lua_State *L)
+/* r:try_lock(key, ttl_ms) -> owner | false (held by someone else) | nil,
+ * kind, msg, code. One try: lua/smartauth/store/lock.lua waits between
+ * tries. */
+static int l_redis_try_lock(lua_State *L)
 {
     sa_redis *r = check_redis(L, 1);
     size_t n;
     const char *key = luaL_checklstring(L, 2, &n);
     lua_Integer ttl = luaL_checkinteger(L, 3);
-    long wait = lu_check_timeout_ms(L, 4);
     char owner[SA_REDIS_OWNER_LEN + 1];
     sa_err e;
+    int rc;
     luaL_argcheck(L, ttl > 0, 3, "ttl must be positive");
-    if (sa_redis_lock(r, key, n, (long long)ttl, wait, owner, &e) != 0)
+    rc = sa_redis_try_lock(r, key, n, (long long)ttl, owner, &e);
+    if (rc < 0)
         return lu_push_err(L, &e);
-    lua_pushstring(L, owner);
+    if (rc == 0)
+        lua_pushboolean(L, 0);
+    else
+        lua_pushstring(L, owner);
     return 1;
 }
 
@@ -137,7 +143,7 @@ static const luaL_Reg redis_methods[] = {
     { "get", l_redis_get },
     { "set", l_redis_set },
     { "delete", l_redis_delete },
-    { "lock", l_redis_lock },
+    { "try_lock", l_redis_try_lock },
     { "unlock", l_redis_unlock },
     { "close", l_redis_close },
     { NULL, NULL }

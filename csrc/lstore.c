@@ -75,21 +75,26 @@ static int l_fstore_delete(lua_State *L)
     return lu_push_ok(L, sa_fstore_delete(fs, name, n, &e), &e);
 }
 
-/* fs:lock(name, timeout_seconds) -> lock | nil, kind, msg, code. The lock is
- * released by lock:unlock(), by collection, or by the process ending. */
-static int l_fstore_lock(lua_State *L)
+/* fs:try_lock(name) -> lock | false (held by someone else) | nil, kind, msg,
+ * code. One try: lua/smartauth/store/lock.lua waits between tries. The lock
+ * is released by lock:unlock(), by collection, or by the process ending. */
+static int l_fstore_try_lock(lua_State *L)
 {
     sa_fstore *fs = check_fstore(L, 1);
     size_t n;
     const char *name = luaL_checklstring(L, 2, &n);
-    long ms = lu_check_timeout_ms(L, 3);
     sa_err e;
-    int fd;
+    int fd, rc;
     lflock *lk = lua_newuserdatauv(L, sizeof *lk, 0);
     lk->fd = -1;
     luaL_setmetatable(L, FLOCK_MT);
-    if (sa_fstore_lock(fs, name, n, ms, &fd, &e) != 0)
+    rc = sa_fstore_try_lock(fs, name, n, &fd, &e);
+    if (rc < 0)
         return lu_push_err(L, &e);
+    if (rc == 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
     lk->fd = fd;
     return 1;
 }
@@ -140,7 +145,7 @@ static const luaL_Reg fstore_methods[] = {
     { "get", l_fstore_get },
     { "set", l_fstore_set },
     { "delete", l_fstore_delete },
-    { "lock", l_fstore_lock },
+    { "try_lock", l_fstore_try_lock },
     { "encrypted", l_fstore_encrypted },
     { "close", l_fstore_close },
     { NULL, NULL }

@@ -125,13 +125,6 @@ int lu_push_ok(lua_State *L, int rc, const sa_err *e)
     return 1;
 }
 
-long lu_check_timeout_ms(lua_State *L, int i)
-{
-    lua_Number s = luaL_checknumber(L, i);
-    luaL_argcheck(L, s >= 0 && s <= 86400, i, "must be 0..86400 seconds");
-    return (long)(s * 1000.0);
-}
-
 
 void lu_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                   lua_CFunction close, lua_CFunction tostring)

@@ -54,8 +54,6 @@ const char *lu_check_cstr(lua_State *L, int i, const char *what, int kind, sa_er
 int lu_push_get(lua_State *L, int rc, sa_buf *b, const sa_err *e);
 /* rc 0: true; -1: nil, kind, msg, code. */
 int lu_push_ok(lua_State *L, int rc, const sa_err *e);
-/* A timeout argument in seconds (0..86400) as milliseconds. */
-long lu_check_timeout_ms(lua_State *L, int i);
 
 /* Registers a userdata class: methods as __index, close as __gc and
  * __close (one function, harmless on a second call), and __tostring. */

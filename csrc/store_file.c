@@ -427,19 +427,11 @@ int sa_fstore_delete(sa_fstore *fs, const char *name, size_t namelen, sa_err *er
     return 0;
 }
 
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
-int sa_fstore_lock(sa_fstore *fs, const char *name, size_t namelen, long timeout_ms,
-                   int *fdp, sa_err *err)
+int sa_fstore_try_lock(sa_fstore *fs, const char *name, size_t namelen, int *fdp,
+                       sa_err *err)
 {
     char fname[FILE_CAP];
     struct stat st;
-    long deadline, pause_ms = 1;
     int fd;
 
     *fdp = -1;
@@ -458,36 +450,17 @@ int sa_fstore_lock(sa_fstore *fs, const char *name, size_t namelen, long timeout
         close(fd);
         return -1;
     }
-    deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    for (;;) {
-        long left;
-        struct timespec ts;
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno == EINTR)
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (e == EINTR)
             continue;
-        if (errno != EWOULDBLOCK) {
-            int e = errno;
-            close(fd);
-            return sys_err(err, e, "cannot lock", fname);
-        }
-        left = deadline - now_ms();
-        if (left <= 0) {
-            close(fd);
-            return sa_err_set(err, SA_ETIMEOUT, ETIMEDOUT,
-                              "timed out after %ld ms waiting for the lock '%s' in '%s'",
-                              timeout_ms, fname, fs->dir);
-        }
-        if (pause_ms > left)
-            pause_ms = left;
-        ts.tv_sec = pause_ms / 1000;
-        ts.tv_nsec = (pause_ms % 1000) * 1000000L;
-        nanosleep(&ts, NULL);
-        if (pause_ms < 20)
-            pause_ms *= 2;
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return 0;
+        return sys_err(err, e, "cannot lock", fname);
     }
     *fdp = fd;
-    return 0;
+    return 1;
 }
 
 void sa_fstore_unlock(int fd)

@@ -56,14 +56,15 @@ int sa_fstore_set(sa_fstore *fs, const char *name, size_t namelen, const void *d
 /* Remove an entry (absent is fine). 0 ok, -1 err. */
 int sa_fstore_delete(sa_fstore *fs, const char *name, size_t namelen, sa_err *err);
 
-/* Take the exclusive lock of an entry, waiting up to timeout_ms. On success
- * *fd holds the lock (release with sa_fstore_unlock) and 0 is returned; -1
- * with err otherwise (SA_ETIMEOUT when the wait ran out). The lock dies with
- * the process, so a crashed holder never blocks others. */
-int sa_fstore_lock(sa_fstore *fs, const char *name, size_t namelen, long timeout_ms,
-                   int *fd, sa_err *err);
+/* Try once to take the exclusive lock of an entry, without waiting: 1 taken
+ * (*fd holds it; release with sa_fstore_unlock), 0 held by someone else (*fd
+ * is -1; another open of the lock file, in this process or another), -1 with
+ * err. The caller waits between tries (lua/smartauth/store/lock.lua). The
+ * lock dies with the process, so a crashed holder never blocks others. */
+int sa_fstore_try_lock(sa_fstore *fs, const char *name, size_t namelen, int *fd,
+                       sa_err *err);
 
-/* Release a lock from sa_fstore_lock (fd < 0 is ignored). */
+/* Release a lock from sa_fstore_try_lock (fd < 0 is ignored). */
 void sa_fstore_unlock(int fd);
 
 /* Encode an entry name into its file-name stem (NUL-terminated, at most

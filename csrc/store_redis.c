@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "aead.h"
+#include "clock.h"
 #include "crypto.h"
 
 struct sa_redis {
@@ -105,9 +106,7 @@ static int net_err(sa_redis *r, const char *what, sa_err *err)
 
 static long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+    return (long)(sa_clock_monotonic() * 1000.0);
 }
 
 /* The socket timeout hiredis applies is per read and per write: lower it to
@@ -436,35 +435,16 @@ int sa_redis_del(sa_redis *r, const char *key, size_t klen, sa_err *err)
 
 /* ---------------------------------------------------------------- lock */
 
-/* 1 taken by us, 0 busy, -1 err. */
-static int try_lock(sa_redis *r, const char *key, size_t klen, const char *owner,
-                    const char *px, size_t pxlen, sa_err *err)
-{
-    const char *argv[6] = { "SET", key, owner, "NX", "PX", px };
-    size_t lens[6] = { 3, klen, SA_REDIS_OWNER_LEN, 2, 2, pxlen };
-    redisReply *rep;
-    int rc;
-    if (ensure(r, err) != 0 || !(rep = command(r, 6, argv, lens, "SET NX", err)))
-        return -1;
-    if (status_ok(rep))
-        rc = 1;
-    else if (rep->type == REDIS_REPLY_NIL)
-        rc = 0;
-    else
-        rc = sa_err_set(err, SA_ESTORAGE, 0, "redis: SET NX answered with reply type %d",
-                        rep->type);
-    freeReplyObject(rep);
-    return rc;
-}
-
-int sa_redis_lock(sa_redis *r, const char *key, size_t klen, long long ttl_ms,
-                  long wait_ms, char owner[SA_REDIS_OWNER_LEN + 1], sa_err *err)
+int sa_redis_try_lock(sa_redis *r, const char *key, size_t klen, long long ttl_ms,
+                      char owner[SA_REDIS_OWNER_LEN + 1], sa_err *err)
 {
     unsigned char rnd[18];
     sa_buf b = SA_BUF_INIT;
     char px[24];
-    size_t pxlen;
-    long deadline = now_ms() + (wait_ms > 0 ? wait_ms : 0), pause_ms = 2;
+    const char *argv[6] = { "SET", key, owner, "NX", "PX", px };
+    size_t lens[6] = { 3, klen, SA_REDIS_OWNER_LEN, 2, 2, 0 };
+    redisReply *rep;
+    int rc;
 
     if (ttl_ms <= 0)
         return sa_err_set(err, SA_EARG, 0, "lock ttl must be positive");
@@ -476,27 +456,18 @@ int sa_redis_lock(sa_redis *r, const char *key, size_t klen, long long ttl_ms,
     }
     memcpy(owner, b.data, SA_REDIS_OWNER_LEN + 1);
     sa_buf_free(&b);
-    pxlen = (size_t)snprintf(px, sizeof px, "%lld", ttl_ms);
-    for (;;) {
-        long left;
-        struct timespec ts;
-        int rc = try_lock(r, key, klen, owner, px, pxlen, err);
-        if (rc == 1)
-            return 0;
-        if (rc < 0)
-            return -1;
-        left = deadline - now_ms();
-        if (left <= 0)
-            return sa_err_set(err, SA_ETIMEOUT, ETIMEDOUT,
-                              "timed out after %ld ms waiting for a redis lock", wait_ms);
-        if (pause_ms > left)
-            pause_ms = left;
-        ts.tv_sec = pause_ms / 1000;
-        ts.tv_nsec = (pause_ms % 1000) * 1000000L;
-        nanosleep(&ts, NULL);
-        if (pause_ms < 25)
-            pause_ms *= 2;
-    }
+    lens[5] = (size_t)snprintf(px, sizeof px, "%lld", ttl_ms);
+    if (ensure(r, err) != 0 || !(rep = command(r, 6, argv, lens, "SET NX", err)))
+        return -1;
+    if (status_ok(rep))
+        rc = 1;
+    else if (rep->type == REDIS_REPLY_NIL)
+        rc = 0; /* held by someone else */
+    else
+        rc = sa_err_set(err, SA_ESTORAGE, 0, "redis: SET NX answered with reply type %d",
+                        rep->type);
+    freeReplyObject(rep);
+    return rc;
 }
 
 int sa_redis_unlock(sa_redis *r, const char *key, size_t klen, const char *owner,

@@ -48,11 +48,11 @@ int sa_redis_set(sa_redis *r, const char *key, size_t klen, const void *val, siz
 /* DEL key. 0 ok, -1 err. */
 int sa_redis_del(sa_redis *r, const char *key, size_t klen, sa_err *err);
 
-/* SET key <random owner> NX PX ttl_ms, retried until wait_ms has passed.
- * 0 with owner (SA_REDIS_OWNER_LEN characters + NUL) filled, or -1 with err
- * (SA_ETIMEOUT when the lock stayed taken). */
-int sa_redis_lock(sa_redis *r, const char *key, size_t klen, long long ttl_ms,
-                  long wait_ms, char owner[SA_REDIS_OWNER_LEN + 1], sa_err *err);
+/* SET key <random owner> NX PX ttl_ms, once, without waiting: 1 taken (owner
+ * filled: SA_REDIS_OWNER_LEN characters + NUL), 0 held by someone else, -1
+ * with err. The caller waits between tries (lua/smartauth/store/lock.lua). */
+int sa_redis_try_lock(sa_redis *r, const char *key, size_t klen, long long ttl_ms,
+                      char owner[SA_REDIS_OWNER_LEN + 1], sa_err *err);
 
 /* Delete key only if it still holds owner (atomic, server-side script).
  * 1 released, 0 not ours (expired or taken over), -1 err. */

@@ -132,16 +132,32 @@ describe("binding redis_open with a proxy option table", function()
     }))
     assert(st:set("binding:proxy", "v"))
     assert.equal("v", st:get("binding:proxy"))
-    -- ttls and lock waits that are not finite integers in range never reach C
+    -- ttls that are not finite integers in range never reach C
     for _, v in ipairs { 0 / 0, math.huge, -math.huge, 1e300, 1.5, -1 } do
       assert.has_error(function() st:set("binding:proxy", "v", v) end)
-      assert.has_error(function() st:lock("binding:lock", v, 1) end)
-      if v ~= 1.5 then -- a wait is in seconds: 1.5 is one
-        assert.has_error(function() st:lock("binding:lock", 1000, v) end)
-      end
+      assert.has_error(function() st:try_lock("binding:lock", v) end)
     end
+    -- one try: a held lock is false, not an error (store/lock.lua waits)
+    local owner = assert(st:try_lock("binding:lock", 5000))
+    assert.is_false(st:try_lock("binding:lock", 5000))
+    assert.is_true(st:unlock("binding:lock", owner))
     assert.equal("v", st:get("binding:proxy"))
     st:close()
+  end)
+end)
+
+describe("binding file store lock", function()
+  it("tries once: false while another open holds it, then the lock", function()
+    local dir = proc.tmpdir("smartauth-binding.XXXXXX")
+    local fs = assert(core.fstore_open(dir))
+    local held = assert(fs:try_lock("x"))
+    local t0 = core.monotonic()
+    assert.is_false(fs:try_lock("x"))
+    assert.is_true(core.monotonic() - t0 < 0.5)
+    held:unlock()
+    assert(fs:try_lock("x")):unlock()
+    fs:close()
+    proc.rmtree(dir)
   end)
 end)
 
@@ -196,16 +212,6 @@ describe("binding numbers", function()
         assert.matches("option '" .. field .. "' must be 0..86400 seconds", err, 1, true)
       end
     end
-  end)
-
-  it("refuses store lock waits and redis ttls that are not finite and in range", function()
-    local dir = proc.tmpdir("smartauth-binding.XXXXXX")
-    local fs = assert(core.fstore_open(dir))
-    for _, v in ipairs(bad) do
-      assert.has_error(function() fs:lock("x", v) end)
-    end
-    fs:close()
-    proc.rmtree(dir)
   end)
 
   it("refuses random lengths and bits that are not integers", function()

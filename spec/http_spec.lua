@@ -236,8 +236,10 @@ describe("http engine", function()
     local pid = assert(proc.read_file("/proc/self/stat")):match("^%d+")
     local function sockets(dir)
       local set = {}
-      local ok, _, out = proc.run("ls -l " .. dir .. " 2>/dev/null")
-      assert.is_true(ok)
+      -- ls may exit 1 on entries it cannot stat (valgrind's own descriptors
+      -- under `make valgrind`): what it listed is what counts
+      local _, _, out = proc.run("ls -l " .. dir .. " 2>/dev/null")
+      assert.is_truthy(out and out:find("%d"), "cannot list " .. dir)
       for inode in out:gmatch("socket:%[(%d+)%]") do set[inode] = true end
       return set
     end

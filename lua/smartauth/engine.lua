@@ -37,8 +37,9 @@ end
 --- smartauth.http, the engine's HTTP half under its documented name:
 -- engine() (the state's C engine, made on first use) and request(opts)
 -- (blocking; opts: method, url, headers (list of "Name: value"), body,
--- timeout, connect_timeout (seconds), max_body, ca_file; returns
--- {status, headers, body} or nil, err).
+-- timeout, connect_timeout (seconds), max_body, ca_file, proxy, no_proxy,
+-- client_cert, client_key, client_key_password; returns {status, headers,
+-- body} or nil, err).
 M.http = { engine = http_engine, request = blocking_request }
 
 local tasks = {}        -- coroutine -> task

@@ -7,6 +7,7 @@ local provider = require "smartauth.provider"
 local retry = require "smartauth.retry"
 local store = require "smartauth.store"
 local token = require "smartauth.token"
+local transport = require "smartauth.transport"
 
 local M = {
   _VERSION = "0.1.0",
@@ -52,6 +53,19 @@ end
 -- @return provider or nil, err
 function M.from_config(profile, path)
   return require("smartauth.config").from_config(profile, path)
+end
+
+--- The process-wide debug hook: fn(ev) gets one event per HTTP exchange
+-- (each attempt of a retried request), every secret redacted; see the
+-- README's "Seeing the wire". A provider's own `on_http` option gets them
+-- too. nil removes it.
+-- @param fn function or nil
+-- @return the previous hook (or nil)
+function M.on_http(fn)
+  if fn ~= nil and type(fn) ~= "function" then
+    errors.argerror(1, "on_http", "function or nil expected", fn)
+  end
+  return transport.set_hook(fn)
 end
 
 for _, name in ipairs(presets.NAMES) do

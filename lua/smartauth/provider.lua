@@ -21,6 +21,7 @@ local options = require "smartauth.options"
 local retry = require "smartauth.retry"
 local store_mod = require "smartauth.store"
 local token_source = require "smartauth.token_source"
+local transport = require "smartauth.transport"
 local url = require "smartauth.url"
 local vault = require "smartauth.vault"
 
@@ -50,6 +51,7 @@ local SCHEMA = {
   response_type = { type = "string", enum = { "code", "id_token", "code id_token", "id_token token",
     "code token", "code id_token token" } },
   store = "any", retry = "any",
+  on_http = "function",                    -- debug hook: one redacted event per HTTP exchange (wire.lua)
   lock_ttl = { type = "number", min = 1, max = 86400 },   -- seconds the store lock is held for
   default_expires_in = { type = "number", min = 1, max = 31536000 }, -- when the server sends none
   timeout = { type = "number", min = 0.001, max = 86400 },
@@ -73,6 +75,10 @@ local SCHEMA = {
   client_assertion_key = "any",            -- PEM text, path to a PEM file, or a private JWK table
   client_assertion_alg = "string",
   client_assertion_kid = "string",
+  -- proxies and mutual TLS (checked, and their secrets kept, by transport.configure)
+  proxy = "string", no_proxy = "string",         -- "http://[user:password@]host:port"; "host,host"
+  client_cert = "string", client_key = "string", -- PEM file paths or PEM text
+  client_key_password = "string",
 }
 M.SCHEMA = SCHEMA
 
@@ -133,6 +139,8 @@ function M.new(opts, where, extra)
   o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
   o.api_key, o.token_headers = nil, nil
   secrets[self] = s
+  local conf_ok, terr = transport.configure(o, s, where)
+  if not conf_ok then return nil, terr end
   for k, v in pairs(extra or NO_OPTS) do o[k] = v end
   o.leeway = o.leeway or M.DEFAULT_LEEWAY
   o.store = o.store or store_mod.memory()

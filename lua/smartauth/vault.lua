@@ -8,7 +8,8 @@ local errors = require "smartauth.errors"
 local M = {}
 
 --- provider -> { client_secret=, password=, api_password=, api_key=,
--- token_headers=, client_assertion_key=, tok=, save_error=, source=, ... }
+-- token_headers=, client_assertion_key=, proxy=, proxy_credentials=,
+-- client_key=, client_key_password=, tok=, save_error=, source=, ... }
 M.secrets = setmetatable({}, { __mode = "k" })
 
 --- Every secret this provider knows (and `extra`), as a list without
@@ -21,6 +22,10 @@ function M.secrets_of(p, extra)
   end
   add(s.client_secret); add(s.password); add(s.api_password); add(s.api_key)
   if s.tok then add(s.tok.access_token); add(s.tok.refresh_token) end
+  -- a proxy's credentials, a client key given as PEM text and its password
+  for _, v in ipairs(s.proxy_credentials or {}) do add(v) end
+  if s.client_key and s.client_key:find("-----BEGIN", 1, true) then add(s.client_key) end
+  add(s.client_key_password)
   if extra then for _, v in ipairs(extra) do add(v) end end
   return list
 end

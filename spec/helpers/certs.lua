@@ -13,6 +13,11 @@
 --   wrong_host_cert, wrong_host_key  signed by the test CA but only for DNS:wrong.example
 --                  (a hostname mismatch for 127.0.0.1 / localhost)
 --   expired_cert, expired_key        signed by the test CA, valid names, already expired
+--
+-- Client certificates for mutual TLS, on demand (certs.client(c, name, password)):
+--   cert, key      a client certificate (CN=name, clientAuth) signed by the test CA, its key
+--   enc_key        the same key encrypted with `password` (PKCS#8, AES-256)
+--   serial         its serial number as nginx's $ssl_client_serial prints it (hex)
 local proc = require "helpers.proc"
 
 local M = {}
@@ -39,6 +44,12 @@ basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature
 extendedKeyUsage = serverAuth
 subjectAltName = DNS:wrong.example
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid, issuer
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid, issuer
 ]]
@@ -112,6 +123,49 @@ function M.make(dir)
   }
 end
 
+--- Adds a client certificate for mutual TLS to a set made by `make`: signed by its
+-- test CA (or by its unknown CA with opts.other_ca), with its key in clear and
+-- encrypted with `password`.
+-- @return table { cert, key, enc_key, serial }; raises with openssl's output on failure
+function M.client(c, name, password, opts)
+  assert(c and c.dir, "certs.client: a set from certs.make expected")
+  assert(type(password) == "string" and #password >= 4, "certs.client: a password expected")
+  local q = proc.shell_quote
+  local function p(f) return c.dir .. "/" .. f end
+  local log = p("openssl.log")
+  local function openssl(args)
+    local ok, code = proc.run("openssl " .. args .. " >>" .. q(log) .. " 2>&1")
+    if not ok then
+      error(("certs.client: openssl %s failed (exit %s):\n%s"):format(args, code,
+        proc.read_file(log) or ""), 2)
+    end
+  end
+  c.next_serial = (c.next_serial or 8192) + 1
+  local serial = c.next_serial
+  local ca, ca_key = c.ca_file, c.ca_key
+  if opts and opts.other_ca then ca, ca_key = c.other_ca_file, c.other_ca_key end
+  local cert, key, enc = p(name .. ".pem"), p(name .. ".key"), p(name .. ".enc.key")
+  local pwfile = p(name .. ".pass")
+  local f = assert(io.open(pwfile, "wb"))
+  f:write(password)
+  f:close()
+  openssl("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " .. q(key))
+  openssl(("req -new -config %s -key %s -subj %s -out %s")
+    :format(q(p("openssl.cnf")), q(key), q("/CN=" .. name), q(cert .. ".csr")))
+  openssl(("x509 -req -in %s -CA %s -CAkey %s -set_serial %d -days 825 -sha256 -extfile %s "
+    .. "-extensions v3_client -out %s")
+    :format(q(cert .. ".csr"), q(ca), q(ca_key), serial, q(p("openssl.cnf")), q(cert)))
+  -- the password from a file: never on a command line (ps would show it)
+  openssl(("pkey -in %s -aes256 -passout %s -out %s"):format(q(key), q("file:" .. pwfile), q(enc)))
+  os.remove(pwfile)
+  os.remove(cert .. ".csr")
+  c.extra = c.extra or {}
+  table.insert(c.extra, cert)
+  table.insert(c.extra, key)
+  table.insert(c.extra, enc)
+  return { cert = cert, key = key, enc_key = enc, serial = ("%X"):format(serial) }
+end
+
 --- Removes what `make` created: the whole directory when `make` chose it, otherwise
 -- only the files it wrote. Safe to call twice.
 function M.cleanup(c)
@@ -123,6 +177,7 @@ function M.cleanup(c)
       "other-ca.key", "server.pem", "server.key", "server.pem.csr", "wrong-host.pem",
       "wrong-host.key", "wrong-host.pem.csr", "expired.pem", "expired.key", "expired.pem.csr" }
     for _, name in ipairs(files) do os.remove(c.dir .. "/" .. name) end
+    for _, path in ipairs(c.extra or {}) do os.remove(path) end
   end
   c.dir = nil
 end

@@ -112,11 +112,11 @@ function File:lock(key, ttl)
   store.check_key(key, "lock")
   local fs = self._fs
   local unlock, err = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(k)
-    local lk, kind, msg = fs:lock(k, 0)
+    local lk, kind, msg = fs:try_lock(k)
     if lk then
       return function() lk:unlock() return true end
     end
-    if kind == "timeout" then return false end
+    if lk == false then return false end
     return nil, failure(kind, msg)
   end)
   return unlock, err

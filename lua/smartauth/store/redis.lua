@@ -103,7 +103,7 @@ function Redis:lock(key, ttl)
   store.check_key(key, "lock")
   local r, lkey = self._r, self:_lock_key(key)
   local unlock, err = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(_, t)
-    local owner, kind, msg = r:lock(lkey, math.max(1, math.ceil(t * 1000)), 0)
+    local owner, kind, msg = r:try_lock(lkey, math.max(1, math.ceil(t * 1000)))
     if owner then
       return function()
         local released, k2, m2 = r:unlock(lkey, owner)
@@ -114,7 +114,7 @@ function Redis:lock(key, ttl)
         return nil, failure(k2, m2)
       end
     end
-    if kind == "timeout" then return false end
+    if owner == false then return false end
     return nil, failure(kind, msg)
   end)
   return unlock, err
