@@ -5,14 +5,14 @@ source = {
   url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
 }
 description = {
-  summary = "OAuth 2.0 / OpenID Connect client for Lua 5.4 with a C core",
+  summary = "OAuth 2.0 / OpenID Connect client for Lua 5.1-5.4 and LuaJIT with a C core",
   detailed = [[
 Every grant, OpenID Connect, token caching and refresh, connection reuse on
 libcurl, and presets for SmartFile, SmartConnect, SmartSense and SmartTask.]],
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4",
+  "lua >= 5.1, < 5.5",
   "lua-cjson",
   "luasocket", -- the loopback login listener and sleeping
 }
@@ -23,6 +23,10 @@ external_dependencies = {
   CRYPTO = { library = "crypto" },
   HIREDIS = { library = "hiredis" },
 }
+-- compat-5.3.h (lua-compat53-dev), read by 5.1, 5.2 and LuaJIT builds only
+-- (csrc/lcompat.h): Debian keeps it beside the 5.1 and 5.2 headers, and
+-- luarocks puts this directory after the runtime's own.
+local COMPAT53 = "/usr/include/lua5.1"
 build = {
   type = "builtin",
   modules = {
@@ -37,7 +41,7 @@ build = {
         "csrc/ossl.c", "csrc/key.c", "csrc/key_jwk.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "csrc", "$(CRYPTO_INCDIR)" },
+      incdirs = { "csrc", "$(CRYPTO_INCDIR)", COMPAT53 },
       libdirs = { "$(CRYPTO_LIBDIR)" },
       libraries = { "crypto" },
     },
@@ -47,7 +51,7 @@ build = {
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/http.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)" },
+      incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", COMPAT53 },
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
       libraries = { "curl", "crypto", "pthread" },
     },
@@ -57,12 +61,13 @@ build = {
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/aead.c", "csrc/store_redis.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      incdirs = { "csrc", "$(HIREDIS_INCDIR)", "$(CRYPTO_INCDIR)" },
+      incdirs = { "csrc", "$(HIREDIS_INCDIR)", "$(CRYPTO_INCDIR)", COMPAT53 },
       libdirs = { "$(HIREDIS_LIBDIR)", "$(CRYPTO_LIBDIR)" },
       libraries = { "hiredis", "crypto" },
     },
     ["smartauth"] = "lua/smartauth/init.lua",
     ["smartauth.clock"] = "lua/smartauth/clock.lua",
+    ["smartauth.compat"] = "lua/smartauth/compat.lua",
     ["smartauth.config"] = "lua/smartauth/config.lua",
     ["smartauth.engine"] = "lua/smartauth/engine.lua",
     ["smartauth.errors"] = "lua/smartauth/errors.lua",

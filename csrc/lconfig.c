@@ -41,8 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "lcompat.h"
 #include <lualib.h>
 
 #include "clock.h"

@@ -2,7 +2,7 @@
 #ifndef SA_LCONFIG_H
 #define SA_LCONFIG_H
 
-#include <lua.h>
+#include "lcompat.h"
 
 /* Adds config_load to the module table on top of the stack. */
 void sa_lconfig_open(lua_State *L);

@@ -113,7 +113,7 @@ static sa_http_req *start_from_table(lua_State *L, sa_http *h, int t, sa_err *e)
     if (lua_getfield(L, t, "max_body") != LUA_TNIL) {
         int isint;
         lua_Integer mb = lua_tointegerx(L, -1, &isint);
-        if (!isint || mb <= 0 || (lua_Unsigned)mb > (size_t)-1)
+        if (!isint || mb <= 0 || (unsigned long long)mb > (size_t)-1)
             luaL_error(L, "option 'max_body' must be a positive integer");
         o.max_body = (size_t)mb;
     }

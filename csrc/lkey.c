@@ -216,7 +216,7 @@ static int l_key_verify(lua_State *L)
     if (!lua_isnoneornil(L, 5)) {
         /* the input is a prefix of arg 3 (a compact JWS: no copy) */
         lua_Integer use = luaL_checkinteger(L, 5);
-        luaL_argcheck(L, use >= 0 && (lua_Unsigned)use <= inlen, 5, "out of range");
+        luaL_argcheck(L, use >= 0 && (unsigned long long)use <= inlen, 5, "out of range");
         inlen = (size_t)use;
     }
     if (!alg)

@@ -17,8 +17,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "lcompat.h"
 
 #include "lsandbox_str.h"
 

@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include <lua.h>
+#include "lcompat.h"
 
 typedef struct cfg_box cfg_box;
 

@@ -6,8 +6,7 @@
 
 #include <stddef.h>
 
-#include <lauxlib.h>
-#include <lua.h>
+#include "lcompat.h"
 
 #include "buf.h"
 #include "sa_err.h"

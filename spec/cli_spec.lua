@@ -2,6 +2,7 @@
 -- run as a user would, against oidc-provider: every command, every login flow
 -- (loopback with the listener reached over real HTTP, device code, paste on
 -- stdin), and no secret in any output. The same command from the checkout too.
+local compat = require "smartauth.compat"
 local cjson = require "cjson"
 local socket = require "socket"
 local config = require "smartauth.config"
@@ -49,7 +50,8 @@ describe("#interop smartauth command", function()
   local function command(opts)
     if opts and opts.checkout then
       return "LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;") ..
-        " LUA_CPATH=" .. q(ROOT .. "/build/?.so;;") .. " lua5.4 " .. q(ROOT .. "/bin/smartauth")
+        " LUA_CPATH=" .. q(ROOT .. "/" .. proc.BUILD .. "/?.so;;") .. " " .. proc.LUA .. " "
+        .. q(ROOT .. "/bin/smartauth")
     end
     return "LUA_PATH=" .. q(tree .. "/share/lua/5.4/?.lua;" .. tree .. "/share/lua/5.4/?/init.lua;;") ..
       " LUA_CPATH=" .. q(tree .. "/lib/lua/5.4/?.so;;") .. " " .. q(tree .. "/bin/smartauth")
@@ -63,7 +65,7 @@ describe("#interop smartauth command", function()
     local out, err = tmp .. "/out", tmp .. "/err"
     local cmd = "cd " .. q(opts.cwd or tmp) .. " && " .. env_prefix(opts.env) .. " " .. command(opts) .. " " ..
       table.concat(words, " ") .. " </dev/null >" .. q(out) .. " 2>" .. q(err)
-    local _, _, code = os.execute(cmd)
+    local _, _, code = compat.execute(cmd)
     local r = { code = code, out = proc.read_file(out) or "", err = proc.read_file(err) or "" }
     transcript[#transcript + 1] = r.err
     if args[1] ~= "token" then transcript[#transcript + 1] = r.out end
@@ -81,10 +83,10 @@ describe("#interop smartauth command", function()
     -- the shell's pid is the command's: every step execs
     local inner = "echo $$ > " .. q(pidfile) .. "; exec " .. env_prefix() .. " " .. command() .. " " ..
       table.concat(words, " ") .. " >" .. q(out) .. " 2>" .. q(err) .. (mode == "w" and "" or " </dev/null")
-    local h = assert(io.popen("cd " .. q(tmp) .. " && exec bash -c " .. q(CLOSE_FDS) .. " bash sh -c " .. q(inner),
-      mode or "r"))
+    local h = proc.popen("cd " .. q(tmp) .. " && exec bash -c " .. q(CLOSE_FDS) .. " bash sh -c " .. q(inner),
+      mode or "r")
     local pid = wait_for("the command to start", function()
-      return math.tointeger(tonumber(proc.read_file(pidfile) or ""))
+      return compat.tointeger(tonumber(proc.read_file(pidfile) or ""))
     end)
     started[#started + 1] = { pid = pid, h = h }
     return h, out, err

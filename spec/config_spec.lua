@@ -1,5 +1,6 @@
 -- Config files: profiles in Lua (a sandbox) or JSON, ${NAME} and file
 -- secrets, the permission warning, and errors that name file, profile and key.
+local compat = require "smartauth.compat"
 local smartauth = require "smartauth"
 local config = require "smartauth.config"
 local proc = require "helpers.proc"
@@ -67,7 +68,9 @@ describe("config", function()
         local cfg, err = load_quiet(path)
         assert.is_nil(cfg)
         assert.equal("config", err.kind)
-        assert.matches("attempt to index a nil value", err.description)
+        -- 5.4: "attempt to index a nil value (global 'os')"; 5.1: "attempt to index global 'os' (a nil value)"
+        assert.matches("attempt to index .*nil value", err.description)
+        assert.matches("'" .. name .. "'", err.description, 1, true)
         assert.matches(path, err.description, 1, true)
       end
       -- string methods still work for building values
@@ -106,8 +109,8 @@ describe("config", function()
     -- regression fails the test instead of hanging the suite. `vmem` (KiB)
     -- caps the child's address space with ulimit -v.
     local function list(path, vmem)
-      local cmd = "timeout -s KILL 10 env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/?.so;;' " ..
-        "lua5.4 bin/smartauth --config " .. q(path) .. " list 2>&1"
+      local cmd = "timeout -s KILL 10 env " .. proc.LUA_ENV ..
+        proc.LUA .. " bin/smartauth --config " .. q(path) .. " list 2>&1"
       if vmem then cmd = "ulimit -v " .. vmem .. " && " .. cmd end
       local t0 = proc.now()
       local _, code, out = proc.run("sh -c " .. q(cmd))
@@ -223,7 +226,7 @@ describe("config", function()
           "more than 65536 values" },
         { [[return { profiles = { a = { [true] = 1 } } }]], "a key that is a boolean at profiles.a" },
         { [[return { profiles = { a = { issuer = "https://i.example", x = setmetatable({}, {}) } } }]],
-          "attempt to call a nil value (global 'setmetatable')" },
+          "'setmetatable'" }, -- "attempt to call" words it differently on 5.1
         { [[error({})]], "(error object is a table value)" },
       }
       for _, c in ipairs(cases) do
@@ -257,10 +260,12 @@ describe("config", function()
       assert.not_equal(cfg.profiles.a.store, cfg.profiles.b.store)
       -- integers stay integers
       cfg = assert(load_quiet(write [[return { profiles = { a = { issuer = "https://a.example", timeout = 5 } } }]]))
-      assert.equal(math.type(5), math.type(cfg.profiles.a.timeout))
+      assert.equal(compat.math_type(5), compat.math_type(cfg.profiles.a.timeout))
     end)
 
-    it("matches patterns as Lua 5.4 does", function()
+    -- #lua54: this process's string library is the oracle, and only 5.4's
+    -- is the matcher config_load follows (gmatch's init, for one, is 5.4's).
+    it("matches patterns as Lua 5.4 does #lua54", function()
       local core = require "smartauth.core"
       local ITEMS = { "a", "b", "%a", ".", "[ab]", "[^a]", "(", ")", "()", "%b()", "%f[a]", "%1", "^", "$", "%",
         "*", "+", "-", "?", "[", "]", "%d" }

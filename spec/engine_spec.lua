@@ -114,6 +114,29 @@ describe("engine", function()
     assert.equal(0, require("smartauth.http").engine():running())
   end)
 
+  it("runs on_cancel functions with the error when the task fails, and not once released", function()
+    local got, released_ran = {}, false
+    local task = smartauth.spawn({ on_error = function() end }, function()
+      engine.on_cancel(function(...) got = { n = select("#", ...), ... } end)
+      local release = engine.on_cancel(function() released_ran = true end)
+      release()
+      smartauth.sleep(0.01)
+      error("boom", 0)
+    end)
+    while task.status == "running" do smartauth.step(0.005) end
+    assert.equal("failed", task.status)
+    assert.same({ n = 1, "boom" }, got)
+    assert.is_false(released_ran)
+    -- a cancelled task runs them with no argument
+    local t2 = smartauth.spawn(function()
+      engine.on_cancel(function(...) got = { n = select("#", ...), ... } end)
+      smartauth.sleep(10)
+    end)
+    assert.is_true(t2:cancel())
+    assert.equal(1, got.n)
+    assert.is_nil(got[1])
+  end)
+
   it("times out a pending call inside a task", function()
     s:script("/api/hang", { hang = true })
     local p = provider { timeout = 0.3 }

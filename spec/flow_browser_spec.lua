@@ -38,7 +38,7 @@ describe("opening a browser", function()
       os.remove(tmp .. "/browser-env")
       local ok = proc.run("PATH=" .. q(bin) .. ":\"$PATH\" SMARTAUTH_STORE_KEY=store-key-0123456789abcdef " ..
         "SA_TEST_SECRET=config-secret-value SA_TEST_CLIENT=client-id-value SA_TEST_PLAIN=plain-value " ..
-        "SMARTAUTH_CONFIG=" .. q(tmp .. "/envcfg.lua") .. " " .. proc.LUA_ENV .. "lua5.4 -e " .. q(script))
+        "SMARTAUTH_CONFIG=" .. q(tmp .. "/envcfg.lua") .. " " .. proc.LUA_ENV .. proc.LUA .. " -e " .. q(script))
       assert.is_true(ok)
       local deadline = socket.gettime() + 5
       while not proc.read_file(tmp .. "/browser-env") and socket.gettime() < deadline do socket.sleep(0.05) end
@@ -73,7 +73,7 @@ describe("opening a browser", function()
         socket.sleep(0.5)
       ]]
       local ok, _, out = proc.run("cd " .. q(oidc.root) .. " && PATH=" .. q(bin) .. ":\"$PATH\" DISPLAY=:99 " ..
-        "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/?.so;;' lua5.4 -e " .. q(script))
+        proc.LUA_ENV .. proc.LUA .. " -e " .. q(script))
       assert.is_true(ok)
       local deadline = socket.gettime() + 5
       while not proc.read_file(tmp .. "/fds") and socket.gettime() < deadline do socket.sleep(0.05) end

@@ -9,7 +9,7 @@ local proc = require "helpers.proc"
 -- build of the modules.
 local function fresh(chunk, ...)
   local cpath = package.cpath:gsub("build/asan/", "build/")
-  local args = { "lua5.4", "-e", proc.shell_quote(("package.path = %q; package.cpath = %q")
+  local args = { proc.LUA, "-e", proc.shell_quote(("package.path = %q; package.cpath = %q")
     :format(package.path, cpath)), "-" }
   for _, a in ipairs { ... } do args[#args + 1] = proc.shell_quote(a) end
   local cmd = table.concat(args, " ") .. " 2>&1 <<'EOF_CHUNK'\n" .. chunk .. "\nEOF_CHUNK\n"
@@ -19,7 +19,7 @@ local function fresh(chunk, ...)
 end
 
 local MAPS = [[
-local maps = assert(io.open("/proc/self/maps")):read("a")
+local maps = assert(io.open("/proc/self/maps")):read("*a")
 local function has(lib) return maps:find(lib, 1, true) and lib or "no " .. lib end
 io.write(has("libcurl"), ",", has("libhiredis"), ",", has("libcrypto"), ",",
   package.loaded["smartauth.core_http"] and "core_http" or "no core_http", ",",

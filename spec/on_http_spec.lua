@@ -499,7 +499,8 @@ describe("on_http", function()
       f:close()
       local cmd = "SVC_SECRET=" .. q(SECRET) .. " SMARTAUTH_CONFIG=" .. q(cfg) ..
         " LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;") ..
-        " LUA_CPATH=" .. q(ROOT .. "/build/?.so;;") .. " lua5.4 " .. q(ROOT .. "/bin/smartauth") ..
+        " LUA_CPATH=" .. q(ROOT .. "/" .. proc.BUILD .. "/?.so;;") .. " " .. proc.LUA .. " "
+        .. q(ROOT .. "/bin/smartauth") ..
         " " .. args .. " 2>" .. q(dir .. "/err")
       local _, code, out = proc.run(cmd)
       local err = proc.read_file(dir .. "/err") or ""

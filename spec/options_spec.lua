@@ -2,6 +2,7 @@
 -- `v > max`, infinities and fractions reach C. Every ranged option refuses
 -- non-finite values, and options meant as integers refuse fractions, as
 -- config errors that name the option.
+local compat = require "smartauth.compat"
 local smartauth = require "smartauth"
 local options = require "smartauth.options"
 local retry = require "smartauth.retry"
@@ -40,7 +41,7 @@ describe("number options", function()
       end)
       it("provider takes an integral float " .. opt .. " (JSON numbers are floats) as an integer", function()
         local p = assert(smartauth.provider { token_endpoint = "https://idp.example/token", [opt] = 4096.0 })
-        assert.equal("integer", math.type(p.options[opt]))
+        assert.equal("integer", compat.math_type(p.options[opt]))
         assert.equal(4096, p.options[opt])
       end)
     end

@@ -111,12 +111,12 @@ describe("proxy", function()
       ]]
       local env = "SMARTAUTH_TEST_URL=" .. proc.shell_quote(s.url .. "/nothing") .. " " .. proc.LUA_ENV
       local ok, _, out = proc.run("http_proxy=" .. proc.shell_quote(px.url) .. " " .. env ..
-        "lua5.4 -e " .. proc.shell_quote(code))
+        proc.LUA .. " -e " .. proc.shell_quote(code))
       assert.is_true(ok)
       assert.equal("404", out)
       assert.is_true(via(s:last_request()))
       ok, _, out = proc.run("http_proxy=" .. proc.shell_quote(px.url) .. " NO_PROXY=127.0.0.1 " .. env ..
-        "lua5.4 -e " .. proc.shell_quote(code))
+        proc.LUA .. " -e " .. proc.shell_quote(code))
       assert.is_true(ok)
       assert.equal("404", out)
       assert.is_false(via(s:last_request()))

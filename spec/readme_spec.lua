@@ -4,6 +4,7 @@
 -- for the user and which scaffolding names a fragment may use) with a temporary HOME
 -- and XDG directories and a value for every environment variable the block reads.
 -- A block that is not Lua (a signature listing) fails here: fence it as ```text.
+local compat = require "smartauth.compat"
 local services = require "helpers.services"
 local proc = require "helpers.proc"
 local oidc = require "helpers.oidc"
@@ -72,11 +73,11 @@ describe("README.md", function()
       env[#env + 1] = name .. "=" .. q("readme-" .. name:lower() .. "-0123456789abcdef0123456789")
     end
     env[#env + 1] = "LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;" .. ROOT .. "/spec/?.lua;;")
-    env[#env + 1] = "LUA_CPATH=" .. q(ROOT .. "/build/?.so;;")
-    local cmd = "cd " .. q(dir) .. " && " .. table.concat(env, " ") .. " timeout 30 lua5.4 "
+    env[#env + 1] = "LUA_CPATH=" .. q(ROOT .. "/" .. proc.BUILD .. "/?.so;;")
+    local cmd = "cd " .. q(dir) .. " && " .. table.concat(env, " ") .. " timeout 30 " .. proc.LUA .. " "
       .. q(ROOT .. "/spec/helpers/readme_runner.lua") .. " " .. q(file) .. " " .. q(fake.url)
       .. " </dev/null >" .. q(dir .. "/out") .. " 2>" .. q(dir .. "/err")
-    local _, _, code_ = os.execute(cmd)
+    local _, _, code_ = compat.execute(cmd)
     return code_, proc.read_file(dir .. "/out") or "", proc.read_file(dir .. "/err") or ""
   end
 
@@ -142,7 +143,7 @@ local smartauth = require "smartauth"
 local sf = assert(smartauth.smartfile{ domain = "acme.smartfile.com", client_id = "id", client_secret = "s" })
 local url, session = sf:authorization_url()
 assert(url:find("^http://127%.0%.0%.1:%d+/sf/oauth2/authorize/"), url)
-assert(sf:exchange_code{ code = io.read("l"), state = session.state, session = session })
+assert(sf:exchange_code{ code = io.read("*l"), state = session.state, session = session })
 if assert(sf:request{ url = "ping/" }).status ~= 200 then error("the API refused the token") end
 ]])
       assert.equal(0, code, out .. err)

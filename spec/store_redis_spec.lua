@@ -4,6 +4,7 @@
 -- then what only Redis has: keys under the prefix, expiry with the token
 -- (PX), the owner-only lock, authentication, databases, encryption, and a
 -- server restart mid-run.
+local compat = require "smartauth.compat"
 local smartauth = require "smartauth"
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
@@ -51,7 +52,7 @@ describe("store.redis", function()
     assert.is_true(s:set("svc.k", written))
     local e = assert(s:get("svc.k"))
     assert.equal("at-1", e.access_token)
-    assert.equal("integer", math.type(e.expires_at))
+    assert.equal("integer", compat.math_type(e.expires_at))
     assert.same(written, e)
     local raw = r:command("GET", "smartauth:t:svc.k")
     assert.matches('"smartauth_store":1', raw, 1, true)
@@ -139,9 +140,9 @@ describe("store.redis", function()
         end
       end
     ]]
-    local child = io.popen("FAKE_REDIS_PORT=" .. port .. " exec lua5.4 -e " .. proc.shell_quote(fake) ..
+    local child = io.popen("FAKE_REDIS_PORT=" .. port .. " exec " .. proc.LUA .. " -e " .. proc.shell_quote(fake) ..
       " 2>/dev/null", "r")
-    assert.equal("ready", child:read("l"))
+    assert.equal("ready", child:read("*l"))
     local s = open { port = port, timeout = 1 }
     local t0 = core.monotonic()
     local e, err = s:get("k")

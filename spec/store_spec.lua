@@ -37,7 +37,7 @@ describe("store", function()
       local code = "local s = require('smartauth'); assert(s.provider{ token_endpoint = 'https://idp.example/t' }); "
         .. "for _, m in ipairs { 'memory', 'file', 'redis' } do "
         .. "io.write(m, '=', tostring(package.loaded['smartauth.store.' .. m] ~= nil), ' ') end"
-      local ok, _, out = proc.run(proc.LUA_ENV .. "lua5.4 -e " .. proc.shell_quote(code))
+      local ok, _, out = proc.run(proc.LUA_ENV .. proc.LUA .. " -e " .. proc.shell_quote(code))
       assert.is_true(ok, out)
       assert.equal("memory=true file=false redis=false ", out)
     end)

@@ -3,6 +3,7 @@
 -- provider needs it, or SmartFile's HTTP Basic API key; a 401 retires the
 -- token everywhere and the call is sent once more with a renewed one.
 -- @module smartauth.api
+local compat = require "smartauth.compat"
 local json = require "smartauth.json"
 local core = require "smartauth.core"
 local errors = require "smartauth.errors"
@@ -68,7 +69,7 @@ function M.request(self, opts)
   local method = opts.method or (body and "POST" or "GET")
 
   local function send(tok)
-    local h, u = { table.unpack(headers) }, target
+    local h, u = { compat.unpack(headers) }, target
     local s = secrets[self]
     if s.api_key then
       -- plain HTTP Basic (RFC 7617) with an API key, as SmartFile documents

@@ -2,6 +2,7 @@
 -- Connect's hybrid and implicit responses, RFC 9207 iss): the request URL
 -- and its session, callback parsing, and the code exchange.
 -- @module smartauth.authcode
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local json = require "smartauth.json"
 local core = require "smartauth.core"
@@ -74,7 +75,7 @@ function M.authorization_url(self, opts)
   -- max_age feeds the auth_time check: NaN or a fraction would switch it off
   local max_age = opts.max_age
   if max_age ~= nil then
-    max_age = math.tointeger(tonumber(max_age))
+    max_age = compat.tointeger(tonumber(max_age))
     if not max_age or max_age < 0 then
       return cfg_err("authorization_url: 'max_age' must be a non-negative integer (seconds)")
     end

@@ -122,7 +122,7 @@ function M.file_mode(path)
   for _, cmd in ipairs { "stat -c %a -- ", "stat -f %Lp -- " } do
     local h = io.popen(cmd .. q .. " 2>/dev/null")
     if h then
-      local out = h:read("a") or ""
+      local out = h:read("*a") or ""
       h:close()
       local oct = out:match("^%s*([0-7]+)%s*$")
       if oct then return tonumber(oct, 8) end
@@ -136,7 +136,7 @@ end
 local function read_all(path)
   local f, err = io.open(path, "rb")
   if not f then return nil, err end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -358,7 +358,7 @@ function M.load(path, opts)
   if #literal > 0 then
     table.sort(literal)
     local mode = M.file_mode(path)
-    if mode and mode & 63 ~= 0 then
+    if mode and mode % 64 ~= 0 then
       local msg = string.format("%s holds secrets (%s) and can be read by group or others (mode %03o): " ..
         "run chmod 600 %s, or move the secrets to the environment (${NAME}) or a private file",
         path, table.concat(literal, ", "), mode, path)
@@ -411,7 +411,7 @@ local function read_secret_file(cfg, where, key, ref, getenv)
     return fail(where .. ": option '" .. key .. "': cannot read " .. p .. ": " .. tostring(rerr), { option = key })
   end
   local mode = M.file_mode(p)
-  if mode and mode & 63 ~= 0 then
+  if mode and mode % 64 ~= 0 then
     local msg = string.format("%s (%s of profile %s) can be read by group or others (mode %03o): run chmod 600 %s",
       p, key, where:match("profile '(.-)'$") or "?", mode, p)
     cfg.warnings[#cfg.warnings + 1] = msg

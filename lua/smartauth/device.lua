@@ -6,6 +6,7 @@
 -- p:device_authorization and p:poll_device come here (the provider loads
 -- this module on their first call).
 -- @module smartauth.device
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
@@ -38,8 +39,8 @@ function Device:__tostring()
 end
 
 local function positive_int(v)
-  if math.type(v) == "float" and v == math.floor(v) then v = math.tointeger(v) end
-  if math.type(v) == "integer" and v > 0 then return v end
+  if compat.math_type(v) == "float" and v == math.floor(v) then v = compat.tointeger(v) end
+  if compat.math_type(v) == "integer" and v > 0 then return v end
   return nil
 end
 

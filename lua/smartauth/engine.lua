@@ -3,6 +3,7 @@
 -- transfers and timers and resumes whoever is ready. Outside a spawned
 -- coroutine every call blocks, as before.
 -- @module smartauth.engine
+local compat = require "smartauth.compat"
 local errors = require "smartauth.errors"
 local core = require "smartauth.core"
 
@@ -92,12 +93,26 @@ local function remove_timer(t)
   end
 end
 
+-- What on_cancel registered, last first: fn() for a cancelled task,
+-- fn(err) for one that failed (calls in a task put things right here, not
+-- with a pcall that a yield would have to cross: 5.1 cannot).
+local function run_cleanups(task, err)
+  local list = task.cleanups
+  task.cleanups = nil
+  if not list then return end
+  for i = #list, 1, -1 do
+    local ok, cerr = pcall(list[i], err)
+    if not ok then io.stderr:write("smartauth: cleanup of a task failed: ", tostring(cerr), "\n") end
+  end
+end
+
 local function finish(task, ok, ...)
   tasks[task.co] = nil
   ntasks = ntasks - 1
   task.status = ok and "done" or "failed"
+  task.cleanups = nil
   if ok then
-    task.results = table.pack(...)
+    task.results = compat.pack(...)
   else
     task.error = ...
     if task.on_error then
@@ -117,14 +132,15 @@ end
 local function resume(task, ...)
   local prev = current
   current = task
-  local r = table.pack(coroutine.resume(task.co, ...))
+  local r = compat.pack(coroutine.resume(task.co, ...))
   current = prev
   if coroutine.status(task.co) == "dead" then
     if r[1] then
-      finish(task, true, table.unpack(r, 2, r.n))
+      finish(task, true, compat.unpack(r, 2, r.n))
     else
       -- keep the traceback: the error happened on the task's own stack
       local msg = r[2]
+      run_cleanups(task, msg) -- the error as raised, without the traceback
       if type(msg) == "string" then msg = debug.traceback(task.co, msg) end
       finish(task, false, msg)
     end
@@ -135,7 +151,7 @@ local function resume(task, ...)
 end
 
 function M._wake(task, ...)
-  task.wake_args = table.pack(...)
+  task.wake_args = compat.pack(...)
   ready[#ready + 1] = task
 end
 
@@ -154,8 +170,8 @@ local function spawn(opts, fn, ...)
   if on_error ~= nil and type(on_error) ~= "function" then
     errors.argerror(1, "spawn", "on_error must be a function", on_error, 3)
   end
-  local task = setmetatable({ co = coroutine.create(fn), status = "running", joiners = {},
-    on_error = on_error }, Task)
+  local task = compat.table_gc(setmetatable({ co = coroutine.create(fn), status = "running", joiners = {},
+    on_error = on_error }, Task))
   tasks[task.co] = task
   ntasks = ntasks + 1
   resume(task, ...)
@@ -182,7 +198,7 @@ end
 
 --- true, results... when done; false, err when it failed; nil while running.
 function Task:result()
-  if self.status == "done" then return true, table.unpack(self.results, 1, self.results.n) end
+  if self.status == "done" then return true, compat.unpack(self.results, 1, self.results.n) end
   if self.status == "failed" then
     self.taken = true
     return false, self.error
@@ -207,7 +223,7 @@ function Task:wait()
     self.taken = true
     error(self.error, 0)
   end
-  return table.unpack(self.results, 1, self.results.n)
+  return compat.unpack(self.results, 1, self.results.n)
 end
 
 function Task:__tostring()
@@ -229,14 +245,7 @@ function Task:cancel()
   self.status = "failed"
   self.error = "cancelled"
   self.taken = true -- nothing to report: whoever cancelled it knows
-  local list = self.cleanups
-  self.cleanups = nil
-  if list then
-    for i = #list, 1, -1 do
-      local ok, err = pcall(list[i])
-      if not ok then io.stderr:write("smartauth: cleanup of a cancelled task failed: ", tostring(err), "\n") end
-    end
-  end
+  run_cleanups(self)
   for _, w in ipairs(self.joiners) do M._wake(w, self) end
   return true
 end
@@ -246,10 +255,11 @@ end
 
 local function noop() end
 
---- Have fn() run if the current task is cancelled before the returned
--- release function is called: how a call that holds a lock or leads a
--- single flight puts things right when its task never resumes. Outside a
--- task (nothing can cancel a blocking call) it does nothing.
+--- Have fn() run if the current task is cancelled, or fn(err) if it fails,
+-- before the returned release function is called: how a call that holds a
+-- lock or leads a single flight puts things right when its task never
+-- resumes. Outside a task (nothing can cancel a blocking call) it does
+-- nothing.
 -- @return release function
 function M.on_cancel(fn)
   local task = M.current()
@@ -309,7 +319,7 @@ end
 
 function Flight:resolve(...)
   self.done = true
-  self.values = table.pack(...)
+  self.values = compat.pack(...)
   for _, w in ipairs(self.waiters) do M._wake(w) end
   self.waiters = {}
 end
@@ -326,7 +336,7 @@ function Flight:wait()
       while not self.done do M.step(0.05) end
     end
   end
-  return table.unpack(self.values, 1, self.values.n)
+  return compat.unpack(self.values, 1, self.values.n)
 end
 
 local function run_ready()
@@ -338,7 +348,7 @@ local function run_ready()
       if task.status == "running" and tasks[task.co] then
         local args = task.wake_args
         task.wake_args = nil
-        if args then resume(task, table.unpack(args, 1, args.n)) else resume(task) end
+        if args then resume(task, compat.unpack(args, 1, args.n)) else resume(task) end
         n = n + 1
       end
     end

@@ -1,6 +1,7 @@
 --- Error objects: every runtime failure is returned as `nil, err` where err
 -- is one of these. `tostring(err)` reads well and never shows a secret.
 -- @module smartauth.errors
+local compat = require "smartauth.compat"
 local M = {}
 
 local KINDS = {
@@ -106,7 +107,7 @@ end
 -- not UTF-8 keeps printable ASCII only. Anything but a string comes back as is.
 function M.display(s)
   if type(s) ~= "string" then return s end
-  if not (utf8 and utf8.len(s)) then return (s:gsub("[^\32-\126]", "?")) end
+  if not compat.utf8_len(s) then return (s:gsub("[^\32-\126]", "?")) end
   return (s:gsub("%c", "?")
     :gsub("\194[\128-\159]", "?")        -- U+0080-U+009F
     :gsub("\216\156", "?")                -- U+061C arabic letter mark
@@ -210,7 +211,7 @@ function M.scrub(s, secrets)
   -- secrets may hold holes (absent ones): walk to the largest index
   local n = 0
   for k in pairs(secrets) do
-    if math.type(k) == "integer" and k > n then n = k end
+    if compat.math_type(k) == "integer" and k > n then n = k end
   end
   for i = 1, n do
     local secret = secrets[i]

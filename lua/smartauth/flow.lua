@@ -55,7 +55,7 @@ local function default_ask(ui)
   return function(prompt)
     ui.output:write(prompt)
     ui.output:flush()
-    return ui.input:read("l")
+    return ui.input:read("*l")
   end
 end
 

@@ -3,6 +3,7 @@
 -- allow-list, then every claim check. Each rejection is a validation error
 -- whose `check` names the failed check.
 -- @module smartauth.oidc
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local core = require "smartauth.core"
 local discovery = require "smartauth.discovery"
@@ -38,7 +39,7 @@ local function reject(check, msg)
   return nil, errors.new("validation", "ID token rejected: " .. msg, { check = check })
 end
 
-local math_type, HUGE, os_time = math.type, math.huge, os.time
+local math_type, HUGE, os_time = compat.math_type, math.huge, os.time
 
 local function is_number(v)
   return math_type(v) ~= nil and v == v and v ~= HUGE and v ~= -HUGE
@@ -47,7 +48,7 @@ end
 -- OIDC Core §3.1.3.6: base64url of the left half of the alg's hash.
 function M.half_hash(alg, value)
   local digest = core.jws_hash(alg, value)
-  return core.b64url_encode(digest:sub(1, #digest // 2))
+  return core.b64url_encode(digest:sub(1, #digest / 2))
 end
 
 --- The algorithms this provider accepts for ID tokens (cached until the

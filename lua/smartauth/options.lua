@@ -1,6 +1,7 @@
 --- Internal: Option-table validation shared by every constructor: unknown keys and
 -- wrong types are config errors that name the option.
 -- @module smartauth.options
+local compat = require "smartauth.compat"
 local errors = require "smartauth.errors"
 local url = require "smartauth.url"
 
@@ -57,7 +58,7 @@ function M.check(where, opts, schema, allow_http)
     if type(v) == "number" then
       if v ~= v or v == HUGE or v == -HUGE then return bad(where, k, "must be a finite number") end
       if spec.integer then
-        local i = math.tointeger(v)
+        local i = compat.tointeger(v)
         if not i then return bad(where, k, "must be an integer (got " .. tostring(v) .. ")") end
         v = i
       end

@@ -3,6 +3,7 @@
 -- pass (network errors, timeouts, 429, 502/503/504, temporarily_unavailable),
 -- never what will not (invalid_grant, invalid_client, other 4xx).
 -- @module smartauth.retry
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 
@@ -38,12 +39,12 @@ function M.policy(opts)
     if type(v) ~= "number" or not (v >= 0 and v < math.huge) then
       error("retry.policy: option '" .. k .. "' must be a finite non-negative number", 2)
     end
-    if k == "attempts" and not math.tointeger(v) then
+    if k == "attempts" and not compat.tointeger(v) then
       error("retry.policy: option 'attempts' must be an integer", 2)
     end
   end
   for k, v in pairs(M.DEFAULTS) do p[k] = opts[k] or v end
-  p.attempts = math.tointeger(p.attempts)
+  p.attempts = compat.tointeger(p.attempts)
   if p.attempts < 1 then error("retry.policy: attempts must be at least 1", 2) end
   p.random = math.random
   return p
@@ -60,10 +61,11 @@ local function utc_time(t)
   local y, m = t.year, t.month
   if m <= 2 then y, m = y - 1, m + 12 end
   -- days from civil (Howard Hinnant's algorithm), epoch 1970-01-01
-  local era = (y >= 0 and y or y - 399) // 400
+  local floor = math.floor
+  local era = floor((y >= 0 and y or y - 399) / 400)
   local yoe = y - era * 400
-  local doy = (153 * (m - 3) + 2) // 5 + t.day - 1
-  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  local doy = floor((153 * (m - 3) + 2) / 5) + t.day - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
   local days = era * 146097 + doe - 719468
   return days * 86400 + t.hour * 3600 + t.min * 60 + t.sec
 end

@@ -1,5 +1,6 @@
 --- Token objects: what a grant returns and a store keeps.
 -- @module smartauth.token
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local json = require "smartauth.json"
 local errors = require "smartauth.errors"
@@ -32,7 +33,7 @@ local function parse_expires_in(v)
     if not v:match("^%s*%d+%.?%d*%s*$") then return false end
     v = tonumber(v)
   end
-  if math.type(v) == nil or v ~= v or v < 0 or v == math.huge then return false end
+  if compat.math_type(v) == nil or v ~= v or v < 0 or v == math.huge then return false end
   return true, math.floor(v)
 end
 
@@ -181,7 +182,7 @@ function M.from_entry(e)
   end
   if unsafe_bytes(e.refresh_token) then return bad("refresh_token") end
   for _, k in ipairs { "expires_at", "issued_at" } do
-    if e[k] ~= nil and (math.type(e[k]) == nil or not (e[k] > -HUGE and e[k] < HUGE)) then return bad(k) end
+    if e[k] ~= nil and (compat.math_type(e[k]) == nil or not (e[k] > -HUGE and e[k] < HUGE)) then return bad(k) end
   end
   for _, k in ipairs { "refresh_token", "scope", "id_token", "token_type" } do
     if e[k] ~= nil and type(e[k]) ~= "string" then return bad(k) end

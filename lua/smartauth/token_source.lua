@@ -296,21 +296,28 @@ function Source:token(opts)
     if self.flights[key] == f then self.flights[key] = nil end
     f:resolve(...)
   end
-  local release = engine.on_cancel(function() finish(CANCELLED) end)
+  local function failed(e) finish(nil, errors.new("config", "token() failed: " .. tostring(e))) end
+  local release = engine.on_cancel(function(e)
+    if e == nil then finish(CANCELLED) else failed(e) end
+  end)
   local lerr
   unlock, lerr = p.options.store:lock(key, self:lock_ttl())
   local ok, tok, err
-  if unlock then
-    ok, tok, err = pcall(self.obtain, self, key, main, opts)
-  else
+  if not unlock then
     ok, tok, err = true, nil, lerr
+  elseif engine.current() then
+    -- in a task obtain may yield, which 5.1 cannot do across a pcall: if
+    -- it raises, the task fails and the on_cancel function above runs
+    ok, tok, err = true, self:obtain(key, main, opts)
+  else
+    ok, tok, err = pcall(self.obtain, self, key, main, opts)
   end
   release()
   if ok then
     finish(tok, err)
     return tok, err
   end
-  finish(nil, errors.new("config", "token() failed: " .. tostring(tok)))
+  failed(tok)
   error(tok, 0)
 end
 

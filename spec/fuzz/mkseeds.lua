@@ -10,7 +10,7 @@ local root = "spec/fuzz/corpus/"
 
 local function sh(cmd)
   local f = assert(io.popen(cmd, "r"))
-  local out = f:read("a")
+  local out = f:read("*a")
   assert(f:close(), "command failed: " .. cmd)
   return out
 end
@@ -31,7 +31,7 @@ local tmp = sh("mktemp -d"):gsub("%s+$", "")
 local function pem(args, file)
   sh("openssl " .. args .. " -out " .. tmp .. "/" .. file .. " 2>/dev/null")
   local f = assert(io.open(tmp .. "/" .. file, "rb"))
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -109,7 +109,7 @@ local pems = {
 }
 for name, file in pairs(pems) do
   local f = assert(io.open(tmp .. "/" .. file, "rb"))
-  write("pem", name, f:read("a"))
+  write("pem", name, f:read("*a"))
   f:close()
 end
 write("pem", "rsa-spki", pem("pkey -in " .. tmp .. "/rsa.pem -pubout", "rsa-pub.pem"))
@@ -127,7 +127,7 @@ write("pem", "rsa-1024", pem("genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:10
 write("pem", "truncated", pem("pkey -in " .. tmp .. "/rsa.pem", "t.pem"):sub(1, 400))
 
 -- jws: signed with fuzz_jws.c's own keys ----------------------------------
-local src = assert(io.open("spec/fuzz/fuzz_jws.c", "rb")):read("a")
+local src = assert(io.open("spec/fuzz/fuzz_jws.c", "rb")):read("*a")
 local keys = {}
 for name, body in src:gmatch('static const char pem_(%w+)%[%] =\n(.-)\n    ;') do
   keys[name] = body:gsub('%s*"(.-)\\n"', "%1\n")
@@ -164,7 +164,7 @@ local fs = assert(core.fstore_open(dir, "fuzz-store-secret-0123456789abcdef"))
 for i, v in ipairs{ "", '{"access_token":"t","expires_at":1700000000}', string.rep("x", 300) } do
   assert(fs:set("fuzz", v))
   local f = assert(io.open(dir .. "/fuzz.tok", "rb"))
-  write("store", "sealed-" .. i, u16("fuzz") .. f:read("a"))
+  write("store", "sealed-" .. i, u16("fuzz") .. f:read("*a"))
   f:close()
 end
 fs:close()

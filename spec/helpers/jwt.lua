@@ -19,6 +19,7 @@
 --
 -- header and claims may be tables (JSON-encoded) or strings (used as the raw JSON text).
 -- Encoding here uses LuaSocket's mime and the openssl CLI, not the library under test.
+local compat = require "smartauth.compat"
 local cjson = require "cjson"
 local mime = require "mime"
 local core = require "smartauth.core"
@@ -192,9 +193,9 @@ function M.private_jwk(k, extra)
   local f = text_fields(sh("openssl pkey -in " .. q(k.file) .. " -text -noout"))
   local jwk
   if k.kind:match("^RSA") then
-    local e = math.tointeger(tonumber(f.publicExponent:match("^(%d+)")))
+    local e = compat.tointeger(tonumber(f.publicExponent:match("^(%d+)")))
     local ebytes = ""
-    while e > 0 do ebytes = string.char(e % 256) .. ebytes; e = e // 256 end
+    while e > 0 do ebytes = string.char(e % 256) .. ebytes; e = math.floor(e / 256) end
     jwk = { kty = "RSA", n = M.b64(strip_zeros(hex_bytes(f.modulus))), e = M.b64(ebytes) }
     for name, label in pairs { d = "privateExponent", p = "prime1", q = "prime2", dp = "exponent1",
       dq = "exponent2", qi = "coefficient" } do
@@ -284,7 +285,7 @@ end
 function M.half_hash(alg, value)
   local inf = write(tmpfile("hash-in"), value)
   local digest = sh("openssl dgst -" .. DIGEST[alg] .. " -binary " .. q(inf))
-  return M.b64(digest:sub(1, #digest // 2))
+  return M.b64(digest:sub(1, #digest / 2))
 end
 
 return M

@@ -20,6 +20,7 @@
 -- oidc.form_encode, oidc.url_encode, oidc.url_decode, oidc.parse_query, oidc.b64url_decode,
 -- oidc.jwt_decode.
 
+local compat = require "smartauth.compat"
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local mime = require "mime"
@@ -40,7 +41,7 @@ end
 
 local function cwd()
   local h = io.popen("pwd")
-  local d = h:read("l")
+  local d = h:read("*l")
   h:close()
   return d
 end
@@ -54,7 +55,7 @@ end
 local function read_file(p)
   local f = io.open(p, "rb")
   if not f then return "" end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -183,11 +184,13 @@ function M.start(opts)
   local node = opts.node or "node"
   local timeout = opts.timeout or 15
   local args = { shell_quote(M.provider_js) }
-  if opts.port then args[#args + 1] = tostring(math.tointeger(opts.port)) end
-  if opts.access_token_ttl then args[#args + 1] = "--access-token-ttl=" .. math.tointeger(opts.access_token_ttl) end
-  if opts.id_token_ttl then args[#args + 1] = "--id-token-ttl=" .. math.tointeger(opts.id_token_ttl) end
-  if opts.refresh_token_ttl then args[#args + 1] = "--refresh-token-ttl=" .. math.tointeger(opts.refresh_token_ttl) end
-  args[#args + 1] = "--ready-timeout=" .. math.tointeger(timeout)
+  if opts.port then args[#args + 1] = tostring(compat.tointeger(opts.port)) end
+  if opts.access_token_ttl then args[#args + 1] = "--access-token-ttl=" .. compat.tointeger(opts.access_token_ttl) end
+  if opts.id_token_ttl then args[#args + 1] = "--id-token-ttl=" .. compat.tointeger(opts.id_token_ttl) end
+  if opts.refresh_token_ttl then
+    args[#args + 1] = "--refresh-token-ttl=" .. compat.tointeger(opts.refresh_token_ttl)
+  end
+  args[#args + 1] = "--ready-timeout=" .. compat.tointeger(timeout)
 
   local errfile = os.tmpname()
   args[#args + 1] = shell_quote("--stderr-file=" .. errfile)
@@ -202,7 +205,7 @@ function M.start(opts)
   -- provider.js gives up by itself after `timeout` seconds, which ends this read.
   local ready, noise = nil, {}
   while true do
-    local line = h:read("l")
+    local line = h:read("*l")
     if not line then break end
     local t = line:sub(1, 1) == "{" and cjson.decode(line) or nil
     if type(t) == "table" and t.issuer then
@@ -222,11 +225,11 @@ function M.start(opts)
   local op = setmetatable(ready, Op)
   op.handle = h
   op.stderr_file = errfile
-  op.admin_url = "http://127.0.0.1:" .. math.tointeger(op.admin_port)
+  op.admin_url = "http://127.0.0.1:" .. compat.tointeger(op.admin_port)
   op.discovery_url = op.issuer .. "/.well-known/openid-configuration"
-  op.port = math.tointeger(op.port)
-  op.admin_port = math.tointeger(op.admin_port)
-  op.pid = math.tointeger(op.pid)
+  op.port = compat.tointeger(op.port)
+  op.admin_port = compat.tointeger(op.admin_port)
+  op.pid = compat.tointeger(op.pid)
   return op
 end
 
@@ -240,7 +243,7 @@ end
 
 function Op:stop()
   if not self.handle then return end
-  os.execute("kill -TERM " .. math.tointeger(self.pid) .. " 2>/dev/null")
+  os.execute("kill -TERM " .. compat.tointeger(self.pid) .. " 2>/dev/null")
   self.handle:close() -- waits for node to exit
   self.handle = nil
   os.remove(self.stderr_file)
@@ -345,8 +348,8 @@ local function html_unescape(s)
   return (s:gsub("&(#?[%w]+);", function(e)
     if e == "amp" then return "&" elseif e == "lt" then return "<" elseif e == "gt" then return ">"
     elseif e == "quot" then return '"' elseif e == "apos" then return "'"
-    elseif e:match("^#[xX]%x+$") then return utf8.char(tonumber(e:sub(3), 16))
-    elseif e:match("^#%d+$") then return utf8.char(tonumber(e:sub(2)))
+    elseif e:match("^#[xX]%x+$") then return compat.utf8_char(tonumber(e:sub(3), 16))
+    elseif e:match("^#%d+$") then return compat.utf8_char(tonumber(e:sub(2)))
     end
     return "&" .. e .. ";"
   end))

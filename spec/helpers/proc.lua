@@ -1,6 +1,7 @@
 --- Small process helpers for the specs: run a command, temporary directories,
 -- sleeping, shell quoting, and checking whether a process is still alive.
 -- POSIX shell and Linux /proc are assumed (the specs run on Debian).
+local compat = require "smartauth.compat"
 local socket = require "socket"
 
 local M = {}
@@ -18,11 +19,34 @@ end
 -- @return ok (true when the exit status is 0), exit code (number; 128+N for a signal),
 --   stdout (string)
 function M.run(cmd)
-  local f = assert(io.popen(cmd, "r"))
-  local out = f:read("a")
-  local _, how, code = f:close()
-  if how == "signal" then code = 128 + code end
+  -- the shell reports the status itself, after the output: closing a pipe
+  -- tells nothing on 5.1 and LuaJIT
+  local f = assert(io.popen("(\n" .. cmd .. "\n)\nprintf '\\n%d' $?", "r"))
+  local out = f:read("*a")
+  f:close()
+  local code = tonumber(out:match("\n(%d+)$"))
+  out = out:gsub("\n%d+$", "", 1)
   return code == 0, code, out
+end
+
+--- io.popen whose close tells how the command ended on every runtime (on
+-- 5.1 and LuaJIT closing a pipe says nothing): the shell writes the status
+-- to a file. The handle has write, flush, read and close; close returns
+-- true or nil, "exit", code (128+N for signal N).
+function M.popen(cmd, mode)
+  local status = os.tmpname()
+  local f = assert(io.popen("(\n" .. cmd .. "\n)\necho $? >" .. M.shell_quote(status), mode))
+  local h = {}
+  function h.write(_, ...) return f:write(...) end
+  function h.flush() return f:flush() end
+  function h.read(_, ...) return f:read(...) end
+  function h.close()
+    f:close()
+    local code = tonumber(M.read_file(status) or "")
+    os.remove(status)
+    return code == 0 or nil, "exit", code
+  end
+  return h
 end
 
 --- Creates a fresh private temporary directory (mktemp -d) and returns its path.
@@ -62,7 +86,7 @@ end
 function M.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local s = f:read("a")
+  local s = f:read("*a")
   f:close()
   return s
 end
@@ -71,7 +95,7 @@ end
 -- which is what an exited child of ours is until it is reaped, so /proc is read.)
 -- @param pid number
 function M.alive(pid)
-  local stat = M.read_file("/proc/" .. math.tointeger(pid) .. "/stat")
+  local stat = M.read_file("/proc/" .. compat.tointeger(pid) .. "/stat")
   if not stat then return false end
   -- the state letter follows the command name in parentheses, which may contain spaces
   local state = stat:match("%) (%a)")
@@ -88,16 +112,22 @@ function M.wait_gone(pid, timeout)
   return true
 end
 
---- Environment prefix for a child lua5.4 that loads this checkout's modules.
-M.LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./build/?.so;;' "
+--- The interpreter running the specs, for child processes (`busted
+-- --lua=luajit` runs them under luajit), and where `make LUA=...` put its
+-- C modules: build/ for 5.4, build/<interpreter>/ for the others.
+M.LUA = compat.luajit and "luajit" or "lua" .. compat.version
+M.BUILD = M.LUA == "lua5.4" and "build" or "build/" .. M.LUA
+
+--- Environment prefix for a child M.LUA that loads this checkout's modules.
+M.LUA_ENV = "LUA_PATH='./lua/?.lua;./lua/?/init.lua;./spec/?.lua;;' LUA_CPATH='./" .. M.BUILD .. "/?.so;;' "
 
 --- How many descriptors this process has open (its /proc/<pid>/fd, listed
 -- by a shell).
 function M.open_fds(what)
   local f = assert(io.open("/proc/self/stat"))
-  local pid = f:read("n")
+  local pid = f:read("*n")
   f:close()
-  pid = math.tointeger(pid)
+  pid = compat.tointeger(pid)
   if what == nil then
     local _, _, out = M.run("ls /proc/" .. pid .. "/fd | wc -l")
     return tonumber(out)
@@ -121,7 +151,7 @@ end
 function M.token_callers(kind, where, token_url, sync, n)
   local lines = {}
   for i = 1, n do
-    lines[#lines + 1] = M.LUA_ENV .. "lua5.4 spec/helpers/token_caller.lua " .. kind .. " " .. where .. " "
+    lines[#lines + 1] = M.LUA_ENV .. M.LUA .. " spec/helpers/token_caller.lua " .. kind .. " " .. where .. " "
       .. token_url .. " " .. sync .. " " .. i
       .. " >" .. sync .. "/out." .. i .. " 2>" .. sync .. "/err." .. i .. " &"
   end

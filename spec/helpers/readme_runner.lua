@@ -27,6 +27,7 @@
 -- it calls directly returns nil, err or an HTTP status >= 400 (unless a comment on that
 -- line says "may fail": an example of error handling), or when a spawned task fails or
 -- does not finish.
+local compat = require "smartauth.compat"
 local oidc = require "helpers.oidc"
 local smartauth = require "smartauth"
 local config = require "smartauth.config"
@@ -109,7 +110,7 @@ for name, fn in pairs(P) do
       -- only calls written in the block count, not the library's calls to itself
       local info = debug.getinfo(2, "Sl")
       local direct = info and info.source == CHUNK_NAME and not may_fail[info.currentline]
-      local r = table.pack(fn(...))
+      local r = compat.pack(fn(...))
       if direct then
         if r[1] == nil and r.n >= 2 then
           failures[#failures + 1] = ("line %d: p:%s() returned nil, %s"):format(info.currentline, name, tostring(r[2]))
@@ -118,7 +119,7 @@ for name, fn in pairs(P) do
             tostring(r[1].body))
         end
       end
-      return table.unpack(r, 1, r.n)
+      return compat.unpack(r, 1, r.n)
     end
   end
 end
@@ -156,22 +157,28 @@ end
 
 local spawned, finished, task_errors = 0, 0, {}
 wrapped.spawn = function(...)
-  local args = table.pack(...)
-  local i = type(args[1]) == "table" and 2 or 1 -- spawn({ on_error = h }, fn, ...)
+  local args = compat.pack(...)
+  local opts = type(args[1]) == "table" and args[1] or nil -- spawn({ on_error = h }, fn, ...)
+  local i = opts and 2 or 1
   local fn = args[i]
-  if type(fn) == "function" then
-    spawned = spawned + 1
-    args[i] = function(...)
-      local r = table.pack(xpcall(fn, debug.traceback, ...))
-      if not r[1] then
-        task_errors[#task_errors + 1] = tostring(r[2])
-        error(r[2], 0)
-      end
-      finished = finished + 1
-      return table.unpack(r, 2, r.n)
-    end
+  if type(fn) ~= "function" then return smartauth.spawn(...) end
+  spawned = spawned + 1
+  -- the failure is taken through on_error, not a pcall inside the task,
+  -- which 5.1 cannot yield across; the block's own handler still runs
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local own = o.on_error
+  o.on_error = function(err, task)
+    task_errors[#task_errors + 1] = tostring(err)
+    if own then return own(err, task) end
   end
-  return smartauth.spawn(table.unpack(args, 1, args.n))
+  local rest = { o, function(...)
+    local r = compat.pack(fn(...))
+    finished = finished + 1
+    return compat.unpack(r, 1, r.n)
+  end }
+  for j = i + 1, args.n do rest[j - i + 2] = args[j] end
+  return smartauth.spawn(compat.unpack(rest, 1, args.n - i + 2))
 end
 
 --------------------------------------------------------------------- scaffolding
@@ -214,7 +221,7 @@ env.io = setmetatable({ read = function() return user_paste() end }, { __index =
 ------------------------------------------------------------------------- the run
 
 local f = assert(io.open(block_file, "rb"))
-local src = f:read("a")
+local src = f:read("*a")
 f:close()
 src = src:gsub("https://([%w.-]+)", function(h)
   local prefix = prefix_of(h)
@@ -226,9 +233,9 @@ for line in (src .. "\n"):gmatch("([^\n]*)\n") do
   if line:find("%-%-.*may fail") then may_fail[n] = true end
 end
 
-local chunk, perr = load(src, CHUNK_NAME, "t", env)
+local chunk, perr = compat.load(src, CHUNK_NAME, "t", env)
 if not chunk then fail("not valid Lua: " .. perr) end
-local r = table.pack(xpcall(chunk, debug.traceback))
+local r = compat.pack(xpcall(chunk, debug.traceback))
 if not r[1] then fail("raised: " .. tostring(r[2])) end
 
 if type(r[2]) == "table" and type(r[2].profiles) == "table" then

@@ -11,6 +11,7 @@
 --   r:stop()                             -- kill, reap, remove the directory; also __close/__gc
 --
 -- Raw commands use a LuaSocket connection, never the library under test.
+local compat = require "smartauth.compat"
 local socket = require "socket"
 local proc = require "helpers.proc"
 
@@ -26,7 +27,7 @@ function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()
   s:close()
-  return math.tointeger(tonumber(port))
+  return compat.tointeger(tonumber(port))
 end
 
 ---------------------------------------------------------------- RESP
@@ -46,7 +47,7 @@ local function read_reply(c)
   local t, rest = line:sub(1, 1), line:sub(2)
   if t == "+" then return rest end
   if t == "-" then return { err = rest } end
-  if t == ":" then return math.tointeger(tonumber(rest)) end
+  if t == ":" then return compat.tointeger(tonumber(rest)) end
   if t == "$" then
     local n = tonumber(rest)
     if n < 0 then return nil end
@@ -114,7 +115,7 @@ function Redis:_launch()
   local cmd = "echo $$; exec bash -c " .. q(close_fds) .. " bash " .. table.concat(args, " ")
     .. " </dev/null >>" .. q(self.dir .. "/log") .. " 2>&1"
   local pipe = assert(io.popen(cmd, "r"))
-  local pid = math.tointeger(tonumber(pipe:read("l")))
+  local pid = compat.tointeger(tonumber(pipe:read("*l")))
   local deadline = socket.gettime() + START_TIMEOUT
   while pid and proc.alive(pid) and socket.gettime() < deadline do
     local c = self:_connect()

@@ -25,6 +25,7 @@
 -- query), form and form_pairs (for form bodies), basic = {user, pass, raw}.
 --
 -- Admin calls use a raw LuaSocket connection, never the library under test.
+local compat = require "smartauth.compat"
 local socket = require "socket"
 local mime = require "mime"
 local cjson = require "cjson.safe"
@@ -54,7 +55,7 @@ Server.__index = Server
 -- ports and counters print as "8080", not "8080.0".
 local function integers(v)
   if type(v) == "number" then
-    return math.tointeger(v) or v
+    return compat.tointeger(v) or v
   elseif type(v) == "table" then
     for k, x in pairs(v) do v[k] = integers(x) end
   end
@@ -64,7 +65,7 @@ end
 -- Replaces a string field that is not valid UTF-8 by its base64 twin (JSON carries text).
 local function binary_safe(t, field)
   local v = t[field]
-  if type(v) == "string" and not utf8.len(v) then
+  if type(v) == "string" and not compat.utf8_len(v) then
     t[field] = nil
     t[field .. "_b64"] = mime.b64(v) or ""
   end
@@ -97,7 +98,7 @@ function M.start(opts)
   local cmd = "echo $$; exec bash -c " .. q(close_fds) .. " bash " .. table.concat(args, " ")
     .. " </dev/null >" .. q(out) .. " 2>" .. q(err)
   local pipe = assert(io.popen(cmd, "r"))
-  local pid = math.tointeger(tonumber(pipe:read("l")))
+  local pid = compat.tointeger(tonumber(pipe:read("*l")))
 
   local line
   local deadline = socket.gettime() + START_TIMEOUT

@@ -17,6 +17,7 @@
 --   services.in_task(fn, ...)              -- fn(...) inside smartauth.spawn, driven by
 --                                          -- smartauth.run(); its results, or its error raised
 --   fake:stop(); cli:cleanup()
+local compat = require "smartauth.compat"
 local cjson = require "cjson"
 local socket = require "socket"
 local server = require "helpers.server"
@@ -209,8 +210,8 @@ function Cli:_command(args)
     .. " XDG_STATE_HOME=" .. q(self.tmp .. "/state") .. " XDG_CACHE_HOME=" .. q(self.tmp .. "/cache")
     .. " SMARTAUTH_CONFIG=" .. q(self.config_path)
     .. " LUA_PATH=" .. q(ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;")
-    .. " LUA_CPATH=" .. q(ROOT .. "/build/?.so;;")
-    .. " lua5.4 " .. q(ROOT .. "/bin/smartauth") .. " " .. table.concat(words, " ")
+    .. " LUA_CPATH=" .. q(ROOT .. "/" .. proc.BUILD .. "/?.so;;")
+    .. " " .. proc.LUA .. " " .. q(ROOT .. "/bin/smartauth") .. " " .. table.concat(words, " ")
 end
 
 --- Runs `smartauth ARGS...` to the end; opts.stdin: text on its standard input.
@@ -224,7 +225,7 @@ function Cli:run(args, opts)
   f:close()
   local cmd = "cd " .. q(self.tmp) .. " && exec bash -c " .. q(CLOSE_FDS) .. " bash " .. self:_command(args)
     .. " <" .. q(inp) .. " >" .. q(out) .. " 2>" .. q(err)
-  local _, _, code = os.execute(cmd)
+  local _, _, code = compat.execute(cmd)
   return { code = code, out = proc.read_file(out) or "", err = proc.read_file(err) or "" }
 end
 
@@ -237,7 +238,7 @@ function Cli:start(args)
   -- every step execs, so the pid written is the command's
   local cmd = "cd " .. q(self.tmp) .. " && exec bash -c " .. q(CLOSE_FDS) .. " bash sh -c "
     .. q("echo $$ > " .. q(pidfile) .. "; exec " .. self:_command(args) .. " >" .. q(out) .. " 2>" .. q(err))
-  local pipe = assert(io.popen(cmd, "w"))
+  local pipe = proc.popen(cmd, "w")
   local h = {}
   function h.stderr() return proc.read_file(err) or "" end
   function h.wait_stderr(pattern)
@@ -245,7 +246,7 @@ function Cli:start(args)
     while true do
       local m = h.stderr():match(pattern)
       if m then return m end
-      local pid = math.tointeger(tonumber(proc.read_file(pidfile) or ""))
+      local pid = compat.tointeger(tonumber(proc.read_file(pidfile) or ""))
       if socket.gettime() > deadline or (pid and not proc.alive(pid)) then
         error("no " .. pattern .. " on stderr (the command ended, or 10 s passed); got: " .. h.stderr(), 2)
       end
@@ -273,10 +274,10 @@ function M.in_task(fn, ...)
   local task = smartauth.spawn(fn, ...)
   M.yielded = task.status == "running"
   smartauth.run()
-  local r = table.pack(task:result())
+  local r = compat.pack(task:result())
   if r[1] == nil then error("task still running after smartauth.run()", 2) end
   if r[1] == false then error(r[2], 0) end
-  return table.unpack(r, 2, r.n)
+  return compat.unpack(r, 2, r.n)
 end
 
 M.sleep = proc.sleep

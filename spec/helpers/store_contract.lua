@@ -20,6 +20,7 @@
 -- flight is.
 -- Busted's API and luassert, as a spec file sees them (a helper module
 -- does not share the spec's environment).
+local compat = require "smartauth.compat"
 local busted = require "busted"
 local assert = require "luassert"
 local describe, it = busted.describe, busted.it
@@ -105,7 +106,7 @@ function M.run(name, b)
         local got = assert(s:get("svc.k"))
         assert.same(e, got)
         assert.equal(1, got.v)
-        assert.equal("integer", math.type(got.expires_at))
+        assert.equal("integer", compat.math_type(got.expires_at))
         assert.is_true(s:set("svc.k", M.entry("at-2")))
         assert.equal("at-2", s:get("svc.k").access_token)
         assert.is_true(s:delete("svc.k"))

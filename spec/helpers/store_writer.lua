@@ -4,6 +4,7 @@
 -- cannot pass for a complete one.
 --
 --   lua5.4 spec/helpers/store_writer.lua DIR KEY_OR_- START
+local compat = require "smartauth.compat"
 local store_mod = require "smartauth.store"
 
 local M = {}
@@ -21,7 +22,7 @@ end
 
 -- Required by a spec, `...` is the module name; run as a script, the arguments.
 if (...) ~= "helpers.store_writer" then
-  local dir, key, n = arg[1], arg[2], math.tointeger(tonumber(arg[3]))
+  local dir, key, n = arg[1], arg[2], compat.tointeger(tonumber(arg[3]))
   local store = assert(store_mod.file { dir = dir, key = key ~= "-" and key or false })
   io.write("writing\n")
   io.flush()

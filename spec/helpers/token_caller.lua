@@ -3,6 +3,7 @@
 -- prints "<access_token> <refresh_token>".
 --
 --   lua5.4 spec/helpers/token_caller.lua file|redis DIR|PORT TOKEN_URL SYNC_DIR INDEX
+local compat = require "smartauth.compat"
 local socket = require "socket"
 local smartauth = require "smartauth"
 
@@ -12,7 +13,7 @@ local store, err
 if kind == "file" then
   store, err = smartauth.store.file { dir = where }
 else
-  store, err = smartauth.store.redis { port = math.tointeger(tonumber(where)) }
+  store, err = smartauth.store.redis { port = compat.tointeger(tonumber(where)) }
 end
 if not store then
   io.stderr:write("store: ", tostring(err), "\n")

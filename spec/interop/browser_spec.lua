@@ -43,7 +43,7 @@ describe("#interop #browser loopback login in headless Chromium", function()
     local h = assert(io.popen("exec bash -c " .. q(CLOSE_FDS) .. " bash " .. table.concat(args, " ") ..
       " 2>" .. q(errfile)))
     return function()
-      local out = h:read("a")
+      local out = h:read("*a")
       h:close()
       local report = out:match("^%s*{") and cjson.decode(out)
       assert(report, "browser.js printed no report: " .. out .. "\n" .. (proc.read_file(errfile) or ""))

@@ -8,7 +8,7 @@ local mime = require "mime"
 
 local function sh(cmd)
   local h = assert(io.popen(cmd))
-  local out = h:read("a")
+  local out = h:read("*a")
   h:close()
   return out
 end
@@ -145,7 +145,7 @@ describe("interop harness (oidc-provider) #interop", function()
     assert.truthy(op:health().ok)
     -- the private_key_jwt key file exists and is a PEM private key
     local f = assert(io.open(op.pkjwt_key_file))
-    assert.truthy(f:read("a"):find("BEGIN PRIVATE KEY", 1, true))
+    assert.truthy(f:read("*a"):find("BEGIN PRIVATE KEY", 1, true))
     f:close()
   end)
 

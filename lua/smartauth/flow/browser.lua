@@ -3,6 +3,7 @@
 -- secrets in this process's environment. Plain Lua (os.execute), so no
 -- LuaSocket here.
 -- @module smartauth.flow.browser
+local compat = require "smartauth.compat"
 local store = require "smartauth.store"
 
 local M = {}
@@ -13,13 +14,13 @@ end
 
 local function uname()
   local h = io.popen("uname -s 2>/dev/null")
-  local sys = h and h:read("l") or ""
+  local sys = h and h:read("*l") or ""
   if h then h:close() end
   return sys
 end
 
 local function have(cmd)
-  return os.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
+  return compat.execute("command -v " .. cmd .. " >/dev/null 2>&1") == true
 end
 
 --- Is there a browser this process can open (a desktop session)?
@@ -63,7 +64,7 @@ local function spawn_detached(cmd, fds)
   if #unset > 0 then closes[1] = "unset " .. table.concat(unset, " ") .. " ;" end
   local big = false
   for _, fd in ipairs(fds or {}) do
-    fd = math.tointeger(fd)
+    fd = compat.tointeger(fd)
     if fd and fd > 2 then
       closes[#closes + 1] = "exec " .. fd .. ">&- ;"
       if fd > 9 then big = true end
@@ -73,7 +74,7 @@ local function spawn_detached(cmd, fds)
   -- POSIX sh only promises descriptors 0-9 in redirections; bash takes any
   local shell = "sh"
   if big and have("bash") then shell = "bash" end
-  return os.execute(shell .. " -c " .. sh_quote(inner) .. " </dev/null >/dev/null 2>&1 &") == true
+  return compat.execute(shell .. " -c " .. sh_quote(inner) .. " </dev/null >/dev/null 2>&1 &") == true
 end
 
 --- Open a URL in the person's browser. Returns true when a command was
@@ -84,7 +85,7 @@ end
 function M.open(u, ctx)
   if type(u) ~= "string" or u:find("[%c\"]") then return false end
   if windows() then
-    return os.execute('start "" "' .. u .. '"') == true
+    return compat.execute('start "" "' .. u .. '"') == true
   end
   local cmd = uname() == "Darwin" and "open" or "xdg-open"
   if not have(cmd) then return false end

@@ -4,6 +4,7 @@
 -- The only module that needs LuaSocket; smartauth.flow loads it when a
 -- loopback login starts.
 -- @module smartauth.flow.loopback
+local compat = require "smartauth.compat"
 local socket = require "socket"
 local core = require "smartauth.core"
 local engine = require "smartauth.engine"
@@ -104,7 +105,7 @@ function M.target(configured, opts)
     local h = u.host:lower()
     if h == "localhost" or h:match("%.localhost$") then hosts = { "127.0.0.1", "::1" } end
   end
-  if opts.port then port = math.tointeger(opts.port) or error("login: option 'port' must be an integer", 4) end
+  if opts.port then port = compat.tointeger(opts.port) or error("login: option 'port' must be an integer", 4) end
   if opts.path then path = opts.path end
   return { hosts = hosts or { host }, uri_host = uri_host, port = port, path = path }
 end
@@ -143,7 +144,7 @@ local function bind_all(target)
         server:settimeout(0)
         servers[#servers + 1] = server
         local _, p = server:getsockname()
-        port = math.tointeger(tonumber(p))
+        port = compat.tointeger(tonumber(p))
       elseif not (i > 1 and host == "::1" and no_ipv6(berr)) then
         err, failed = berr, host
         break
@@ -195,19 +196,9 @@ local function parse_request(buf)
   return method or false, target
 end
 
---- Serve until one valid callback arrives, then stop listening: a request
--- to the callback path whose state matches. Everything else (favicon,
--- other paths, other states, silent preconnections) is answered or dropped
--- and the wait goes on.
--- @param state the login's state
--- @param timeout seconds to wait
--- @param handle function(callback_url) -> tok | nil, err: the page the
---   browser gets says which (it answers after the code is exchanged, so
---   that it tells the truth)
--- @return true, tok, err when the callback came; nil on timeout
-function Listener:serve(state, timeout, handle)
+-- Listener:serve's loop; `clients` are the connections it keeps open.
+local function serve(self, state, timeout, handle, clients)
   local deadline = socket.gettime() + timeout
-  local clients = {}
   local listening = {}
   for _, server in ipairs(self.servers) do listening[server] = true end
   local function drop(c)
@@ -216,11 +207,6 @@ function Listener:serve(state, timeout, handle)
     end
     c.sock:close()
   end
-  local guard <close> = setmetatable({}, { __close = function()
-    for _, c in ipairs(clients) do c.sock:close() end
-    self:close()
-  end })
-  local _ = guard
   while true do
     local now = socket.gettime()
     local left = deadline - now
@@ -286,6 +272,38 @@ function Listener:serve(state, timeout, handle)
       if now - clients[i].since > CLIENT_IDLE then drop(clients[i]) end
     end
   end
+end
+
+--- Serve until one valid callback arrives, then stop listening: a request
+-- to the callback path whose state matches. Everything else (favicon,
+-- other paths, other states, silent preconnections) is answered or dropped
+-- and the wait goes on.
+-- @param state the login's state
+-- @param timeout seconds to wait
+-- @param handle function(callback_url) -> tok | nil, err: the page the
+--   browser gets says which (it answers after the code is exchanged, so
+--   that it tells the truth)
+-- @return true, tok, err when the callback came; nil on timeout
+function Listener:serve(state, timeout, handle)
+  local clients = {}
+  local function stop()
+    for _, c in ipairs(clients) do c.sock:close() end
+    self:close()
+  end
+  -- The listener stops however serving ends. In a task, handle may yield,
+  -- which 5.1 cannot do across a pcall: a failed or cancelled task stops
+  -- it through on_cancel instead.
+  local release = engine.on_cancel(stop)
+  local r
+  if engine.current() then
+    r = compat.pack(true, serve(self, state, timeout, handle, clients))
+  else
+    r = compat.pack(pcall(serve, self, state, timeout, handle, clients))
+  end
+  release()
+  stop()
+  if not r[1] then error(r[2], 0) end
+  return compat.unpack(r, 2, r.n)
 end
 
 return M

@@ -10,6 +10,7 @@
 -- It also turns a C store's answers (bytes | nil | nil, kind, msg) into the
 -- store contract's (entry | nil | nil, err).
 -- @module smartauth.store.envelope
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"
@@ -38,7 +39,7 @@ end
 -- cjson gives every number back as a float and JSON null as a sentinel:
 -- integral numbers become integers again, nulls go.
 local function normalize(v)
-  if type(v) == "number" then return math.tointeger(v) or v end
+  if type(v) == "number" then return compat.tointeger(v) or v end
   if type(v) == "table" then
     for k, x in pairs(v) do
       if x == json.null then v[k] = nil else v[k] = normalize(x) end
@@ -71,7 +72,7 @@ function M.decode(key, s, where)
   if env.smartauth_store ~= M.FORMAT then
     if type(env.smartauth_store) == "number" then
       local v = env.smartauth_store
-      return nil, storage_err(where .. " entry '" .. key .. "' has format " .. tostring(math.tointeger(v) or v)
+      return nil, storage_err(where .. " entry '" .. key .. "' has format " .. tostring(compat.tointeger(v) or v)
         .. "; this smartauth reads format " .. M.FORMAT)
     end
     return corrupt("no format version")

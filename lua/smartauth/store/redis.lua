@@ -4,6 +4,7 @@
 -- server-side script). A lost connection is an error for the call in
 -- flight and the connection is remade on the next call.
 -- @module smartauth.store.redis
+local compat = require "smartauth.compat"
 local core = require "smartauth.core_redis" -- hiredis, mapped only with a Redis store
 local envelope = require "smartauth.store.envelope"
 local errors = require "smartauth.errors"
@@ -54,10 +55,10 @@ function M.new(opts)
   local o, err = options.check(where, opts, M.SCHEMA)
   if not o then return nil, err end
   for _, k in ipairs { "port", "db" } do
-    if o[k] ~= nil and math.type(o[k]) ~= "integer" and o[k] ~= math.floor(o[k]) then
+    if o[k] ~= nil and compat.math_type(o[k]) ~= "integer" and o[k] ~= math.floor(o[k]) then
       return nil, errors.new("config", where .. ": option '" .. k .. "' must be an integer", { option = k })
     end
-    o[k] = o[k] and math.tointeger(o[k])
+    o[k] = o[k] and compat.tointeger(o[k])
   end
   if o.tls then
     -- Debian 12's hiredis is 0.14, which has no TLS; a tunnel (stunnel,
