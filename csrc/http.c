@@ -565,7 +565,11 @@ static int read_pem_file(const char *path, size_t plen, const char *what, sa_buf
     if (!f)
         return sa_err_set(err, SA_EARG, (long)errno, "%s: cannot read %s: %s", what, path,
                           strerror(errno));
-    setvbuf(f, NULL, _IONBF, 0);
+    /* unbuffered: no copy of the key left in stdio's buffer */
+    if (setvbuf(f, NULL, _IONBF, 0) != 0) {
+        (void)fclose(f);
+        return sa_err_set(err, SA_EARG, 0, "%s: cannot read %s unbuffered", what, path);
+    }
     while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
         if (out->len + n > SA_MAX_PEM)
             rc = sa_err_set(err, SA_EARG, 0, "%s: %s is too large for a PEM file", what, path);
@@ -575,7 +579,7 @@ static int read_pem_file(const char *path, size_t plen, const char *what, sa_buf
     if (rc == 0 && ferror(f))
         rc = sa_err_set(err, SA_EARG, (long)errno, "%s: cannot read %s: %s", what, path,
                         strerror(errno));
-    fclose(f);
+    (void)fclose(f); /* read only: nothing to lose on close */
     OPENSSL_cleanse(chunk, sizeof chunk);
     return rc;
 }
