@@ -29,7 +29,7 @@ CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/form.c csr
              csrc/key.c csrc/key_jwk.c csrc/jws.c csrc/aead.c csrc/store_file.c
 CORE_BIND  = csrc/lsmartauth.c csrc/lutil.c csrc/lcrypto.c csrc/lkey.c csrc/lstore.c \
              csrc/lclock.c csrc/lconfig.c csrc/lsandbox_str.c
-HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c
+HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c csrc/http_setup.c csrc/http_resp.c
 HTTP_BIND  = csrc/lutil.c csrc/lhttp.c
 REDIS_SRC  = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/aead.c csrc/store_redis.c
 REDIS_BIND = csrc/lutil.c csrc/lredis.c
@@ -212,11 +212,6 @@ build/fuzz/obj/%.o: csrc/%.c $(HDRS)
 
 build/fuzz/fuzz_%: spec/fuzz/fuzz_%.c spec/fuzz/fuzz_input.h $(FUZZ_OBJ)
 	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer -Icsrc -o $@ $< $(FUZZ_OBJ) $(LIBS)
-
-# http.c's header parser is static: the harness includes the file itself.
-build/fuzz/fuzz_http: spec/fuzz/fuzz_http.c $(FUZZ_OBJ)
-	$(CLANG) $(SAN_CFLAGS) -fsanitize=fuzzer -Icsrc -o $@ $< \
-	  $(filter-out build/fuzz/obj/http.o,$(FUZZ_OBJ)) $(LIBS)
 
 fuzz-%: build/fuzz/fuzz_%
 	@mkdir -p build/fuzz/corpus/$* build/fuzz/crashes

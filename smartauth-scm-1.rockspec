@@ -49,6 +49,7 @@ build = {
       sources = {
         "csrc/lhttp.c", "csrc/lutil.c",
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/http.c",
+        "csrc/http_setup.c", "csrc/http_resp.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", COMPAT53 },

@@ -1,14 +1,16 @@
 /* libFuzzer harness: the response header and body callbacks of the HTTP
- * engine (on_header, on_body in csrc/http.c are static, so the file is
- * included here and the harness is linked without http.o). libcurl hands
- * on_header one raw header line at a time, line ending included; the
+ * engine (sa_http_on_header, sa_http_on_body in csrc/http_resp.c). libcurl
+ * hands on_header one raw header line at a time, line ending included; the
  * harness does the same with every '\n'-terminated piece of the input, then
  * checks the table the binding reads.
  * Input: byte 0 picks the body limit (0..255 bytes), the rest is the header
  * block and doubles as the body. */
-#include "../../csrc/http.c"
-
+#include <ctype.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_impl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!line)
             return 0;
         memcpy(line, data + pos, n);
-        if (on_header(line, 1, n, &r) != n) {
+        if (sa_http_on_header(line, 1, n, &r) != n) {
             free(line);
             if (!r.too_many_headers && !r.headers_too_large)
                 abort();
@@ -63,14 +65,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *chunk = malloc(size ? size : 1);
         if (chunk) {
             memcpy(chunk, data, size);
-            if (on_body(chunk, 1, half, &r) == half)
-                on_body(chunk + half, 1, size - half, &r);
+            if (sa_http_on_body(chunk, 1, half, &r) == half)
+                sa_http_on_body(chunk + half, 1, size - half, &r);
             free(chunk);
         }
         if (r.body.len > limit || (r.too_large && size <= limit))
             abort();
     }
-    free_resp_headers(&r);
     if (r.resp_hdrs != r.hdr_inline)
         free(r.resp_hdrs);
     sa_buf_free(&r.hbuf);
