@@ -108,15 +108,18 @@ M.load = load52 and load or function(chunk, name, mode, env)
 end
 
 -- Does os.execute say how the command ended (5.2+), or give the raw wait
--- status (5.1 and LuaJIT)?
-local execute52 = type(os.execute("exit 0")) ~= "number"
+-- status (5.1 and LuaJIT)? Known only by running a command: asked on first
+-- use, not at load (a process spawned by every require costs ~0.3 ms).
+local execute52
 
 --- os.execute(cmd) as 5.2+ has it: true or nil, then "exit" and the exit
 -- code, or "signal" and the signal number.
-M.execute = execute52 and os.execute or function(cmd)
-  local status = os.execute(cmd)
-  local how, code = "exit", floor(status / 256)
-  if status % 256 ~= 0 then how, code = "signal", status % 128 end
+function M.execute(cmd)
+  local a, b, c = os.execute(cmd)
+  if execute52 == nil then execute52 = type(a) ~= "number" end
+  if execute52 then return a, b, c end
+  local how, code = "exit", floor(a / 256)
+  if a % 256 ~= 0 then how, code = "signal", a % 128 end
   return (how == "exit" and code == 0) or nil, how, code
 end
 

@@ -17,7 +17,6 @@
 -- `options`, every method under `Provider`.
 -- @module smartauth.provider
 local api = require "smartauth.api"
-local authcode = require "smartauth.authcode"
 local clock = require "smartauth.clock"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
@@ -528,9 +527,6 @@ Provider.refresh = grant.refresh
 Provider.revoke = grant.revoke
 Provider.introspect = grant.introspect
 
-Provider.authorization_url = authcode.authorization_url
-Provider.exchange_code = authcode.exchange_code
-M.parse_redirect = authcode.parse_redirect
 
 Provider.store_key = token_source.store_key
 Provider.default_grant = token_source.default_grant
@@ -546,6 +542,11 @@ Provider.request = api.request
 local function lazy(module, name)
   return function(...) return require(module)[name](...) end
 end
+-- a service token (client credentials, password) never builds an
+-- authorization request
+Provider.authorization_url = lazy("smartauth.authcode", "authorization_url")
+Provider.exchange_code = lazy("smartauth.authcode", "exchange_code")
+M.parse_redirect = lazy("smartauth.authcode", "parse_redirect")
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
 Provider.device_authorization = lazy("smartauth.device", "device_authorization")
