@@ -7,4 +7,7 @@ files["spec/**/*.lua"] = { std = "+busted" }
 files["lua/**/*.lua"] = { std = "min" }
 files["lua/smartauth/compat.lua"] = { std = "max" }
 files["bin/smartauth"] = { std = "min" }
+-- The LÖVE example runs under LuaJIT; `love` is LÖVE's global (the stand-in
+-- defines it).
+files["examples/love/**/*.lua"] = { std = "min", globals = { "love" } }
 exclude_files = { "build/**", "node_modules/**", "tree/**" }
