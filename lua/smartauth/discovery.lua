@@ -10,11 +10,8 @@ local url = require "smartauth.url"
 
 local M = {}
 
-M.ENDPOINTS = {
-  "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
-  "revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint",
-  "end_session_endpoint",
-}
+-- the endpoint options, listed once with the provider's option table
+M.ENDPOINTS = require("smartauth.provider").ENDPOINTS
 
 local discovery_cache = {} -- url -> {doc=, at=}
 M.DISCOVERY_TTL = 3600

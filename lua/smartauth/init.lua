@@ -10,14 +10,11 @@
 --       client_id = "id", client_secret = os.getenv("SECRET") })
 --     local tok = assert(p:token())
 -- @module smartauth
-local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
 local presets = require "smartauth.presets"
 local provider = require "smartauth.provider"
-local retry = require "smartauth.retry"
 local store = require "smartauth.store"
 local token = require "smartauth.token"
-local transport = require "smartauth.transport"
 
 --- Fields.
 -- @field errors `smartauth.errors`
@@ -64,14 +61,13 @@ local M = {
   store = store,
   token = token,
   parse_redirect = provider.parse_redirect,
-  retry = retry,
   -- non-blocking use: see lua/smartauth/engine.lua
-  spawn = engine.spawn,
-  step = engine.step,
-  run = engine.run,
-  pending = engine.pending,
-  fds = engine.fds,
-  sleep = engine.sleep,
+  spawn = function(...) return require("smartauth.engine").spawn(...) end,
+  step = function(...) return require("smartauth.engine").step(...) end,
+  run = function(...) return require("smartauth.engine").run(...) end,
+  pending = function(...) return require("smartauth.engine").pending(...) end,
+  fds = function(...) return require("smartauth.engine").fds(...) end,
+  sleep = function(...) return require("smartauth.engine").sleep(...) end,
 }
 
 --- A provider from explicit options.
@@ -115,7 +111,7 @@ function M.on_http(fn)
   if fn ~= nil and type(fn) ~= "function" then
     errors.argerror(1, "on_http", "function or nil expected", fn)
   end
-  return transport.set_hook(fn)
+  return require("smartauth.transport").set_hook(fn)
 end
 
 --- SmartFile: a per-customer `domain`; OAuth2 authorization code (client
@@ -159,7 +155,7 @@ end
 
 -- Loaded on first use: a token call needs neither config files nor the
 -- login flows (and their LuaSocket).
-local LAZY = { config = "smartauth.config", flow = "smartauth.flow" }
+local LAZY = { config = "smartauth.config", flow = "smartauth.flow", retry = "smartauth.retry" }
 setmetatable(M, { __index = function(t, k)
   local name = LAZY[k]
   if not name then return nil end

@@ -16,16 +16,15 @@
 -- `smartauth.discover` make theirs here too. Every option is listed in
 -- `options`, every method under `Provider`.
 -- @module smartauth.provider
-local api = require "smartauth.api"
+-- Only what making a provider and serving a cached token need loads with
+-- this module; grants, API calls, discovery and the HTTP transport load on
+-- their first use (a game or a CLI call with a stored token never maps
+-- them, nor libcurl).
 local clock = require "smartauth.clock"
-local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
-local grant = require "smartauth.grant"
 local options = require "smartauth.options"
-local retry = require "smartauth.retry"
 local store_mod = require "smartauth.store"
 local token_source = require "smartauth.token_source"
-local transport = require "smartauth.transport"
 local url = require "smartauth.url"
 local vault = require "smartauth.vault"
 
@@ -40,7 +39,12 @@ Provider.__index = Provider
 M.Provider = Provider
 
 --- The endpoint options discovery fills in when they are not set.
-M.ENDPOINTS = discovery.ENDPOINTS
+--- The endpoint options discovery may fill in.
+M.ENDPOINTS = {
+  "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
+  "revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint",
+  "end_session_endpoint",
+}
 
 --- The default `leeway`, in seconds.
 M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
@@ -262,7 +266,7 @@ function M.new(opts, where, extra)
       return cfg_err(where .. ": option 'retry' must be a retry policy, its options, or false",
         { option = "retry" })
     end
-    local ok, pol = pcall(retry.policy, o.retry)
+    local ok, pol = pcall(require("smartauth.retry").policy, o.retry)
     if not ok then return cfg_err(where .. ": option 'retry': " .. tostring(pol), { option = "retry" }) end
     o.retry = pol
   end
@@ -286,8 +290,10 @@ function M.new(opts, where, extra)
   o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
   o.api_key, o.token_headers = nil, nil
   secrets[self] = s
-  local conf_ok, terr = transport.configure(o, s, where)
-  if not conf_ok then return nil, terr end
+  if o.proxy ~= nil or o.client_cert ~= nil or o.client_key ~= nil or o.client_key_password ~= nil then
+    local conf_ok, terr = require("smartauth.transport").configure(o, s, where)
+    if not conf_ok then return nil, terr end
+  end
   for k, v in pairs(extra or NO_OPTS) do o[k] = v end
   o.leeway = o.leeway or M.DEFAULT_LEEWAY
   o.store = o.store or store_mod.memory()
@@ -519,29 +525,30 @@ end
 -- @tparam[opt] table opts the login options
 -- @return a `smartauth.token`, or nil, err
 
-Provider.discover = discovery.discover
+-- A method whose module loads on its first call.
+local function lazy(module, name)
+  return function(...) return require(module)[name](...) end
+end
 
-Provider.client_credentials = grant.client_credentials
-Provider.password = grant.password
-Provider.refresh = grant.refresh
-Provider.revoke = grant.revoke
-Provider.introspect = grant.introspect
+Provider.discover = lazy("smartauth.discovery", "discover")
 
+Provider.client_credentials = lazy("smartauth.grant", "client_credentials")
+Provider.password = lazy("smartauth.grant", "password")
+Provider.refresh = lazy("smartauth.grant", "refresh")
+Provider.revoke = lazy("smartauth.grant", "revoke")
+Provider.introspect = lazy("smartauth.grant", "introspect")
+Provider.logout = lazy("smartauth.grant", "logout")
+
+Provider.request = lazy("smartauth.api", "request")
 
 Provider.store_key = token_source.store_key
 Provider.default_grant = token_source.default_grant
 Provider.stored = token_source.stored
 Provider.save_error = token_source.save_error
 Provider.forget = token_source.forget
-Provider.logout = grant.logout
-
-Provider.request = api.request
 
 -- OpenID Connect verification, the device grant and the login flows load
 -- on first use: a token call needs none of them (nor LuaSocket).
-local function lazy(module, name)
-  return function(...) return require(module)[name](...) end
-end
 -- a service token (client credentials, password) never builds an
 -- authorization request
 Provider.authorization_url = lazy("smartauth.authcode", "authorization_url")

@@ -40,17 +40,22 @@
 -- waiting on it try again) and releases the lock.
 -- @module smartauth.token_source
 local clock = require "smartauth.clock"
-local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
-local retry = require "smartauth.retry"
 local token_mod = require "smartauth.token"
 local core = require "smartauth.core"
-local grant_mod = require "smartauth.grant"
 local vault = require "smartauth.vault"
 
 local secrets = vault.secrets
 
 local M = {}
+
+-- The engine (tasks, flights) loads with the first token that is not in
+-- memory: a cached token needs none of it.
+local engine_mod
+local function engine()
+  if not engine_mod then engine_mod = require "smartauth.engine" end
+  return engine_mod
+end
 
 --- Grants that need a person: token() never runs them.
 M.INTERACTIVE = {
@@ -111,7 +116,7 @@ function Source:lock_ttl()
   local ttl = p.options.lock_ttl
   if ttl then return ttl end
   local pol = p.options.retry
-  if pol == nil then pol = retry.default end
+  if pol == nil then pol = require("smartauth.retry").default end
   local attempts, budget = 1, 0
   if pol then attempts, budget = pol.attempts or 1, pol.budget or 0 end
   return budget + attempts * (p.options.timeout or M.DEFAULT_TIMEOUT) + 5
@@ -182,7 +187,7 @@ end
 -- retired the old refresh token already, so the new one is returned even
 -- when the store refuses it (UNSAVED).
 function Source:refresh(t, opts, key)
-  local nt, err = grant_mod.refresh_request(self.p, t, opts)
+  local nt, err = require("smartauth.grant").refresh_request(self.p, t, opts)
   if not nt then return nil, err end
   return (self:put(nt, key))
 end
@@ -243,7 +248,7 @@ function Source:obtain(key, main, opts)
   end
   local grant = p:default_grant()
   if not M.INTERACTIVE[grant] then
-    local nt, gerr = grant_mod.grant_request(self.p, grant, opts)
+    local nt, gerr = require("smartauth.grant").grant_request(self.p, grant, opts)
     if not nt then return nil, gerr end
     return (self:put(nt, key))
   end
@@ -287,7 +292,7 @@ function Source:token(opts)
       break -- a forced call wants a new token, not the one in flight
     end
   end
-  local f = engine.flight()
+  local f = engine().flight()
   self.flights[key] = f
   local unlock
   local function finish(...)
@@ -297,7 +302,7 @@ function Source:token(opts)
     f:resolve(...)
   end
   local function failed(e) finish(nil, errors.new("config", "token() failed: " .. tostring(e))) end
-  local release = engine.on_cancel(function(e)
+  local release = engine().on_cancel(function(e)
     if e == nil then finish(CANCELLED) else failed(e) end
   end)
   local lerr
@@ -305,7 +310,7 @@ function Source:token(opts)
   local ok, tok, err
   if not unlock then
     ok, tok, err = true, nil, lerr
-  elseif engine.current() then
+  elseif engine().current() then
     -- in a task obtain may yield, which 5.1 cannot do across a pcall: if
     -- it raises, the task fails and the on_cancel function above runs
     ok, tok, err = true, self:obtain(key, main, opts)
@@ -339,7 +344,7 @@ function Source:retire(access_token)
   local key = p:store_key()
   local unlock, lerr = p.options.store:lock(key, self:lock_ttl())
   if not unlock then return nil, lerr end
-  local release = engine.on_cancel(unlock)
+  local release = engine().on_cancel(unlock)
   local t, err = read(p, key)
   local ok = true
   if t and t.access_token == access_token then

@@ -249,7 +249,8 @@ describe("SmartTask end to end", function()
       fake:setup("st", { expires_in = 1 })
       finally(function() fake:setup("st", { expires_in = 3600 }) end)
       cli:config { task = fake:options("smarttask", { preset = "smarttask", leeway = 0 }) }
-      assert.equal(0, login("task").code)
+      local lr = login("task")
+      assert.equal(0, lr.code, lr.err)
       local r1 = cli:run { "token", "task" }
       local deadline = os.time() + 2
       while os.time() < deadline do services.sleep(0.05) end
