@@ -56,7 +56,7 @@ local token = require "smartauth.token"
 
 local M = {
   _VERSION = "0.1.0",
-  _DESCRIPTION = "OAuth 2.0 / OpenID Connect client for Lua 5.4 with a C core",
+  _DESCRIPTION = "OAuth 2.0 / OpenID Connect client for Lua 5.1-5.4 and LuaJIT with a C core",
   errors = errors,
   store = store,
   token = token,
