@@ -1,4 +1,4 @@
---- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.4.
+--- smartauth: an OAuth 2.0 / OpenID Connect client for Lua 5.1-5.4 and LuaJIT.
 --
 -- `require "smartauth"` loads what a token call needs; the login flows,
 -- config files and ID-token verification load on first use. Functions
