@@ -76,8 +76,9 @@ describe("HTTP/2", function()
     assert.equal(20, l.requests)
     assert.equal(0, l.h2)
     -- one connection each (an idle one from before may be reused), all at
-    -- once: one after another they would take 20 x 50 ms
+    -- once: one after another they would take 20 x 50 ms (natively this
+    -- takes ~0.06 s, under valgrind ~0.7)
     assert.is_true(l.connections >= 19, ("%d connections"):format(l.connections))
-    assert.is_true(elapsed < 0.6, ("took %.3f s"):format(elapsed))
+    assert.is_true(elapsed < 0.95, ("took %.3f s"):format(elapsed))
   end)
 end)
