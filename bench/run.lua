@@ -25,7 +25,7 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5"):gmatch("%d") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6"):gmatch("%d") do ONLY[tonumber(id)] = true end
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -132,6 +132,9 @@ local function check_tools()
   local missing = {}
   if not sh("command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx") then
     missing[#missing + 1] = "nginx (apt-get install nginx-light)"
+  end
+  if ONLY[6] and not sh("test -f /usr/lib/nginx/modules/ngx_http_echo_module.so") then
+    missing[#missing + 1] = "nginx's echo module (apt-get install libnginx-mod-http-echo)"
   end
   if not pcall(require, "ssl") then missing[#missing + 1] = "LuaSec (apt-get install lua-sec)" end
   if not sh("command -v curl >/dev/null") then missing[#missing + 1] = "curl" end
@@ -555,6 +558,65 @@ local function bench_memory(urls, keydir)
     ratio = median(ratios), op = "<=", limit = 1 } -- issue 13: no more than a hand-written client
 end
 
+-------------------------------------------------- 6. HTTP/2 multiplexing
+
+-- 1,000 concurrent HTTPS requests as tasks to one HTTP/2 nginx that answers
+-- after 50 ms (echo_sleep), against one request, in interleaved rounds; the
+-- connections they used come from nginx's access log ($connection).
+local function bench_http2(c)
+  local nginx_h2 = require "helpers.nginx_h2"
+  local engine = require "smartauth.engine"
+  local count = 1000
+  header(("6. HTTP/2: %d concurrent HTTPS requests to one h2 server answering after 50 ms "
+    .. "(nginx, 1000 streams per connection; median of %d rounds)"):format(count, ROUNDS))
+  local n = nginx_h2.start { cert = c.cert, key = c.key, streams = 1000 }
+  cleanup[#cleanup + 1] = function() n:stop() end
+  local url = n.url .. "/slow"
+  local failures = 0
+  local function batch(k)
+    local t0 = now()
+    for _ = 1, k do
+      smartauth.spawn(function()
+        local res, err = engine.request { url = url, ca_file = c.ca_file }
+        if not res or res.status ~= 200 then
+          failures = failures + 1
+          io.stderr:write(tostring(err or res.status), "\n")
+        end
+      end)
+    end
+    local limit = t0 + 30
+    while smartauth.step(0.05) > 0 do
+      if now() > limit then error("HTTP/2 batch did not finish in 30 s") end
+    end
+    return (now() - t0) * 1000
+  end
+  batch(1); batch(count) -- the connection, handles and nginx warmed up
+  local single, many, ratios, conns = {}, {}, {}, {}
+  for r = 1, ROUNDS do
+    single[r] = batch(1)
+    socket.sleep(0.05) -- nginx logs after answering: the single request's line first
+    n:clear_log()
+    many[r] = batch(count)
+    socket.sleep(0.05)
+    conns[r] = n:log().connections
+    ratios[r] = many[r] / single[r]
+  end
+  if failures > 0 then error(failures .. " HTTP/2 requests failed") end
+  results.benchmarks.http2 = { concurrency = count, delay_ms = 50, single_ms = single,
+    concurrent_ms = many, connections = conns }
+  compare {
+    id = "6", name = "6 " .. count .. " concurrent HTTP/2 requests, wall",
+    value = median(many), unit = "ms", baseline_name = "one request", baseline = median(single),
+    ratio = median(ratios), op = "<=", limit = 2,
+  }
+  local most = 0
+  for _, k in ipairs(conns) do if k > most then most = k end end
+  compare {
+    id = "6", name = "6 connections they used (most in a round)", value = most, unit = "conns",
+    op = "<=", limit = 10,
+  }
+end
+
 ------------------------------------------------------------------- main
 
 local function main()
@@ -575,6 +637,7 @@ local function main()
   if ONLY[3] then bench_cached(urls) end
   if ONLY[4] then bench_verify(keydir) end
   if ONLY[5] then bench_memory(urls, keydir) end
+  if ONLY[6] then bench_http2(c) end
 end
 
 local ok, err = xpcall(main, debug.traceback)

@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || pkgs+=(nginx-light)
+[ -f /usr/lib/nginx/modules/ngx_http_echo_module.so ] || pkgs+=(libnginx-mod-http-echo) # benchmark 6
 lua5.4 -e 'require "socket"' 2>/dev/null || pkgs+=(lua-socket)
 lua5.4 -e 'require "ssl"' 2>/dev/null || pkgs+=(lua-sec)
 command -v curl >/dev/null 2>&1 || pkgs+=(curl)

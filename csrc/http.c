@@ -180,6 +180,15 @@ sa_http *sa_http_new(sa_err *err)
     /* Keep enough idle connections for a process that talks to a handful of
      * providers and APIs at once. */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 32L);
+    /* HTTP/2: concurrent requests to one server share a connection, as
+     * many as the server allows (its SETTINGS) up to 1000. High, because
+     * libcurl 7.88 gives every transfer beyond a full connection a new
+     * connection of its own (it waits only for the very first handshake).
+     * No cap on connections per host: an HTTP/1.1 server still gets one
+     * connection per request in flight, as before. */
+    curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+    curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
     h->timer_at = -1;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -234,6 +235,14 @@ int sa_http_setup(sa_http_req *r, const sa_http_opts *o, const char *method, sa_
     SETOPT(CURLOPT_FOLLOWLOCATION, 0L);   /* never follow: token requests must not */
     SETOPT(CURLOPT_NOSIGNAL, 1L);
     SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    /* HTTP/2 where TLS (ALPN) offers it, HTTP/1.1 otherwise. Over TLS a
+     * request waits for a connection still in its handshake rather than
+     * opening another: once ALPN says h2, it is multiplexed on it; if
+     * http/1.1, it opens its own. Not over plain HTTP, where libcurl would
+     * only know from the first answer, after the server's whole delay. */
+    SETOPT(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    if (strncasecmp(o->url, "https://", 8) == 0)
+        SETOPT(CURLOPT_PIPEWAIT, 1L);
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
     /* Debian sets a default CA path, which disables libcurl's CA-store cache
