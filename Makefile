@@ -22,7 +22,7 @@ BUSTED     ?= busted
 # maps libcurl). *_SRC: the Lua-free core each needs; *_BIND: its binding
 # files (csrc/l*.c, the only files that include lua.h). A shared helper is
 # compiled into each module that uses it; hidden visibility keeps it private.
-CORE_LIBS  = -lcrypto
+CORE_LIBS  = -lcrypto -lpthread
 HTTP_LIBS  = -lcurl -lssl -lcrypto -lpthread
 REDIS_LIBS = -lhiredis -lcrypto
 CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/form.c csrc/ossl.c \
