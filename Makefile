@@ -22,14 +22,14 @@ BUSTED     ?= busted
 # maps libcurl). *_SRC: the Lua-free core each needs; *_BIND: its binding
 # files (csrc/l*.c, the only files that include lua.h). A shared helper is
 # compiled into each module that uses it; hidden visibility keeps it private.
-CORE_LIBS  = -lcrypto
-HTTP_LIBS  = -lcurl -lcrypto -lpthread
+CORE_LIBS  = -lcrypto -lpthread
+HTTP_LIBS  = -lcurl -lssl -lcrypto -lpthread
 REDIS_LIBS = -lhiredis -lcrypto
 CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/form.c csrc/ossl.c \
              csrc/key.c csrc/key_jwk.c csrc/jws.c csrc/aead.c csrc/store_file.c
 CORE_BIND  = csrc/lsmartauth.c csrc/lutil.c csrc/lcrypto.c csrc/lkey.c csrc/lstore.c \
              csrc/lclock.c csrc/lconfig.c csrc/lsandbox_str.c
-HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c csrc/http_setup.c csrc/http_resp.c
+HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c csrc/http_setup.c csrc/http_resp.c csrc/http_ca.c
 HTTP_BIND  = csrc/lutil.c csrc/lhttp.c
 REDIS_SRC  = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/aead.c csrc/store_redis.c
 REDIS_BIND = csrc/lutil.c csrc/lredis.c
@@ -37,7 +37,7 @@ REDIS_BIND = csrc/lutil.c csrc/lredis.c
 # binding file once (test_oom links the three modules into one program).
 LIB_SRC    = $(sort $(CORE_SRC) $(HTTP_SRC) $(REDIS_SRC))
 BIND_SRC   = $(sort $(CORE_BIND) $(HTTP_BIND) $(REDIS_BIND))
-LIBS       = -lcurl -lcrypto -lpthread -lhiredis
+LIBS       = -lcurl -lssl -lcrypto -lpthread -lhiredis
 HDRS       = $(wildcard csrc/*.h)
 MODULES    = $(BUILD)/smartauth/core.so $(BUILD)/smartauth/core_http.so $(BUILD)/smartauth/core_redis.so
 C_TESTS    = $(patsubst spec/c/%.c,build/%,$(wildcard spec/c/test_*.c))

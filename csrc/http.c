@@ -59,6 +59,7 @@ struct sa_http {
      * up a fresh one costs about a fifth of a loopback round trip. */
     sa_idle idle[SA_IDLE_EASY];
     int nidle;
+    int nparked;                /* requests waiting for their CA bundle */
     double spin_max;            /* seconds; 0 = never spin (sa_http_set_spin) */
     double wait_est;            /* moving average of blocking waits, seconds */
 };
@@ -196,6 +197,9 @@ sa_http *sa_http_new(sa_err *err)
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     h->spin_max = SA_HTTP_DEFAULT_SPIN;
     h->wait_est = SA_HTTP_DEFAULT_SPIN / 2;
+    /* The default bundle is read now, on its own thread: by the first
+     * HTTPS request it is usually ready (http_ca.c). */
+    (void)sa_http_ca_get(sa_http_ca_default());
     return h;
 }
 
@@ -220,7 +224,10 @@ static void req_detach(sa_http_req *r)
     sa_http *h = r->h;
     if (!h)
         return;
-    if (r->easy) {
+    if (r->parked) {
+        r->parked = 0;
+        h->nparked--;
+    } else if (r->easy) {
         curl_multi_remove_handle(h->multi, r->easy); /* may close a TLS connection */
         clear_tls_errors();
     }
@@ -262,6 +269,7 @@ void sa_http_free(sa_http *h)
     }
     curl_multi_cleanup(h->multi); /* calls on_socket: h is still whole */
     clear_tls_errors();
+    sa_http_ca_quiesce(); /* no bundle thread outlives the last engine */
     free(h->socks);
     free(h->pfds);
     free(h);
@@ -325,7 +333,10 @@ sa_http_req *sa_http_start(sa_http *h, const sa_http_opts *o, sa_err *err)
     if ((!r->ready && sa_http_setup(r, o, method, err) != 0) || sa_http_point(r, err) != 0)
         goto fail;
 
-    if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+    if (r->ca && sa_http_ca_state(r->ca) == SA_CA_LOADING) {
+        r->parked = 1; /* started by a step once its bundle is read */
+        h->nparked++;
+    } else if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
         sa_err_set(err, SA_ENOMEM, 0, "curl_multi_add_handle failed");
         goto fail;
     }
@@ -429,9 +440,35 @@ static int drive(sa_http *h, long timeout_ms, sa_err *err)
     return 0;
 }
 
+/* Starts the parked requests whose CA bundle is now read. */
+static void unpark(sa_http *h)
+{
+    sa_http_req *r;
+    for (r = h->reqs; r; r = r->next) {
+        if (!r->parked || sa_http_ca_unpark(r) != 0)
+            continue;
+        h->nparked--;
+        if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+            sa_err_set(&r->err, SA_ENOMEM, 0, "curl_multi_add_handle failed");
+            r->done = 1;
+            h->running--;
+            r->queued = 1;
+            r->qnext = NULL;
+            if (h->qtail)
+                h->qtail->qnext = r;
+            else
+                h->qhead = r;
+            h->qtail = r;
+        }
+    }
+}
+
 int sa_http_step(sa_http *h, long timeout_ms, sa_err *err)
 {
-    int rc = drive(h, 0, err);
+    int rc;
+    if (h->nparked > 0)
+        unpark(h);
+    rc = drive(h, 0, err);
     /* Waits even with nothing running: a host's step(timeout) is also its
      * idle wait (poll sleeps when it has no sockets). But a transfer that
      * just finished must be handed out now, not after the wait (that cost
@@ -497,6 +534,8 @@ double sa_http_spin(const sa_http *h) { return h->spin_max; }
 long sa_http_timeout(sa_http *h)
 {
     double left;
+    if (h->nparked > 0) /* a bundle being read: look again soon */
+        return h->timer_at < 0 || h->timer_at - sa_clock_monotonic() > 0.001 ? 1 : 0;
     if (h->timer_at < 0)
         return -1;
     left = ceil((h->timer_at - sa_clock_monotonic()) * 1000.0);

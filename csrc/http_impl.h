@@ -23,6 +23,8 @@
 
 /* A response header: offsets into the request's header buffer (which may
  * move as it grows); lengths count any NUL byte the server sent. */
+typedef struct sa_ca sa_ca;
+
 typedef struct sa_hdr {
     size_t name, nlen;
     size_t value, vlen;
@@ -51,6 +53,8 @@ struct sa_http_req {
     int done;
     int ready;                  /* its handle was taken set up (take_idle, http.c) */
     int queued;                 /* in the engine's done queue */
+    int parked;                 /* waits for its CA bundle (http_ca.c) */
+    sa_ca *ca;                  /* the bundle its handshake uses, or NULL */
     long status;
     long connects;
     long tag;
@@ -71,5 +75,19 @@ int sa_http_point(sa_http_req *r, sa_err *err);
 size_t sa_http_on_body(char *ptr, size_t size, size_t nmemb, void *ud);
 size_t sa_http_on_header(char *ptr, size_t size, size_t nmemb, void *ud);
 int sa_http_set_failed(sa_http_req *r, CURLcode rc);
+
+/* http_ca.c: CA bundles read once per process on a thread of their own.
+ * sa_http_ca_get starts reading path (NULL if it cannot: libcurl reads it
+ * then); the state is SA_CA_LOADING until the thread is done. */
+#define SA_CA_LOADING 0
+#define SA_CA_READY 1
+#define SA_CA_FAILED 2
+sa_ca *sa_http_ca_get(const char *path);
+int sa_http_ca_state(sa_ca *c);
+const char *sa_http_ca_path(const sa_ca *c);
+const char *sa_http_ca_default(void); /* libcurl's built-in bundle, or NULL */
+void sa_http_ca_quiesce(void);        /* waits until no bundle is being read */
+CURLcode sa_http_ca_sslctx(CURL *easy, void *sslctx, void *parm);
+int sa_http_ca_unpark(sa_http_req *r); /* http_setup.c: 0 once it may start */
 
 #endif

@@ -225,6 +225,45 @@ done:
         }                                                                        \
     } while (0)
 
+/* The bundle comes from http_ca.c's shared store, read on its own thread,
+ * instead of libcurl parsing it inside a step. Without the callback (or if
+ * the load fails: sa_http_ca_unpark) libcurl reads CAINFO as before. */
+static void sa_http_setup_ca(sa_http_req *r, const char *path)
+{
+    sa_ca *c = sa_http_ca_get(path);
+    if (!c || sa_http_ca_state(c) == SA_CA_FAILED)
+        return;
+    if (curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_FUNCTION, sa_http_ca_sslctx) != CURLE_OK ||
+        curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_DATA, (void *)c) != CURLE_OK ||
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, (char *)NULL) != CURLE_OK ||
+        /* Only so that libcurl reuses a connection for the same bundle
+         * alone: it compares CAINFO and CAPATH, not the callback. OpenSSL
+         * reads a CA path lazily, and the callback replaces that store. */
+        curl_easy_setopt(r->easy, CURLOPT_CAPATH, path) != CURLE_OK) {
+        curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_FUNCTION, (void *)NULL);
+        curl_easy_setopt(r->easy, CURLOPT_CAPATH, (char *)NULL);
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, path);
+        return;
+    }
+    r->ca = c;
+}
+
+/* A parked request's bundle is read: 0 to start it, or the bundle could
+ * not be read and libcurl reads it itself (and reports why it cannot). */
+int sa_http_ca_unpark(sa_http_req *r)
+{
+    if (sa_http_ca_state(r->ca) == SA_CA_LOADING)
+        return -1;
+    if (sa_http_ca_state(r->ca) == SA_CA_FAILED) {
+        curl_easy_setopt(r->easy, CURLOPT_SSL_CTX_FUNCTION, (void *)NULL);
+        curl_easy_setopt(r->easy, CURLOPT_CAPATH, (char *)NULL);
+        curl_easy_setopt(r->easy, CURLOPT_CAINFO, sa_http_ca_path(r->ca));
+        r->ca = NULL;
+    }
+    r->parked = 0;
+    return 0;
+}
+
 /* Sets up a reset handle for the request: everything but the pointers to
  * r, which change with every request. */
 int sa_http_setup(sa_http_req *r, const sa_http_opts *o, const char *method, sa_err *err)
@@ -250,6 +289,8 @@ int sa_http_setup(sa_http_req *r, const sa_http_opts *o, const char *method, sa_
     SETOPT(CURLOPT_CAPATH, (char *)NULL);
     if (o->ca_file)
         SETOPT(CURLOPT_CAINFO, o->ca_file);
+    if (strncasecmp(o->url, "https://", 8) == 0)
+        sa_http_setup_ca(r, o->ca_file ? o->ca_file : sa_http_ca_default());
     SETOPT(CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 30000L);
     SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
            o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000L);

@@ -6,6 +6,7 @@
 
 #define FSTORE_MT "smartauth.fstore"
 #define FLOCK_MT "smartauth.flock"
+#define FJOB_MT "smartauth.fstore_job"
 
 typedef struct {
     sa_fstore *fs;
@@ -14,6 +15,12 @@ typedef struct {
 typedef struct {
     int fd;
 } lflock;
+
+typedef struct {
+    sa_fstore_job *job;         /* NULL once finished */
+    int rc;
+    sa_err err;
+} lfjob;
 
 /* core.fstore_open(dir [, secret]) -> fstore | nil, kind, msg, code */
 static int l_fstore_open(lua_State *L)
@@ -63,6 +70,65 @@ static int l_fstore_set(lua_State *L)
     const char *data = luaL_checklstring(L, 3, &len);
     sa_err e;
     return lu_push_ok(L, sa_fstore_set(fs, name, n, data, len, &e), &e);
+}
+
+/* fs:set_start(name, bytes) -> job | nil, kind, msg, code: fs:set on a
+ * thread of its own (store_file.c); a task polls job:done() while it
+ * yields, then job:result(). */
+static int l_fstore_set_start(lua_State *L)
+{
+    sa_fstore *fs = check_fstore(L, 1);
+    size_t n, len;
+    const char *name = luaL_checklstring(L, 2, &n);
+    const char *data = luaL_checklstring(L, 3, &len);
+    lfjob *lj = lua_newuserdatauv(L, sizeof *lj, 0);
+    lj->job = NULL;
+    lj->rc = 0;
+    luaL_setmetatable(L, FJOB_MT);
+    lj->job = sa_fstore_set_start(fs, name, n, data, len, &lj->err);
+    if (!lj->job)
+        return lu_push_err(L, &lj->err);
+    return 1;
+}
+
+/* Waits for the write if it still runs (also __gc and __close: no thread
+ * outlives its job). */
+static lfjob *fjob_finish(lua_State *L)
+{
+    lfjob *lj = luaL_checkudata(L, 1, FJOB_MT);
+    if (lj->job) {
+        lj->rc = sa_fstore_job_finish(lj->job, &lj->err);
+        lj->job = NULL;
+    }
+    return lj;
+}
+
+static int l_fjob_gc(lua_State *L)
+{
+    fjob_finish(L);
+    return 0;
+}
+
+/* job:done() -> boolean, without waiting */
+static int l_fjob_done(lua_State *L)
+{
+    lfjob *lj = luaL_checkudata(L, 1, FJOB_MT);
+    lua_pushboolean(L, !lj->job || sa_fstore_job_done(lj->job));
+    return 1;
+}
+
+/* job:result() -> true | nil, kind, msg, code; waits if not done */
+static int l_fjob_result(lua_State *L)
+{
+    lfjob *lj = fjob_finish(L);
+    return lu_push_ok(L, lj->rc, &lj->err);
+}
+
+static int l_fjob_tostring(lua_State *L)
+{
+    lfjob *lj = luaL_checkudata(L, 1, FJOB_MT);
+    lua_pushstring(L, lj->job ? "smartauth.fstore_job (running)" : "smartauth.fstore_job (finished)");
+    return 1;
 }
 
 /* fs:delete(name) -> true | nil, kind, msg, code */
@@ -144,6 +210,7 @@ static int l_flock_tostring(lua_State *L)
 static const luaL_Reg fstore_methods[] = {
     { "get", l_fstore_get },
     { "set", l_fstore_set },
+    { "set_start", l_fstore_set_start },
     { "delete", l_fstore_delete },
     { "try_lock", l_fstore_try_lock },
     { "encrypted", l_fstore_encrypted },
@@ -156,6 +223,12 @@ static const luaL_Reg flock_methods[] = {
     { NULL, NULL }
 };
 
+static const luaL_Reg fjob_methods[] = {
+    { "done", l_fjob_done },
+    { "result", l_fjob_result },
+    { NULL, NULL }
+};
+
 static const luaL_Reg funcs[] = {
     { "fstore_open", l_fstore_open },
     { NULL, NULL }
@@ -165,5 +238,6 @@ void lstore_open(lua_State *L)
 {
     lu_new_class(L, FSTORE_MT, fstore_methods, l_fstore_close, l_fstore_tostring);
     lu_new_class(L, FLOCK_MT, flock_methods, l_flock_unlock, l_flock_tostring);
+    lu_new_class(L, FJOB_MT, fjob_methods, l_fjob_gc, l_fjob_tostring);
     luaL_setfuncs(L, funcs, 0);
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,104 @@ done:
     if (fd >= 0)
         close(fd);
     sa_buf_free(&sealed);
+    return rc;
+}
+
+struct sa_fstore_job {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    int done;
+    int rc;
+    sa_err err;
+    sa_fstore fs;               /* the store's directory (dup'd) and key */
+    char *name;
+    size_t namelen;
+    char *data;
+    size_t len;
+};
+
+static void job_free(sa_fstore_job *j)
+{
+    if (j->fs.dirfd >= 0)
+        close(j->fs.dirfd);
+    sa_aead_key_wipe(&j->fs.key);
+    free(j->fs.dir);
+    if (j->data)
+        OPENSSL_cleanse(j->data, j->len); /* a token entry */
+    free(j->data);
+    free(j->name);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+static void *job_run(void *arg)
+{
+    sa_fstore_job *j = arg;
+    sa_err e;
+    int rc = sa_fstore_set(&j->fs, j->name, j->namelen, j->data, j->len, &e);
+    pthread_mutex_lock(&j->mu);
+    j->rc = rc;
+    if (rc != 0)
+        j->err = e;
+    j->done = 1;
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+sa_fstore_job *sa_fstore_set_start(sa_fstore *fs, const char *name, size_t namelen,
+                                   const void *data, size_t len, sa_err *err)
+{
+    sa_fstore_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return sa_err_set(err, SA_ENOMEM, 0, "out of memory"), NULL;
+    j->fs.dirfd = -1;
+    if (pthread_mutex_init(&j->mu, NULL) != 0) {
+        free(j);
+        return sa_err_set(err, SA_ENOMEM, 0, "out of memory"), NULL;
+    }
+    j->fs.has_key = fs->has_key;
+    j->fs.key = fs->key;
+    j->namelen = namelen;
+    j->len = len;
+    j->fs.dir = strdup(fs->dir);
+    j->name = malloc(namelen + 1);
+    j->data = malloc(len + 1);
+    if (!j->fs.dir || !j->name || !j->data) {
+        job_free(j);
+        return sa_err_set(err, SA_ENOMEM, 0, "out of memory"), NULL;
+    }
+    memcpy(j->name, name, namelen);
+    memcpy(j->data, data, len);
+    j->fs.dirfd = fcntl(fs->dirfd, F_DUPFD_CLOEXEC, 0);
+    if (j->fs.dirfd < 0) {
+        sys_err(err, errno, "cannot use token store directory", fs->dir);
+        job_free(j);
+        return NULL;
+    }
+    if (pthread_create(&j->thread, NULL, job_run, j) != 0) {
+        job_free(j);
+        return sa_err_set(err, SA_ENOMEM, 0, "cannot start a thread for the write"), NULL;
+    }
+    return j;
+}
+
+int sa_fstore_job_done(sa_fstore_job *j)
+{
+    int d;
+    pthread_mutex_lock(&j->mu);
+    d = j->done;
+    pthread_mutex_unlock(&j->mu);
+    return d;
+}
+
+int sa_fstore_job_finish(sa_fstore_job *j, sa_err *err)
+{
+    int rc;
+    pthread_join(j->thread, NULL);
+    rc = j->rc;
+    if (rc != 0 && err)
+        *err = j->err;
+    job_free(j);
     return rc;
 }
 

@@ -53,6 +53,17 @@ int sa_fstore_get(sa_fstore *fs, const char *name, size_t namelen, sa_buf *out,
 int sa_fstore_set(sa_fstore *fs, const char *name, size_t namelen, const void *data,
                   size_t len, sa_err *err);
 
+/* sa_fstore_set on a thread of its own, for a caller that must not wait
+ * for the fsyncs (a task inside a host's frame): the job owns copies of the
+ * store's directory and key, the name and the data. _done tells without
+ * waiting; _finish waits, gives sa_fstore_set's result (0, or -1 with err)
+ * and frees the job (the data wiped). NULL with err if it cannot start. */
+typedef struct sa_fstore_job sa_fstore_job;
+sa_fstore_job *sa_fstore_set_start(sa_fstore *fs, const char *name, size_t namelen,
+                                   const void *data, size_t len, sa_err *err);
+int sa_fstore_job_done(sa_fstore_job *job);
+int sa_fstore_job_finish(sa_fstore_job *job, sa_err *err);
+
 /* Remove an entry (absent is fine). 0 ok, -1 err. */
 int sa_fstore_delete(sa_fstore *fs, const char *name, size_t namelen, sa_err *err);
 

@@ -377,6 +377,43 @@ describe("https", function()
     engine:close()
   end)
 
+  -- The bundle is read on a thread of its own: a step never parses it.
+  -- A FIFO stands for a slow bundle; it becomes readable 1.5 s later.
+  it("reads a CA bundle off the step: step(0) returns while it is being read", function()
+    local socket = require "socket"
+    local fifo = c.dir .. "/slow-ca.pem"
+    assert.is_true(os.execute("mkfifo " .. fifo) == true)
+    assert.is_true(os.execute("(sleep 1.5; cat " .. c.ca_file .. " > " .. fifo .. ") >/dev/null 2>&1 &") == true)
+    local engine = core_http.engine()
+    local r = assert(engine:start { url = s.url .. "/nothing", ca_file = fifo })
+    local t0, longest, steps = socket.gettime(), 0, 0
+    while not r:done() and socket.gettime() - t0 < 10 do
+      local t = socket.gettime()
+      engine:step(0)
+      longest = math.max(longest, socket.gettime() - t)
+      steps = steps + 1
+      socket.sleep(0.01)
+    end
+    assert.is_true(r:done())
+    assert.equal(404, r:result().status)
+    assert.is_true(longest < 0.5, "a step took " .. longest .. " s")
+    assert.is_true(steps > 20)
+    r:close()
+    -- read once per process: the next engine needs the FIFO no more
+    local e2 = core_http.engine()
+    assert.equal(404, assert(e2:request { url = s.url .. "/nothing", ca_file = fifo }).status)
+    e2:close()
+    engine:close()
+  end)
+
+  it("reports a CA file that cannot be read as before", function()
+    local engine = core_http.engine()
+    local res, err = engine:request { url = s.url .. "/nothing", ca_file = c.dir .. "/missing.pem" }
+    assert.is_nil(res)
+    assert.equal("tls", err)
+    engine:close()
+  end)
+
   it("does not carry a CA file over to a request without it", function()
     local engine = core_http.engine()
     assert.equal(404, assert(engine:request { url = s.url .. "/nothing", ca_file = c.ca_file }).status)

@@ -326,4 +326,43 @@ describe("store.file", function()
       assert.is_true(last.plain > 0 and last.enc > 0, "the writers never got to write")
     end)
   end)
+  -- A task's write runs on a thread while the task yields: a host's frame
+  -- goes on, other tasks run, and the task resumes once the entry is on disk.
+  describe("writes inside a task", function()
+    it("yield while the write runs and resume with the entry durable", function()
+      local smartauth = require "smartauth"
+      for _, key in ipairs { false, KEY } do
+        local s = assert(store.file { dir = tmp, key = key })
+        local order, seen = {}, nil
+        smartauth.spawn(function()
+          order[#order + 1] = "write starts"
+          assert(s:set("frame", entry("at-frame")))
+          order[#order + 1] = "write done"
+          -- on disk already: a store opened now (another process's view) reads it
+          local again = assert(store.file { dir = tmp, key = key })
+          seen = assert(again:get("frame"))
+          again:close()
+        end)
+        smartauth.spawn(function() order[#order + 1] = "other task" end)
+        smartauth.run()
+        assert.same({ "write starts", "other task", "write done" }, order)
+        assert.equal("at-frame", seen.access_token)
+        s:close()
+      end
+    end)
+
+    it("report a failed write to the task", function()
+      local smartauth = require "smartauth"
+      local s = assert(store.file { dir = tmp, key = false })
+      local ok, err
+      smartauth.spawn(function() ok, err = s:set("big", entry(("x"):rep(2 * 1024 * 1024))) end)
+      smartauth.run()
+      assert.is_nil(ok)
+      assert.equal("storage", err.kind)
+      -- outside a task the write blocks and returns, as before
+      assert.is_true(s:set("plain", entry("at-plain")))
+      assert.equal("at-plain", assert(s:get("plain")).access_token)
+      s:close()
+    end)
+  end)
 end)

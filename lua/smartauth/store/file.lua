@@ -24,6 +24,10 @@ File.__index = File
 
 local failure, got, stored = envelope.failure, envelope.got, envelope.stored
 
+-- How often a task looks whether its write is durable (seconds): a host
+-- stepping once a frame sees it at the next frame.
+local WRITE_POLL = 0.001
+
 --- Where the file store keeps tokens by default:
 -- $XDG_STATE_HOME/smartauth, else ~/.local/state/smartauth.
 -- @return path or nil, err (config) when neither is set
@@ -103,6 +107,16 @@ function File:set(key, entry, ttl)
   if terr then return nil, terr end
   local s, err = envelope.encode(key, entry, ttl)
   if not s then return nil, err end
+  -- Inside a task the write and its fsyncs run on a thread while the task
+  -- yields (a host's frame goes on); the task resumes once the entry is
+  -- durable. No engine loaded means no task: the write blocks, as before.
+  local engine = package.loaded["smartauth.engine"]
+  if engine and engine.current() then
+    local job, kind, msg, code = self._fs:set_start(key, s)
+    if not job then return stored(nil, kind, msg, code) end
+    while not job:done() do engine.sleep(WRITE_POLL) end
+    return stored(job:result())
+  end
   return stored(self._fs:set(key, s))
 end
 
