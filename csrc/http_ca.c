@@ -33,6 +33,7 @@ struct sa_ca {
 static pthread_mutex_t ca_mu = PTHREAD_MUTEX_INITIALIZER;
 static sa_ca *ca_list;
 static int ca_pinned;
+static int ca_atexit;
 
 static void *ca_load(void *arg)
 {
@@ -81,6 +82,13 @@ sa_ca *sa_http_ca_get(const char *path)
         if (c->path) {
             pin_self();
             started = pthread_create(&c->thread, NULL, ca_load, c) == 0;
+            /* a script may exit (os.exit without closing its state) while a
+             * bundle is still being read: OpenSSL's own atexit cleanup must
+             * not run under the thread. Handlers run last-registered first,
+             * and this one is registered after OpenSSL's (the module is
+             * pinned, so the handler stays mapped). */
+            if (started && !ca_atexit)
+                ca_atexit = atexit(sa_http_ca_quiesce) == 0;
         }
         if (!started) { /* libcurl reads the bundle itself, as before */
             free(c->path);

@@ -229,6 +229,19 @@ describe("http engine", function()
     assert.equal("ok", res.body)
   end)
 
+  -- os.exit without closing the state while the CA reader thread runs: the
+  -- exit status must be the script's, not a crash in OpenSSL's cleanup
+  it("lets a script exit right after its first request while the CA bundle is read", function()
+    local proc = require "helpers.proc"
+    for _ = 1, 5 do
+      local ok, code = proc.run(proc.LUA_ENV .. proc.LUA .. " -e " .. proc.shell_quote(
+        'local e = require("smartauth.http").engine(); e:start { url = "https://127.0.0.1:1/" }; os.exit(3)')
+        .. " >/dev/null 2>&1")
+      assert.is_false(ok)
+      assert.equal(3, code)
+    end
+  end)
+
   -- A child (a browser the CLI opens, a hook's shell) must not hold the
   -- connection to the token server.
   it("keeps its sockets out of child processes", function()
