@@ -43,18 +43,18 @@ build = {
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(CRYPTO_INCDIR)", COMPAT53 },
       libdirs = { "$(CRYPTO_LIBDIR)" },
-      libraries = { "crypto" },
+      libraries = { "crypto", "pthread" }, -- pthread: file writes off the frame
     },
     ["smartauth.core_http"] = {
       sources = {
         "csrc/lhttp.c", "csrc/lutil.c",
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/http.c",
-        "csrc/http_setup.c", "csrc/http_resp.c",
+        "csrc/http_setup.c", "csrc/http_resp.c", "csrc/http_ca.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(CURL_INCDIR)", "$(CRYPTO_INCDIR)", COMPAT53 },
       libdirs = { "$(CURL_LIBDIR)", "$(CRYPTO_LIBDIR)" },
-      libraries = { "curl", "crypto", "pthread" },
+      libraries = { "curl", "ssl", "crypto", "pthread" },
     },
     ["smartauth.core_redis"] = {
       sources = {
