@@ -5,7 +5,7 @@
  * into an X509_STORE that every handshake shares (OpenSSL stores are safe
  * to share across threads); a request that needs a bundle still being read
  * waits outside libcurl (http.c parks it), so no step ever parses one. */
-#define _GNU_SOURCE /* dladdr */
+#define _GNU_SOURCE /* dladdr */ // NOLINT(bugprone-reserved-identifier,cert-dcl37-c,cert-dcl51-cpp)
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
