@@ -174,7 +174,9 @@ local function node_modules_ok()
   return file_exists(M.root .. "/node_modules/oidc-provider/package.json")
 end
 
--- opts: port, access_token_ttl, id_token_ttl, refresh_token_ttl, node (binary), timeout (s)
+-- opts: port, access_token_ttl, id_token_ttl, refresh_token_ttl, node (binary), timeout (s),
+-- extend (a JS module adding clients and configuration: see spec/interop/provider.js),
+-- tls = { cert=, key=, ca= } (PEM files: the provider serves https)
 function M.start(opts)
   opts = opts or {}
   if not node_modules_ok() then
@@ -191,6 +193,12 @@ function M.start(opts)
     args[#args + 1] = "--refresh-token-ttl=" .. compat.tointeger(opts.refresh_token_ttl)
   end
   args[#args + 1] = "--ready-timeout=" .. compat.tointeger(timeout)
+  if opts.extend then args[#args + 1] = shell_quote("--extend=" .. opts.extend) end
+  if opts.tls then
+    args[#args + 1] = shell_quote("--tls-cert=" .. opts.tls.cert)
+    args[#args + 1] = shell_quote("--tls-key=" .. opts.tls.key)
+    if opts.tls.ca then args[#args + 1] = shell_quote("--tls-ca=" .. opts.tls.ca) end
+  end
 
   local errfile = os.tmpname()
   args[#args + 1] = shell_quote("--stderr-file=" .. errfile)

@@ -4,7 +4,23 @@
 //
 //   node spec/interop/provider.js [PORT] [--access-token-ttl=S] [--id-token-ttl=S]
 //                                        [--refresh-token-ttl=S] [--ready-timeout=S]
-//                                        [--stderr-file=PATH]
+//                                        [--stderr-file=PATH] [--extend=FILE]
+//                                        [--tls-cert=PEM --tls-key=PEM [--tls-ca=PEM]]
+//
+// --extend=FILE names a module (CommonJS) that adds to the test provider, so that a
+// feature's spec can turn on what it needs without touching this file:
+//   module.exports = {
+//     clients: [ ... ],                       // more clients (added to CLIENTS)
+//     configure(config, ctx) { ... },         // edit the configuration in place (or return
+//                                             // a new one); ctx = { issuer, tmpDir, opts,
+//                                             // Provider, interactionPolicy }
+//     setup(provider, ctx) { ... },           // after construction (registerGrantType, events)
+//     ready(readyLine, ctx) { ... },          // add fields to the ready line
+//   };
+// --tls-cert/--tls-key serve the provider over https (the issuer is https://127.0.0.1:PORT).
+// The server asks for a client certificate and does not reject any: oidc-provider checks it
+// (features.mTLS.getCertificate reads it from the socket; see tlsPeerCertificate below).
+// --tls-ca names the CA of client certificates the server trusts (for tls_client_auth).
 //
 // When ready it prints exactly one JSON line on stdout:
 //   {"issuer":"http://127.0.0.1:PORT","port":PORT,"admin_port":N,"pid":N,
@@ -30,6 +46,7 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -50,6 +67,10 @@ const opts = {
   refreshTokenTTL: 14 * 24 * 3600,
   readyTimeout: 15,
   stderrFile: undefined,
+  extend: undefined,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  tlsCa: undefined,
 };
 for (const arg of process.argv.slice(2)) {
   let m;
@@ -60,6 +81,10 @@ for (const arg of process.argv.slice(2)) {
   else if ((m = /^--refresh-token-ttl=(\d+)$/.exec(arg))) opts.refreshTokenTTL = Number(m[1]);
   else if ((m = /^--ready-timeout=(\d+)$/.exec(arg))) opts.readyTimeout = Number(m[1]);
   else if ((m = /^--stderr-file=(.+)$/.exec(arg))) opts.stderrFile = m[1];
+  else if ((m = /^--extend=(.+)$/.exec(arg))) opts.extend = path.resolve(m[1]);
+  else if ((m = /^--tls-cert=(.+)$/.exec(arg))) opts.tlsCert = m[1];
+  else if ((m = /^--tls-key=(.+)$/.exec(arg))) opts.tlsKey = m[1];
+  else if ((m = /^--tls-ca=(.+)$/.exec(arg))) opts.tlsCa = m[1];
   else {
     console.error(`provider.js: unknown argument ${arg}`);
     process.exit(2);
@@ -339,6 +364,17 @@ const CLIENTS = [
   },
 ];
 
+const extension = opts.extend ? require(opts.extend) : {};
+for (const c of extension.clients ?? []) CLIENTS.push(c);
+
+// The client certificate of an https request, PEM, or undefined (for features.mTLS).
+function tlsPeerCertificate(ctx) {
+  const sock = ctx.req.socket;
+  if (typeof sock.getPeerX509Certificate !== 'function') return undefined;
+  const cert = sock.getPeerX509Certificate();
+  return cert ? cert.toString() : undefined;
+}
+
 // ---------------------------------------------------------------------------------------
 // provider configuration
 
@@ -438,21 +474,36 @@ async function main() {
   const { default: Provider, interactionPolicy } = await import('oidc-provider');
 
   let handler = null;
-  const opServer = http.createServer((req, res) => {
+  const tls = opts.tlsCert ? {
+    cert: fs.readFileSync(opts.tlsCert),
+    key: fs.readFileSync(opts.tlsKey),
+    ca: opts.tlsCa ? fs.readFileSync(opts.tlsCa) : undefined,
+    requestCert: true,
+    rejectUnauthorized: false,
+  } : undefined;
+  const onRequest = (req, res) => {
     if (!handler) {
       res.writeHead(503);
       res.end();
       return;
     }
     handler(req, res);
-  });
+  };
+  const opServer = tls ? https.createServer(tls, onRequest) : http.createServer(onRequest);
   servers.push(opServer);
   const port = await listen(opServer, opts.port);
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const ctx = {
+    issuer, tmpDir, opts, Provider, interactionPolicy, tlsPeerCertificate,
+  };
 
   function build() {
-    const provider = new Provider(issuer, makeConfiguration(interactionPolicy));
-    provider.on('server_error', (ctx, err) => console.error('oidc-provider server_error:', err));
+    let config = makeConfiguration(interactionPolicy);
+    if (extension.configure) config = extension.configure(config, ctx) ?? config;
+    const provider = new Provider(issuer, config);
+    // Behind our own https server the request is already https: no proxy headers to trust.
+    provider.on('server_error', (c, err) => console.error('oidc-provider server_error:', err));
+    if (extension.setup) extension.setup(provider, ctx);
     return provider.callback();
   }
   handler = build();
@@ -506,6 +557,7 @@ async function main() {
       grant_types: c.grant_types,
     }])),
   };
+  if (extension.ready) extension.ready(ready, ctx);
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }
 
