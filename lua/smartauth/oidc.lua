@@ -90,6 +90,54 @@ function M.compute_allowed_algs(p)
   return allowed
 end
 
+--- The part every JWT this provider verifies shares (ID tokens, RFC 9068
+-- access tokens): alg from the allow-list (`none` never), then the
+-- signature with a key of the key set chosen by kid and alg, or, for HS*
+-- when `hmac` is true, the client secret.
+-- @param p provider
+-- @param token the compact JWS
+-- @param h its decoded header; sig, input_len: from jwt.parse
+-- @param now the time keys are checked at
+-- @param reject function(check, msg) -> nil, err (names the token in the message)
+-- @param hmac whether HS* with the client secret may be accepted
+-- @return true, or nil, err (validation: check alg, kid, signature, jwks)
+function M.check_signature(p, token, h, sig, input_len, now, reject, hmac)
+  local alg = h.alg
+  if type(alg) ~= "string" then return reject("alg", "header has no alg") end
+  if alg == "none" then return reject("alg", "alg none is never accepted") end
+  if not M.allowed_algs(p)[alg] or (HMAC[alg] and not hmac) then
+    return reject("alg", "alg " .. alg:sub(1, 20) .. " is not allowed for this client")
+  end
+  local verified = false
+  if HMAC[alg] then
+    local secret = secrets[p].client_secret
+    if not secret then return reject("alg", alg .. " needs the client secret") end
+    local key = core.key_oct(secret)
+    verified = key:verify(alg, token, sig, input_len) == true
+    key:close()
+  else
+    local set, serr = p._keyset
+    if not set then
+      set, serr = M.keyset(p)
+      if not set then return nil, serr end
+    end
+    local cands, cerr = set:candidates(h.kid, alg, now)
+    if not cands then return nil, cerr end
+    for i = 1, #cands do
+      -- verify refuses (nil) an alg the key cannot do, before any math
+      local ok = cands[i].key:verify(alg, token, sig, input_len)
+      if ok == true then
+        verified = true
+        break
+      elseif ok == nil and h.kid then
+        return reject("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg)
+      end
+    end
+  end
+  if not verified then return reject("signature", "signature does not verify") end
+  return true
+end
+
 --- Verify the signature and claims of an ID token.
 -- @param p provider
 -- @param id_token compact JWS string
@@ -106,40 +154,9 @@ function M.verify(p, id_token, opts)
   end
   local h, c, sig, input_len = jwt.parse(id_token, hc)
   if not h then return nil, c end
+  local ok, serr = M.check_signature(p, id_token, h, sig, input_len, now, reject, true)
+  if not ok then return nil, serr end
   local alg = h.alg
-  if type(alg) ~= "string" then return reject("alg", "header has no alg") end
-  if alg == "none" then return reject("alg", "alg none is never accepted") end
-  local allowed = M.allowed_algs(p)
-  if not allowed[alg] then return reject("alg", "alg " .. alg:sub(1, 20) .. " is not allowed for this client") end
-
-  -- signature
-  local verified = false
-  if HMAC[alg] then
-    local secret = secrets[p].client_secret
-    if not secret then return reject("alg", alg .. " needs the client secret") end
-    local key = core.key_oct(secret)
-    verified = key:verify(alg, id_token, sig, input_len) == true
-    key:close()
-  else
-    local set, serr = p._keyset
-    if not set then
-      set, serr = M.keyset(p)
-      if not set then return nil, serr end
-    end
-    local cands, cerr = set:candidates(h.kid, alg, now)
-    if not cands then return nil, cerr end
-    for i = 1, #cands do
-      -- verify refuses (nil) an alg the key cannot do, before any math
-      local ok = cands[i].key:verify(alg, id_token, sig, input_len)
-      if ok == true then
-        verified = true
-        break
-      elseif ok == nil and h.kid then
-        return reject("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg)
-      end
-    end
-  end
-  if not verified then return reject("signature", "signature does not verify") end
 
   -- claims
   local leeway = opts.leeway or p.options.leeway or 0
