@@ -81,6 +81,7 @@ build = {
     ["smartauth.jwks"] = "lua/smartauth/jwks.lua",
     ["smartauth.jwt"] = "lua/smartauth/jwt.lua",
     ["smartauth.oidc"] = "lua/smartauth/oidc.lua",
+    ["smartauth.resource"] = "lua/smartauth/resource.lua",
     ["smartauth.options"] = "lua/smartauth/options.lua",
     ["smartauth.presets"] = "lua/smartauth/presets.lua",
     ["smartauth.provider"] = "lua/smartauth/provider.lua",

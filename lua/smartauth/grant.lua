@@ -342,6 +342,10 @@ function M.introspect(self, tok, opts)
   opts = check_opts(opts, "introspect")
   local value = token_string(tok, opts.hint == "refresh_token" and "refresh_token" or "access_token")
   if type(value) ~= "string" then errors.argerror(1, "introspect", "token expected", tok) end
+  -- the introspection_cache option: a hit sends nothing (resource.lua)
+  local cache = self.options.introspection_cache and require("smartauth.resource").cache(self)
+  local hit = cache and cache:get(value)
+  if hit then return hit end
   local res, err = M.post_form(self, "introspection_endpoint", { token = value, token_type_hint = opts.hint })
   if not res then return nil, vault.scrub(self, err, { value }) end
   if res.status ~= 200 then
@@ -352,6 +356,7 @@ function M.introspect(self, tok, opts)
   if type(data) ~= "table" or type(data.active) ~= "boolean" then
     return nil, errors.new("validation", "introspection response has no boolean 'active'")
   end
+  if cache then cache:put(value, data) end
   return data
 end
 

@@ -24,6 +24,8 @@ local token = require "smartauth.token"
 -- @field config `smartauth.config` (loaded on first use)
 -- @field flow `smartauth.flow` (loaded on first use)
 -- @field parse_redirect `smartauth.provider.parse_redirect`
+-- @field www_authenticate `smartauth.resource.www_authenticate`: the
+--   `WWW-Authenticate` value and status of a resource server's 401/403
 -- @field _VERSION the version, "MAJOR.MINOR.PATCH"
 -- @table smartauth
 
@@ -68,6 +70,8 @@ local M = {
   pending = function(...) return require("smartauth.engine").pending(...) end,
   fds = function(...) return require("smartauth.engine").fds(...) end,
   sleep = function(...) return require("smartauth.engine").sleep(...) end,
+  -- resource servers: see lua/smartauth/resource.lua
+  www_authenticate = function(...) return require("smartauth.resource").www_authenticate(...) end,
 }
 
 --- A provider from explicit options.

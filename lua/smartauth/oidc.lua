@@ -98,20 +98,20 @@ end
 -- @param token the compact JWS
 -- @param h its decoded header; sig, input_len: from jwt.parse
 -- @param now the time keys are checked at
--- @param reject function(check, msg) -> nil, err (names the token in the message)
+-- @param refuse function(check, msg) -> nil, err (names the token in the message)
 -- @param hmac whether HS* with the client secret may be accepted
 -- @return true, or nil, err (validation: check alg, kid, signature, jwks)
-function M.check_signature(p, token, h, sig, input_len, now, reject, hmac)
+function M.check_signature(p, token, h, sig, input_len, now, refuse, hmac)
   local alg = h.alg
-  if type(alg) ~= "string" then return reject("alg", "header has no alg") end
-  if alg == "none" then return reject("alg", "alg none is never accepted") end
+  if type(alg) ~= "string" then return refuse("alg", "header has no alg") end
+  if alg == "none" then return refuse("alg", "alg none is never accepted") end
   if not M.allowed_algs(p)[alg] or (HMAC[alg] and not hmac) then
-    return reject("alg", "alg " .. alg:sub(1, 20) .. " is not allowed for this client")
+    return refuse("alg", "alg " .. alg:sub(1, 20) .. " is not allowed for this client")
   end
   local verified = false
   if HMAC[alg] then
     local secret = secrets[p].client_secret
-    if not secret then return reject("alg", alg .. " needs the client secret") end
+    if not secret then return refuse("alg", alg .. " needs the client secret") end
     local key = core.key_oct(secret)
     verified = key:verify(alg, token, sig, input_len) == true
     key:close()
@@ -130,11 +130,11 @@ function M.check_signature(p, token, h, sig, input_len, now, reject, hmac)
         verified = true
         break
       elseif ok == nil and h.kid then
-        return reject("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg)
+        return refuse("kid", "key '" .. tostring(h.kid):sub(1, 64) .. "' cannot be used with " .. alg)
       end
     end
   end
-  if not verified then return reject("signature", "signature does not verify") end
+  if not verified then return refuse("signature", "signature does not verify") end
   return true
 end
 

@@ -10,6 +10,7 @@
 --     token_source.lua  token(), the token lifecycle, store key
 --     api.lua           request(): the token attached, one renewal on 401
 --     oidc.lua          verify_id_token, userinfo
+--     resource.lua      verify_access_token, the introspection cache
 --     device.lua, flow.lua   device grant and login flows, loaded on first use
 --
 -- `smartauth.provider{...}` (module smartauth) makes one; the presets and
@@ -178,6 +179,12 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   `client_cert`; a secret
 -- @tfield[opt] string client_key_password the password of an encrypted
 --   `client_key` (decrypted by the C core; a secret)
+-- @tfield[opt=false] boolean|table introspection_cache keep positive
+--   `p:introspect` answers (`active = true`) in memory until the token's
+--   `exp` or `max_ttl` seconds (default 300), whichever is first, keyed by
+--   the token's SHA-256 (never the token); negative answers are never kept.
+--   `true`, or `{ max_entries = (default 1000, least recently used dropped
+--   first), max_ttl = }`. A revoked token stays accepted until its entry ends
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -219,6 +226,7 @@ local SCHEMA = {
   proxy = "string", no_proxy = "string",         -- "http://[user:password@]host:port"; "host,host"
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
+  introspection_cache = "any",             -- true or { max_entries =, max_ttl = } (resource.lua)
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -269,6 +277,12 @@ function M.new(opts, where, extra)
     local ok, pol = pcall(require("smartauth.retry").policy, o.retry)
     if not ok then return cfg_err(where .. ": option 'retry': " .. tostring(pol), { option = "retry" }) end
     o.retry = pol
+  end
+  if o.introspection_cache ~= nil then
+    local ok, msg = require("smartauth.resource").check_cache_option(o.introspection_cache)
+    if not ok then
+      return cfg_err(where .. ": option 'introspection_cache' " .. msg, { option = "introspection_cache" })
+    end
   end
   if o.client_auth == nil then
     o.client_auth = o.client_secret and "basic" or "none"
@@ -410,7 +424,8 @@ end
 -- @tparam[opt] table opts `hint` = `"access_token"` or `"refresh_token"`
 -- @return true, or nil, err
 
---- Token introspection (RFC 7662).
+--- Token introspection (RFC 7662). With the `introspection_cache` option a
+-- positive answer is kept (a copy is returned; a hit sends no request).
 -- @function Provider:introspect
 -- @tparam table|string tok a token object or a token string
 -- @tparam[opt] table opts `hint` (token_type_hint)
@@ -556,6 +571,7 @@ Provider.exchange_code = lazy("smartauth.authcode", "exchange_code")
 M.parse_redirect = lazy("smartauth.authcode", "parse_redirect")
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
+Provider.verify_access_token = lazy("smartauth.resource", "verify_access_token")
 Provider.device_authorization = lazy("smartauth.device", "device_authorization")
 Provider.poll_device = lazy("smartauth.device", "poll_device")
 Provider.login = lazy("smartauth.flow", "login")

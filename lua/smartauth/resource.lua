@@ -1,0 +1,499 @@
+--- Resource servers: what a Lua API server needs to accept the tokens a
+-- provider issues. `p:verify_access_token` checks an RFC 9068 JWT access
+-- token (signature and key set as for ID tokens, through oidc.lua, then
+-- typ, iss, exp, nbf, iat, aud, client_id, sub, jti, scope and the sender
+-- constraint `cnf`); `smartauth.www_authenticate` words the 401/403
+-- challenge (RFC 6750 §3, RFC 9449 §7.1); the introspection cache
+-- (`introspection_cache` option) keeps positive RFC 7662 answers, keyed by
+-- the token's SHA-256, never the token.
+-- @module smartauth.resource
+local compat = require "smartauth.compat"
+local clock = require "smartauth.clock"
+local core = require "smartauth.core"
+local errors = require "smartauth.errors"
+local jwt = require "smartauth.jwt"
+local options = require "smartauth.options"
+local vault = require "smartauth.vault"
+
+local M = {}
+
+local math_type, HUGE = compat.math_type, math.huge
+
+local function is_number(v)
+  return math_type(v) ~= nil and v == v and v ~= HUGE and v ~= -HUGE
+end
+
+local function reject(check, msg, fields)
+  local f = { check = check }
+  for k, v in pairs(fields or options.NO_OPTS) do f[k] = v end
+  return nil, errors.new("validation", "access token rejected: " .. msg, f)
+end
+
+-- RFC 9068 §4: the media type, compared without case.
+local TYP = { ["at+jwt"] = true, ["application/at+jwt"] = true }
+
+-- A list of words from a space-separated string or a list of strings;
+-- raises (a programming mistake) on anything else.
+local function words(v, fname, what)
+  local out = {}
+  if type(v) == "string" then
+    for w in v:gmatch("%S+") do out[#out + 1] = w end
+  elseif type(v) == "table" then
+    for i, w in ipairs(v) do
+      if type(w) ~= "string" then
+        errors.argerror(2, fname, what .. "[" .. i .. "] must be a string", w, 4)
+      end
+      out[#out + 1] = w
+    end
+  else
+    errors.argerror(2, fname, what .. " must be a string or a list of strings", v, 4)
+  end
+  return out
+end
+
+-- x5t#S256 of a PEM certificate: base64url(SHA-256(DER)), RFC 8705 §3.1.
+local function cert_thumbprint(pem)
+  local body = pem:match("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-(.-)%-%-%-%-%-END CERTIFICATE%-%-%-%-%-")
+  if not body then return nil end
+  local der = core.b64_decode((body:gsub("%s", "")))
+  if not der or der == "" then return nil end
+  return core.b64url_encode(core.sha2(256, der))
+end
+
+local VERIFY_OPTS = { audience = true, scope = true, leeway = true, dpop = true, now = true,
+  client_cert = true, client_cert_thumbprint = true }
+
+-- The sender constraint (RFC 9449 §6.1 cnf.jkt, RFC 8705 §3.1 cnf.x5t#S256).
+local function check_cnf(p, token, c, opts, leeway)
+  local cnf = c.cnf
+  if cnf == nil then
+    if opts.dpop ~= nil then
+      -- RFC 9449 §7.2: the DPoP scheme with a token that is not DPoP-bound
+      return reject("cnf", "a DPoP proof came with a token that is not DPoP-bound")
+    end
+    return true
+  end
+  if type(cnf) ~= "table" or cnf[1] ~= nil or next(cnf) == nil then
+    return reject("cnf", "cnf is not a confirmation object")
+  end
+  local known = 0
+  local jkt, x5t = cnf.jkt, cnf["x5t#S256"]
+  if jkt ~= nil then
+    known = known + 1
+    if type(jkt) ~= "string" or jkt == "" then return reject("cnf", "cnf.jkt is not a string") end
+    local d = opts.dpop
+    if d == nil then
+      return reject("dpop", "the token is DPoP-bound and the request has no DPoP proof", { dpop = true })
+    end
+    if type(d.proof) ~= "string" then
+      return reject("dpop", "the token is DPoP-bound and the request has no DPoP proof", { dpop = true })
+    end
+    -- loaded only for a DPoP-bound token
+    local claims, err = require("smartauth.dpop").verify_proof(d.proof, {
+      method = d.method, url = d.url, access_token = token, jkt = jkt, leeway = leeway,
+      store = p.options.store,
+    })
+    if not claims then
+      local e = errors.is(err) and err or nil
+      return reject("dpop", "DPoP proof: " .. tostring(e and e.description or err), {
+        dpop = true, code = e and e.code or nil, proof_check = e and e.check or nil,
+        nonce = e and e.nonce or nil })
+    end
+  end
+  if x5t ~= nil then
+    known = known + 1
+    if type(x5t) ~= "string" or x5t == "" then return reject("cnf", "cnf.x5t#S256 is not a string") end
+    local have = opts.client_cert_thumbprint
+    if have == nil and opts.client_cert ~= nil then
+      have = cert_thumbprint(opts.client_cert)
+      if not have then return reject("cnf", "the client certificate given is not a PEM certificate") end
+    end
+    if have == nil then
+      return reject("cnf", "the token is bound to a client certificate and none was given")
+    end
+    if not core.ct_equal(have, x5t) then
+      return reject("cnf", "the token is bound to another client certificate")
+    end
+  end
+  if known == 0 then
+    return reject("cnf", "the token is bound by a confirmation method this server cannot check")
+  end
+  return true
+end
+
+--- Verify an RFC 9068 JWT access token, for a resource server: signature
+-- (the provider's key set and alg allow-list, as for ID tokens; never
+-- `none`, never HS*), header `typ` `at+jwt`, then `iss` (the provider's
+-- issuer), `exp`, `nbf`, `iat` (with leeway), `aud` (must contain the
+-- audience), `client_id`, `sub`, `jti`, `scope` (every required scope),
+-- and a sender constraint: a DPoP-bound token (`cnf.jkt`) needs the
+-- request's proof in `opts.dpop` (checked by `smartauth.dpop.verify_proof`,
+-- with `jti` replay kept in the provider's store); a certificate-bound
+-- token (`cnf.x5t#S256`) needs the certificate the client presented on the
+-- TLS connection, as `opts.client_cert` (PEM, e.g. nginx's
+-- `$ssl_client_raw_cert`) or `opts.client_cert_thumbprint` (base64url
+-- SHA-256 of its DER). Discovers first when the key set is unknown.
+-- @function Provider:verify_access_token
+-- @tparam string token the compact JWS from the `Authorization` header
+-- @tparam table opts
+-- @tparam string|table opts.audience required: this resource server's
+--   identifier (or a list of them; one must be in `aud`)
+-- @tparam[opt] string|table opts.scope scopes the request needs (a
+--   space-separated string or a list); each must be in the token's `scope`
+-- @tparam[opt] number opts.leeway seconds of clock skew (default the
+--   provider's `leeway`)
+-- @tparam[opt] table opts.dpop `{ proof =, method =, url = }`: the request's
+--   `DPoP` header, method and URL. With it, a token that is not DPoP-bound
+--   is refused (RFC 9449 §7.2)
+-- @tparam[opt] string opts.client_cert the client's TLS certificate (PEM)
+-- @tparam[opt] string opts.client_cert_thumbprint or its `x5t#S256`
+-- @tparam[opt] number opts.now the time to check against (default now)
+-- @return the claims, or nil, err (`validation`; `err.check` names the
+--   failed check: `format`, `crit`, `typ`, `alg`, `kid`, `jwks`,
+--   `signature`, `iss`, `exp`, `nbf`, `iat`, `aud`, `client_id`, `sub`,
+--   `jti`, `scope` (with `err.scope`, the scopes asked for), `cnf`, `dpop`);
+--   `smartauth.www_authenticate(err)` words the answer
+function M.verify_access_token(self, token, opts)
+  if type(token) ~= "string" then
+    errors.argerror(1, "verify_access_token", "string expected", token)
+  end
+  if type(opts) ~= "table" then
+    errors.argerror(2, "verify_access_token", "table with 'audience' expected", opts)
+  end
+  for k in pairs(opts) do
+    if not VERIFY_OPTS[k] then error("verify_access_token: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  local audiences = words(opts.audience, "verify_access_token", "option 'audience'")
+  if #audiences == 0 then errors.argerror(2, "verify_access_token", "option 'audience' is empty", errors.NOGOT) end
+  local required = opts.scope ~= nil and words(opts.scope, "verify_access_token", "option 'scope'") or {}
+  if opts.dpop ~= nil and type(opts.dpop) ~= "table" then
+    errors.argerror(2, "verify_access_token", "option 'dpop' must be a table { proof =, method =, url = }", opts.dpop)
+  end
+  if opts.now ~= nil and not is_number(opts.now) then
+    errors.argerror(2, "verify_access_token", "option 'now' must be a number", opts.now)
+  end
+  if opts.leeway ~= nil and not (is_number(opts.leeway) and opts.leeway >= 0) then
+    errors.argerror(2, "verify_access_token", "option 'leeway' must be a number of seconds", opts.leeway)
+  end
+  for _, k in ipairs { "client_cert", "client_cert_thumbprint" } do
+    if opts[k] ~= nil and type(opts[k]) ~= "string" then
+      errors.argerror(2, "verify_access_token", "option '" .. k .. "' must be a string", opts[k])
+    end
+  end
+
+  local oidc = require "smartauth.oidc"
+  local issuer = self:endpoint("issuer")
+  if not issuer then
+    return nil, errors.new("config", "verify_access_token needs the provider's issuer", { option = "issuer" })
+  end
+  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
+    local ok, err = self:discover()
+    if not ok then return nil, err end
+  end
+  local now = opts.now or clock.now()
+  local leeway = opts.leeway or self.options.leeway or 0
+
+  local hc = self._header_cache
+  if not hc then
+    hc = jwt.header_cache()
+    self._header_cache = hc
+  end
+  local h, c, sig, input_len = jwt.parse(token, hc)
+  if not h then return nil, c end
+  local typ = h.typ
+  if type(typ) ~= "string" or not TYP[typ:lower()] then
+    return reject("typ", "header typ is not at+jwt (RFC 9068)")
+  end
+  local ok, serr = oidc.check_signature(self, token, h, sig, input_len, now, reject, false)
+  if not ok then return nil, vault.scrub(self, serr, { token }) end
+
+  if type(c.iss) ~= "string" or c.iss ~= issuer then return reject("iss", "iss does not match the issuer") end
+  local exp, nbf, iat = c.exp, c.nbf, c.iat
+  if not is_number(exp) then return reject("exp", "no exp claim") end
+  if now - leeway >= exp then return reject("exp", "expired") end
+  if nbf ~= nil then
+    if not is_number(nbf) then return reject("nbf", "nbf is not a number") end
+    if nbf > now + leeway then return reject("nbf", "not valid yet (nbf)") end
+  end
+  if not is_number(iat) then return reject("iat", "no iat claim") end
+  if iat > now + leeway then return reject("iat", "iat is in the future") end
+
+  local aud, found = c.aud, false
+  if type(aud) == "string" then aud = { aud } end
+  if type(aud) ~= "table" or aud[1] == nil then return reject("aud", "no aud claim") end
+  for _, a in ipairs(aud) do
+    for _, want in ipairs(audiences) do
+      if a == want then found = true end
+    end
+  end
+  if not found then return reject("aud", "aud does not name this resource server") end
+
+  for _, name in ipairs { "client_id", "sub", "jti" } do
+    local v = c[name]
+    if type(v) ~= "string" or v == "" then return reject(name, "no " .. name .. " claim") end
+  end
+
+  if c.scope ~= nil and type(c.scope) ~= "string" then
+    return reject("scope", "scope is not a string", { scope = table.concat(required, " ") })
+  end
+  if #required > 0 then
+    local have = {}
+    for w in (c.scope or ""):gmatch("%S+") do have[w] = true end
+    for _, w in ipairs(required) do
+      if not have[w] then
+        return reject("scope", "scope '" .. errors.clean_text(w, 64) .. "' was not granted",
+          { scope = table.concat(required, " "), status = 403 })
+      end
+    end
+  end
+
+  local cok, cerr = check_cnf(self, token, c, opts, leeway)
+  if not cok then return nil, vault.scrub(self, cerr, { token, opts.dpop and opts.dpop.proof or nil }) end
+  return c
+end
+
+-- ------------------------------------------------- the WWW-Authenticate header
+
+-- What a challenge says for each check: fixed text, never anything of the
+-- token (its claims are outside data, and could carry secrets).
+local DESCRIPTION = {
+  format = "the access token is malformed",
+  crit = "the access token has critical header parameters this server does not understand",
+  typ = "the access token is not a JWT access token",
+  alg = "the access token's signing algorithm is not accepted",
+  kid = "the access token's signing key is unknown",
+  jwks = "the access token's signing key is unknown",
+  signature = "the access token's signature does not verify",
+  iss = "the access token is from another issuer",
+  exp = "the access token expired",
+  nbf = "the access token is not valid yet",
+  iat = "the access token was issued in the future",
+  aud = "the access token is for another audience",
+  client_id = "the access token has no client_id",
+  sub = "the access token has no sub",
+  jti = "the access token has no jti",
+  scope = "the access token lacks the scope this request needs",
+  cnf = "the access token's sender constraint is not met",
+  dpop = "the DPoP proof is invalid",
+}
+
+-- The algorithms a DPoP proof may use (RFC 9449 §7.1 `algs`): the
+-- asymmetric ones the core verifies.
+local function proof_algs()
+  local list = {}
+  for alg, a in pairs(core.jws_algs()) do
+    if a.kty ~= "oct" then list[#list + 1] = alg end
+  end
+  table.sort(list)
+  return list
+end
+
+-- A quoted-string (RFC 9110 §5.6.4): quote and backslash escaped; control
+-- characters and bytes beyond ASCII become '?', so no value can split the
+-- header.
+local function quote(s)
+  s = tostring(s):gsub("[%c\127-\255]", "?"):gsub('[\\"]', "\\%0")
+  return '"' .. s .. '"'
+end
+
+local function challenge(scheme, params)
+  local parts = {}
+  for _, kv in ipairs(params) do
+    parts[#parts + 1] = kv[1] .. "=" .. quote(kv[2])
+  end
+  if #parts == 0 then return scheme end
+  return scheme .. " " .. table.concat(parts, ", ")
+end
+
+local WWW_OPTS = { realm = true, scope = true, dpop = true, bearer = true, scheme = true }
+
+--- The `WWW-Authenticate` value (and the HTTP status) a resource server
+-- answers a request it refuses with (RFC 6750 §3, RFC 9449 §7.1). No
+-- error at all (a request without a token): the challenge alone. A
+-- `scope` failure: `error="insufficient_scope"` with the scopes asked for,
+-- status 403. A failed DPoP proof: `error="invalid_dpop_proof"` (or
+-- `"use_dpop_nonce"`) on the DPoP challenge. Any other failure:
+-- `error="invalid_token"`, 401. The description is fixed text per check:
+-- nothing of the token or the proof. Values are quoted and escaped.
+-- @function www_authenticate
+-- @param[opt] err what `p:verify_access_token` (or `p:introspect`) returned,
+--   or nil for a request without a token
+-- @tparam[opt] table opts `realm`; `scope` (advertised when the error has
+--   none); `dpop` = `true` or a list of algs (offer the DPoP scheme; default
+--   algs: the asymmetric ones this library verifies); `bearer = false`
+--   (DPoP only); `scheme` = the scheme the request used (`"DPoP"` puts the
+--   error on the DPoP challenge)
+-- @return the header value, and the status (401 or 403)
+function M.www_authenticate(err, opts)
+  if err ~= nil and type(err) ~= "table" then
+    errors.argerror(1, "www_authenticate", "error object or nil expected", err)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    errors.argerror(2, "www_authenticate", "table expected", opts)
+  end
+  opts = opts or options.NO_OPTS
+  for k in pairs(opts) do
+    if not WWW_OPTS[k] then error("www_authenticate: unknown option '" .. tostring(k) .. "'", 2) end
+  end
+  if opts.realm ~= nil and type(opts.realm) ~= "string" then
+    errors.argerror(2, "www_authenticate", "option 'realm' must be a string", opts.realm)
+  end
+  local status, code, desc, scope = 401, nil, nil, opts.scope
+  if type(scope) == "table" then scope = table.concat(scope, " ") end
+  local on_dpop = opts.scheme ~= nil and tostring(opts.scheme):lower() == "dpop"
+  if err then
+    local check = err.check
+    if err.kind == "validation" and check == "scope" then
+      status, code = 403, "insufficient_scope"
+      if type(err.scope) == "string" and err.scope ~= "" then scope = err.scope end
+    elseif check == "dpop" or err.code == "use_dpop_nonce" then
+      on_dpop = true
+      code = err.code == "use_dpop_nonce" and "use_dpop_nonce" or "invalid_dpop_proof"
+    else
+      code = "invalid_token"
+    end
+    desc = (code == "use_dpop_nonce" and "a DPoP nonce is required")
+      or (err.kind == "validation" and DESCRIPTION[check])
+      or (err.kind == "validation" and "the access token is invalid")
+      or "the access token could not be verified"
+  end
+  local params = {}
+  if opts.realm then params[#params + 1] = { "realm", opts.realm } end
+  local with_error = {}
+  for _, kv in ipairs(params) do with_error[#with_error + 1] = kv end
+  if code then with_error[#with_error + 1] = { "error", code } end
+  if desc then with_error[#with_error + 1] = { "error_description", desc } end
+  if scope and scope ~= "" then with_error[#with_error + 1] = { "scope", scope } end
+
+  -- the error goes on the challenge of the scheme at fault
+  local target = (on_dpop or opts.bearer == false) and "DPoP" or "Bearer"
+  local out = {}
+  if opts.bearer ~= false then
+    out[#out + 1] = challenge("Bearer", target == "Bearer" and with_error or params)
+  end
+  if opts.dpop or target == "DPoP" then
+    local algs = type(opts.dpop) == "table" and opts.dpop or proof_algs()
+    local dp = {}
+    for _, kv in ipairs(target == "DPoP" and with_error or params) do dp[#dp + 1] = kv end
+    dp[#dp + 1] = { "algs", table.concat(algs, " ") }
+    out[#out + 1] = challenge("DPoP", dp)
+  end
+  return table.concat(out, ", "), status
+end
+
+-- ------------------------------------------------------ the introspection cache
+
+M.CACHE_MAX_TTL = 300      -- seconds a positive answer is kept at most
+M.CACHE_MAX_ENTRIES = 1000
+
+local Cache = { __name = "smartauth.resource.cache" }
+Cache.__index = Cache
+
+--- Check the `introspection_cache` option: true, false, or `{ max_entries
+-- =, max_ttl = }`. Returns true or nil, message.
+function M.check_cache_option(v)
+  if type(v) == "boolean" then return true end
+  if type(v) ~= "table" then return nil, "must be true, false or { max_entries =, max_ttl = }" end
+  for k, x in pairs(v) do
+    if k == "max_entries" then
+      if not (math_type(x) == "integer" or (is_number(x) and x == math.floor(x))) or x < 1 or x > 1e7 then
+        return nil, "max_entries must be an integer from 1 to 10000000"
+      end
+    elseif k == "max_ttl" then
+      if not is_number(x) or x <= 0 or x > 86400 then
+        return nil, "max_ttl must be a number of seconds from 0 to 86400"
+      end
+    else
+      return nil, "has an unknown field '" .. tostring(k) .. "'"
+    end
+  end
+  return true
+end
+
+-- An LRU of positive answers: a doubly linked list, most recent first.
+local function new_cache(o)
+  o = type(o) == "table" and o or options.NO_OPTS
+  local head = {}
+  head.next, head.prev = head, head
+  return setmetatable({ max_entries = o.max_entries or M.CACHE_MAX_ENTRIES,
+    max_ttl = o.max_ttl or M.CACHE_MAX_TTL, map = {}, n = 0, head = head }, Cache)
+end
+
+local function unlink(e)
+  e.prev.next, e.next.prev = e.next, e.prev
+end
+
+local function push_front(head, e)
+  e.next, e.prev = head.next, head
+  head.next.prev = e
+  head.next = e
+end
+
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local t = {}
+  for k, x in pairs(v) do t[k] = copy(x) end
+  return setmetatable(t, getmetatable(v))
+end
+
+function Cache:_drop(e)
+  unlink(e)
+  self.map[e.key] = nil
+  self.n = self.n - 1
+end
+
+--- The cached answer for a token (a copy), or nil.
+function Cache:get(token, now)
+  local key = core.sha2(256, token)
+  local e = self.map[key]
+  if not e then return nil end
+  if e.expires <= (now or clock.now()) then
+    self:_drop(e)
+    return nil
+  end
+  unlink(e)
+  push_front(self.head, e)
+  return copy(e.data)
+end
+
+--- Keep a positive answer until its `exp` or `max_ttl`, whichever is
+-- first; a negative one, or one already expired, is not kept.
+function Cache:put(token, data, now)
+  if type(data) ~= "table" or data.active ~= true then return end
+  now = now or clock.now()
+  local expires = now + self.max_ttl
+  if data.exp ~= nil then
+    if not is_number(data.exp) then return end
+    if data.exp < expires then expires = data.exp end
+  end
+  if expires <= now then return end
+  local key = core.sha2(256, token)
+  local old = self.map[key]
+  if old then self:_drop(old) end
+  while self.n >= self.max_entries do
+    self:_drop(self.head.prev) -- the least recently used
+  end
+  local e = { key = key, data = copy(data), expires = expires }
+  self.map[key] = e
+  push_front(self.head, e)
+  self.n = self.n + 1
+end
+
+--- The number of answers kept.
+function Cache:size()
+  return self.n
+end
+
+--- The provider's introspection cache, or nil when the option is off.
+function M.cache(p)
+  local o = p.options.introspection_cache
+  if not o then return nil end
+  local c = p._introspection_cache
+  if not c then
+    c = new_cache(o)
+    p._introspection_cache = c
+  end
+  return c
+end
+
+return M
