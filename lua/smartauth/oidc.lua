@@ -96,7 +96,9 @@ end
 -- when `hmac` is true, the client secret.
 -- @param p provider
 -- @param token the compact JWS
--- @param h its decoded header; sig, input_len: from jwt.parse
+-- @param h its decoded header (from jwt.parse)
+-- @param sig the signature bytes (from jwt.parse)
+-- @param input_len the signing input's length (from jwt.parse)
 -- @param now the time keys are checked at
 -- @param refuse function(check, msg) -> nil, err (names the token in the message)
 -- @param hmac whether HS* with the client secret may be accepted
