@@ -44,6 +44,7 @@ M.ENDPOINTS = {
   "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
   "revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint",
   "end_session_endpoint",
+  "pushed_authorization_request_endpoint",
 }
 
 --- The default `leeway`, in seconds.
@@ -178,6 +179,24 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   `client_cert`; a secret
 -- @tfield[opt] string client_key_password the password of an encrypted
 --   `client_key` (decrypted by the C core; a secret)
+-- @tfield[opt] string pushed_authorization_request_endpoint URL of the RFC 9126
+--   pushed authorization request endpoint (else from discovery)
+-- @tfield[opt=false] boolean par push every authorization request (RFC 9126):
+--   `p:authorization_url` POSTs its parameters with the client's
+--   authentication and returns a short URL with `client_id` and
+--   `request_uri`. On by itself when the metadata says
+--   `require_pushed_authorization_requests`
+-- @tfield[opt=false] boolean request_object send authorization requests as a
+--   signed request object (RFC 9101 JAR, `request=`), alone or pushed with
+--   `par`; signed with `client_assertion_key` (needed)
+-- @tfield[opt] string request_object_signing_alg the request object's JWS
+--   algorithm (never `none`); default: the key's own when the metadata's
+--   `request_object_signing_alg_values_supported` lists it (or lists
+--   nothing), else the first listed one the key can sign with
+-- @tfield[opt] string|table resource RFC 8707 resource indicator(s): an
+--   absolute URI without fragment, or a list of them (sent as repeated
+--   `resource` parameters) on authorization requests, code exchanges, the
+--   grants and refreshes; a call's own `resource` replaces it
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -219,6 +238,12 @@ local SCHEMA = {
   proxy = "string", no_proxy = "string",         -- "http://[user:password@]host:port"; "host,host"
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
+  -- RFC 9126 PAR, RFC 9101 JAR, RFC 8707 resource indicators (authcode.lua)
+  pushed_authorization_request_endpoint = "url",
+  par = "boolean",                               -- a profile (fapi2) may switch it on in new()
+  request_object = "boolean",
+  request_object_signing_alg = "string",         -- never "none"
+  resource = "any",                              -- string or list: url.check_resource
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -281,6 +306,20 @@ function M.new(opts, where, extra)
       and not o.client_secret then
     return cfg_err(where .. ": client_auth '" .. o.client_auth .. "' needs option 'client_secret'",
       { option = "client_secret" })
+  end
+  if o.resource ~= nil then
+    local r, msg = url.check_resource(o.resource)
+    if not r then return cfg_err(where .. ": option 'resource' " .. msg, { option = "resource" }) end
+    o.resource = r
+  end
+  if o.request_object and o.client_assertion_key == nil then
+    return cfg_err(where .. ": option 'request_object' needs option 'client_assertion_key' (the signing key)",
+      { option = "client_assertion_key" })
+  end
+  if o.request_object_signing_alg ~= nil and (o.request_object_signing_alg:lower() == "none"
+      or o.request_object_signing_alg:find("^HS")) then
+    return cfg_err(where .. ": option 'request_object_signing_alg' must be an asymmetric algorithm" ..
+      " (request objects are signed with client_assertion_key)", { option = "request_object_signing_alg" })
   end
   local self = setmetatable({}, Provider)
   -- secrets, tokens and what may hold one (an API key, token_headers) are
