@@ -236,7 +236,7 @@ function M.authorization_url(self, opts)
     end
   end
   if max_age then params.max_age, structured.max_age = tostring(max_age), max_age end
-  params.resource = resource
+  params.resource = resource or nil
   local secret
   if self.options.request_object then
     local ro, roerr = request_object(self, params, structured)
