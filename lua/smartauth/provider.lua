@@ -6,7 +6,7 @@
 --     discovery.lua     p:discover(), endpoints found by discovery
 --     client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
 --     grant.lua         client_credentials, password, refresh, revoke, introspect, logout
---     authcode.lua      authorization_url, exchange_code, parse_redirect
+--     authcode.lua      authorization_url (PAR, JAR), exchange_code, parse_redirect
 --     token_source.lua  token(), the token lifecycle, store key
 --     api.lua           request(): the token attached, one renewal on 401
 --     oidc.lua          verify_id_token, userinfo
@@ -423,14 +423,15 @@ end
 
 --- Client credentials grant (RFC 6749 §4.4); the token is kept (memory and store).
 -- @function Provider:client_credentials
--- @tparam[opt] table opts `scope` (default the provider's), and any extra
---   form parameter (`resource`, `audience`, ...)
+-- @tparam[opt] table opts `scope` (default the provider's), `resource`
+--   (RFC 8707: a URI or a list; default the option), and any extra form
+--   parameter (`audience`, ...)
 -- @return a `smartauth.token`, or nil, err
 
 --- Resource owner password grant (RFC 6749 §4.3); the token is kept.
 -- @function Provider:password
--- @tparam[opt] table opts `username`, `password`, `scope` (defaults: the
---   provider's options), and any extra form parameter
+-- @tparam[opt] table opts `username`, `password`, `scope`, `resource`
+--   (defaults: the provider's options), and any extra form parameter
 -- @return a `smartauth.token`, or nil, err
 
 --- Refresh a token (RFC 6749 §6) and keep the result. The refresh token,
@@ -439,7 +440,8 @@ end
 -- (`p:save_error()` says why).
 -- @function Provider:refresh
 -- @tparam table|string tok a token object, or a refresh token
--- @tparam[opt] table opts `scope`, and any extra form parameter
+-- @tparam[opt] table opts `scope`, `resource` (default the option), and any
+--   extra form parameter
 -- @return a `smartauth.token`, or nil, err
 
 --- Revoke a token (RFC 7009) and forget it. A token object's refresh token
@@ -461,10 +463,17 @@ end
 -- @tparam[opt] table opts `redirect_uri`, `scope`, `response_type` (defaults:
 --   the provider's options), `state` (default random), `nonce` (a string, or
 --   `false` for none), `pkce` (`false` turns it off), `max_age` (seconds),
---   `response_mode`; any other field (`prompt`, `login_hint`, `acr_values`,
---   `ui_locales`, `resource`, ...) is sent as a request parameter
+--   `response_mode`, `resource` (RFC 8707: a URI or a list, sent as repeated
+--   parameters; default the `resource` option); any other field (`prompt`,
+--   `login_hint`, `acr_values`, `ui_locales`, ...) is sent as a request
+--   parameter. With `request_object` the parameters travel in a signed
+--   request object (RFC 9101); with `par` (or when the metadata requires it)
+--   they are pushed first (RFC 9126) and the URL carries only `client_id`
+--   and `request_uri`: then this makes a request (it yields inside a task)
+--   and can fail
 -- @return the URL and the session (a plain table to keep until the
---   callback: state, nonce, code_verifier, ...), or nil, err
+--   callback: state, nonce, code_verifier, ...), or nil, err (`config`,
+--   or the push's `oauth`, `http`, `validation`, ... error)
 
 --- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
 -- callback against the session, in this order: the session is this
@@ -474,7 +483,8 @@ end
 -- @function Provider:exchange_code
 -- @tparam table opts `session` (from `authorization_url`), and either `url`
 --   (the whole redirect) or `code`, `state` and `iss`; `iss = false` for a
---   code a person typed in (nothing can carry `iss`)
+--   code a person typed in (nothing can carry `iss`); `resource` (RFC 8707;
+--   default the authorization request's)
 -- @return a `smartauth.token` (with `claims` when an ID token came), or nil, err
 
 --- The key this provider's token is stored under: a readable prefix (the
