@@ -163,6 +163,22 @@ describe("#interop authorization requests against oidc-provider", function()
     end)
   end)
 
+  it("p:login's loopback flow pushes the request of a client that must push", function()
+    local p = par_client()
+    local opened
+    local tok, err = p:login { flow = "loopback", timeout = 30, show = function() end, open = function(u)
+      opened = u
+      -- the person's browser: through the OP, then to the listener (already
+      -- listening), from another process so that the flow can serve it
+      local back = op:login(u, { login = "carol", password = "x" })
+      os.execute("curl -s -o /dev/null --max-time 20 '" .. back:gsub("'", "") .. "' &")
+      return true
+    end }
+    assert(tok, tostring(err))
+    assert.matches("%?client_id=par%-client&request_uri=urn", opened)
+    assert.equal("carol", tok.claims.sub)
+  end)
+
   it("runs the pushed, signed flow with a resource inside smartauth.spawn", function()
     local p = jar_client { par = true }
     local task = smartauth.spawn(function()
