@@ -3,12 +3,14 @@
 -- and its session, callback parsing, and the code exchange.
 -- @module smartauth.authcode
 local compat = require "smartauth.compat"
+local client_auth = require "smartauth.client_auth"
 local clock = require "smartauth.clock"
 local json = require "smartauth.json"
 local core = require "smartauth.core"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
+local jwt = require "smartauth.jwt"
 local options = require "smartauth.options"
 local url = require "smartauth.url"
 local vault = require "smartauth.vault"
@@ -31,7 +33,109 @@ end
 
 local AUTHZ_CONSUMED = {
   redirect_uri = true, scope = true, response_type = true, pkce = true, state = true, nonce = true,
+  resource = true,
 }
+
+M.REQUEST_OBJECT_TTL = 300 -- seconds a request object is valid (FAPI 2.0: at most 3600 past nbf)
+M.MAX_REQUEST_URI = 4096   -- bytes of a pushed request's request_uri
+
+-- Is the request pushed (RFC 9126)? The option (a profile such as fapi2
+-- sets it when the provider is made), or the metadata's requirement.
+local function par_on(self)
+  if self.options.par then return true end
+  local md = self:metadata()
+  return type(md) == "table" and md.require_pushed_authorization_requests == true
+end
+
+-- The request object's alg: the option, else the key's own when the
+-- metadata lists it (or lists nothing), else the first listed alg the key
+-- signs with. Never none, never HS* (the key is asymmetric).
+local function request_object_alg(self, key)
+  local alg = self.options.request_object_signing_alg
+  if alg then
+    local ok, _, why = key:alg_ok(alg)
+    if not ok then
+      return cfg_err("client_assertion_key cannot sign request objects with " .. alg .. ": " .. tostring(why))
+    end
+    return alg
+  end
+  local own = key:default_alg()
+  local md = self:metadata()
+  local listed = type(md) == "table" and md.request_object_signing_alg_values_supported
+  if type(listed) ~= "table" or listed[1] == nil then
+    if own then return own end
+    return cfg_err("client_assertion_key: no signing algorithm for request objects")
+  end
+  for _, a in ipairs(listed) do
+    if a == own then return own end
+  end
+  for _, a in ipairs(listed) do
+    if type(a) == "string" and a ~= "none" and not a:find("^HS") and key:alg_ok(a) then return a end
+  end
+  return cfg_err("none of the provider's request_object_signing_alg_values_supported can be signed " ..
+    "with client_assertion_key (set option 'request_object_signing_alg')")
+end
+
+-- The signed request object (RFC 9101 §4): every parameter as a claim
+-- (`structured` holds the JSON-valued ones as values), iss = client_id,
+-- aud = issuer, a short life and a fresh jti. A bearer of the whole
+-- request: it never appears in errors or hook events (wire.lua).
+local function request_object(self, params, structured)
+  local iss = self:endpoint("issuer")
+  if not iss then
+    return cfg_err("request_object needs the provider's issuer (the request object's audience)")
+  end
+  if type(self.options.client_id) ~= "string" then
+    return cfg_err("request_object needs option 'client_id' (the request object's issuer)")
+  end
+  local key, kerr = client_auth.signing_key(self)
+  if not key then return nil, kerr end
+  local alg, aerr = request_object_alg(self, key)
+  if not alg then return nil, aerr end
+  local claims = {}
+  for k, v in pairs(params) do claims[k] = v end
+  for k, v in pairs(structured) do claims[k] = v end
+  local now = clock.now()
+  claims.iss, claims.aud = self.options.client_id, iss
+  claims.iat, claims.nbf, claims.exp = now, now, now + M.REQUEST_OBJECT_TTL
+  claims.jti = random_token(24)
+  local out, err = jwt.encode({ alg = alg, typ = "oauth-authz-req+jwt", kid = self.options.client_assertion_kid },
+    claims, key)
+  if not out then
+    return cfg_err("cannot sign the request object: " .. tostring(errors.is(err) and err.description or err))
+  end
+  return out
+end
+
+local PAR_WHAT = "pushed authorization request endpoint"
+
+-- Push the request (RFC 9126 §2) with the client's authentication; the
+-- answer's request_uri, or nil, err. An error answer is the usual oauth
+-- error; an answer without a usable request_uri or expires_in is refused.
+local function push(self, form, secret)
+  local extra = secret and { secret } or nil
+  local res, err = grant.post_form(self, "pushed_authorization_request_endpoint", form)
+  if not res then return nil, vault.scrub(self, err, extra) end
+  local data = json.object(res.body)
+  if res.status < 200 or res.status >= 300 or (data and data.error ~= nil and data.error ~= json.null) then
+    local _, derr = grant.decode(self, res, PAR_WHAT, extra)
+    return nil, vault.scrub(self, derr or errors.new("http", PAR_WHAT .. " returned HTTP " .. res.status,
+      { status = res.status }), extra)
+  end
+  if not data then
+    return nil, errors.new("http", PAR_WHAT .. " returned a body that is not a JSON object", { status = res.status })
+  end
+  local ru, ttl = data.request_uri, data.expires_in
+  if type(ru) ~= "string" or ru == "" or #ru > M.MAX_REQUEST_URI or ru:find("[%s%c]") then
+    return nil, errors.new("validation", PAR_WHAT .. " answered without a usable request_uri",
+      { check = "request_uri", status = res.status })
+  end
+  if type(ttl) ~= "number" or not (ttl > 0 and ttl < math.huge) then
+    return nil, errors.new("validation", PAR_WHAT .. " answered without a positive expires_in",
+      { check = "expires_in", status = res.status })
+  end
+  return ru, ttl
+end
 
 
 -- Who a session belongs to: the issuer, else the token endpoint and client
@@ -56,11 +160,16 @@ end
 
 --- Build an authorization request URL (RFC 6749 §4.1.1, RFC 7636, OIDC).
 -- state and PKCE S256 are on by default, nonce whenever an ID token may
--- come back. Any other field is sent as a request parameter.
+-- come back. Any other field is sent as a request parameter. With
+-- `request_object` the parameters travel in a signed request object (RFC
+-- 9101); with `par` (or the metadata's requirement) they are pushed first
+-- (RFC 9126) and the URL carries only client_id and request_uri: then
+-- this makes a request (it yields inside a task) and can fail.
 -- @param self the provider (the method `p:authorization_url`)
 -- @param opts redirect_uri, scope, response_type, state, nonce (false: none),
---   pkce (false: none), max_age, response_mode, and request parameters
--- @return url, session (a plain table to keep until the callback)
+--   pkce (false: none), max_age, response_mode, resource (RFC 8707), and
+--   request parameters
+-- @return url, session (a plain table to keep until the callback), or nil, err
 function M.authorization_url(self, opts)
   opts = check_opts(opts, "authorization_url")
   local ep, err = discovery.endpoint(self, "authorization_endpoint")
@@ -80,6 +189,8 @@ function M.authorization_url(self, opts)
       return cfg_err("authorization_url: 'max_age' must be a non-negative integer (seconds)")
     end
   end
+  local resource, rerr = grant.resource(self, opts.resource, "authorization_url")
+  if rerr then return nil, rerr end
   local identity, ierr = authz_identity(self)
   if not identity then return nil, ierr end
   local session = {
@@ -93,6 +204,7 @@ function M.authorization_url(self, opts)
     provider = identity,
     iss_required = iss_promised(self) or nil,
     created_at = clock.now(),
+    resource = resource or nil,
   }
   local params = {
     response_type = response_type, client_id = self.options.client_id,
@@ -107,16 +219,36 @@ function M.authorization_url(self, opts)
     session.nonce = type(opts.nonce) == "string" and opts.nonce or random_token(32)
     params.nonce = session.nonce
   end
+  -- JSON-valued parameters as values, for a request object's claims
+  local structured = {}
   for k, v in pairs(opts) do
     if not AUTHZ_CONSUMED[k] then
       if type(k) ~= "string" then error("authorization parameters must have string names", 2) end
       if type(v) == "table" then
-        v = (k == "claims" or k == "authorization_details") and json.encode(v) or table.concat(v, " ")
+        if k == "claims" or k == "authorization_details" then
+          structured[k] = v
+          v = json.encode(v)
+        else
+          v = table.concat(v, " ")
+        end
       end
       params[k] = tostring(v)
     end
   end
-  if max_age then params.max_age = tostring(max_age) end
+  if max_age then params.max_age, structured.max_age = tostring(max_age), max_age end
+  params.resource = resource or nil
+  local secret
+  if self.options.request_object then
+    local ro, roerr = request_object(self, params, structured)
+    if not ro then return nil, roerr end
+    secret = ro
+    params = { client_id = self.options.client_id, request = ro }
+  end
+  if par_on(self) then
+    local ru, perr = push(self, params, secret)
+    if not ru then return nil, perr end
+    params = { client_id = self.options.client_id, request_uri = ru }
+  end
   return url.add_query(ep, params), session
 end
 
@@ -233,10 +365,18 @@ function M.exchange_code(self, opts)
   if type(cb.code) ~= "string" or cb.code == "" then
     return nil, errors.new("validation", "no authorization code in the callback")
   end
+  -- RFC 8707 §2.2: the resource of the token asked for, by default the
+  -- authorization request's
+  local resource = session.resource
+  if opts.resource ~= nil or resource == nil then
+    local rerr
+    resource, rerr = grant.resource(self, opts.resource, "exchange_code")
+    if rerr then return nil, rerr end
+  end
   local form = {
     grant_type = "authorization_code", code = cb.code,
     redirect_uri = opts.redirect_uri or session.redirect_uri,
-    code_verifier = session.code_verifier,
+    code_verifier = session.code_verifier, resource = resource,
   }
   local tok, err = grant.request(self, form, { cb.code })
   if not tok then return nil, err end

@@ -17,10 +17,12 @@ local function cfg_err(msg)
   return nil, errors.new("config", msg)
 end
 
--- The signing key for private_key_jwt, parsed once.
-local function assertion_key(p)
+--- The client's private key (option `client_assertion_key`), parsed once:
+-- private_key_jwt assertions and RFC 9101 request objects are signed with it.
+-- @return the key object, or nil, err (`config`)
+function M.signing_key(p)
   local s = secrets[p]
-  if s.assertion_key then return s.assertion_key, s.assertion_alg end
+  if s.signing_key then return s.signing_key end
   local src = s.client_assertion_key
   local key, kind, msg
   if type(src) == "table" then
@@ -39,6 +41,16 @@ local function assertion_key(p)
     return cfg_err("private_key_jwt needs option 'client_assertion_key' (PEM, PEM file or JWK)")
   end
   if not key then return cfg_err("client_assertion_key: " .. tostring(msg or kind)) end
+  s.signing_key = key
+  return key
+end
+
+-- The signing key for private_key_jwt and its alg, chosen once.
+local function assertion_key(p)
+  local s = secrets[p]
+  if s.assertion_key then return s.assertion_key, s.assertion_alg end
+  local key, kerr = M.signing_key(p)
+  if not key then return nil, kerr end
   -- which alg goes with which key is the core's alg table, not ours
   local alg = p.options.client_assertion_alg
   if not alg then

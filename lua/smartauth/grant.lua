@@ -145,6 +145,19 @@ local function token_string(tok, field)
   return nil
 end
 
+--- The RFC 8707 resource indicators of a request: the call's `resource`
+-- (a string or a list; a wrong type raises), else the provider's option.
+-- @return the value (false when there is none), or nil, err (`config`)
+function M.resource(self, v, fname)
+  if v == nil then return self.options.resource or false end
+  if type(v) ~= "string" and type(v) ~= "table" then
+    errors.argerror(nil, fname, "'resource' must be a string or a list of strings", v, 2)
+  end
+  local r, msg = url.check_resource(v)
+  if not r then return cfg_err(fname .. ": 'resource' " .. msg, { option = "resource" }) end
+  return r
+end
+
 -- Extra request parameters: anything not consumed by the grant itself.
 local function add_extra(form, opts, consumed)
   if next(opts) == nil then return end
@@ -162,9 +175,9 @@ local function add_extra(form, opts, consumed)
 end
 
 
-local SCOPE_ONLY = { scope = true }
-local PASSWORD_CONSUMED = { username = true, password = true, scope = true }
-local REFRESH_CONSUMED = { scope = true, force = true, min_ttl = true }
+local SCOPE_ONLY = { scope = true, resource = true }
+local PASSWORD_CONSUMED = { username = true, password = true, scope = true, resource = true }
+local REFRESH_CONSUMED = { scope = true, force = true, min_ttl = true, resource = true }
 
 
 -- An ID token from a grant other than the code flow (password, refresh,
@@ -198,7 +211,10 @@ end
 -- what they return).
 local function cc_request(self, opts)
   local scope = opts.scope or self.options.scope
-  local form = { grant_type = "client_credentials", scope = scope }
+  local resource, rerr = M.resource(self, opts.resource, "client_credentials")
+  if rerr then return nil, rerr end
+  -- the provider's resource never changes: a prepared request may hold it
+  local form = { grant_type = "client_credentials", scope = scope, resource = resource }
   local prep_key
   if (scope == nil or type(scope) == "string")
       and (next(opts) == nil or (next(opts) == "scope" and next(opts, "scope") == nil)) then
@@ -219,7 +235,10 @@ local function password_request(self, opts)
   if type(user) ~= "string" or type(pw) ~= "string" then
     return cfg_err("password grant needs 'username' and 'password'")
   end
-  local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.options.scope }
+  local resource, rerr = M.resource(self, opts.resource, "password")
+  if rerr then return nil, rerr end
+  local form = { grant_type = "password", username = user, password = pw, scope = opts.scope or self.options.scope,
+    resource = resource }
   add_extra(form, opts, PASSWORD_CONSUMED)
   local tok, err = M.request(self, form, { pw })
   if not tok then return nil, err end
@@ -266,7 +285,9 @@ function M.refresh_request(self, tok, opts)
   if type(rt) ~= "string" or rt == "" then
     return nil, errors.new("validation", "token has no refresh_token")
   end
-  local form = { grant_type = "refresh_token", refresh_token = rt, scope = opts.scope }
+  local resource, rerr = M.resource(self, opts.resource, "refresh")
+  if rerr then return nil, rerr end
+  local form = { grant_type = "refresh_token", refresh_token = rt, scope = opts.scope, resource = resource }
   add_extra(form, opts, REFRESH_CONSUMED)
   local nt, err = M.request(self, form, { rt })
   if not nt then return nil, err end

@@ -6,7 +6,7 @@
 --     discovery.lua     p:discover(), endpoints found by discovery
 --     client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
 --     grant.lua         client_credentials, password, refresh, revoke, introspect, logout
---     authcode.lua      authorization_url, exchange_code, parse_redirect
+--     authcode.lua      authorization_url (PAR, JAR), exchange_code, parse_redirect
 --     token_source.lua  token(), the token lifecycle, store key
 --     api.lua           request(): the token attached, one renewal on 401
 --     oidc.lua          verify_id_token, userinfo
@@ -45,6 +45,7 @@ M.ENDPOINTS = {
   "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
   "revocation_endpoint", "introspection_endpoint", "device_authorization_endpoint",
   "end_session_endpoint",
+  "pushed_authorization_request_endpoint",
 }
 
 --- The default `leeway`, in seconds.
@@ -185,6 +186,24 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   the token's SHA-256 (never the token); negative answers are never kept.
 --   `true`, or `{ max_entries = (default 1000, least recently used dropped
 --   first), max_ttl = }`. A revoked token stays accepted until its entry ends
+-- @tfield[opt] string pushed_authorization_request_endpoint URL of the RFC 9126
+--   pushed authorization request endpoint (else from discovery)
+-- @tfield[opt=false] boolean par push every authorization request (RFC 9126):
+--   `p:authorization_url` POSTs its parameters with the client's
+--   authentication and returns a short URL with `client_id` and
+--   `request_uri`. On by itself when the metadata says
+--   `require_pushed_authorization_requests`
+-- @tfield[opt=false] boolean request_object send authorization requests as a
+--   signed request object (RFC 9101 JAR, `request=`), alone or pushed with
+--   `par`; signed with `client_assertion_key` (needed)
+-- @tfield[opt] string request_object_signing_alg the request object's JWS
+--   algorithm (never `none`); default: the key's own when the metadata's
+--   `request_object_signing_alg_values_supported` lists it (or lists
+--   nothing), else the first listed one the key can sign with
+-- @tfield[opt] string|table resource RFC 8707 resource indicator(s): an
+--   absolute URI without fragment, or a list of them (sent as repeated
+--   `resource` parameters) on authorization requests, code exchanges, the
+--   grants and refreshes; a call's own `resource` replaces it
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -227,6 +246,12 @@ local SCHEMA = {
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
   introspection_cache = "any",             -- true or { max_entries =, max_ttl = } (resource.lua)
+  -- RFC 9126 PAR, RFC 9101 JAR, RFC 8707 resource indicators (authcode.lua)
+  pushed_authorization_request_endpoint = "url",
+  par = "boolean",                               -- a profile (fapi2) may switch it on in new()
+  request_object = "boolean",
+  request_object_signing_alg = "string",         -- never "none"
+  resource = "any",                              -- string or list: url.check_resource
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -295,6 +320,20 @@ function M.new(opts, where, extra)
       and not o.client_secret then
     return cfg_err(where .. ": client_auth '" .. o.client_auth .. "' needs option 'client_secret'",
       { option = "client_secret" })
+  end
+  if o.resource ~= nil then
+    local r, msg = url.check_resource(o.resource)
+    if not r then return cfg_err(where .. ": option 'resource' " .. msg, { option = "resource" }) end
+    o.resource = r
+  end
+  if o.request_object and o.client_assertion_key == nil then
+    return cfg_err(where .. ": option 'request_object' needs option 'client_assertion_key' (the signing key)",
+      { option = "client_assertion_key" })
+  end
+  if o.request_object_signing_alg ~= nil and (o.request_object_signing_alg:lower() == "none"
+      or o.request_object_signing_alg:find("^HS")) then
+    return cfg_err(where .. ": option 'request_object_signing_alg' must be an asymmetric algorithm" ..
+      " (request objects are signed with client_assertion_key)", { option = "request_object_signing_alg" })
   end
   local self = setmetatable({}, Provider)
   -- secrets, tokens and what may hold one (an API key, token_headers) are
@@ -398,14 +437,15 @@ end
 
 --- Client credentials grant (RFC 6749 §4.4); the token is kept (memory and store).
 -- @function Provider:client_credentials
--- @tparam[opt] table opts `scope` (default the provider's), and any extra
---   form parameter (`resource`, `audience`, ...)
+-- @tparam[opt] table opts `scope` (default the provider's), `resource`
+--   (RFC 8707: a URI or a list; default the option), and any extra form
+--   parameter (`audience`, ...)
 -- @return a `smartauth.token`, or nil, err
 
 --- Resource owner password grant (RFC 6749 §4.3); the token is kept.
 -- @function Provider:password
--- @tparam[opt] table opts `username`, `password`, `scope` (defaults: the
---   provider's options), and any extra form parameter
+-- @tparam[opt] table opts `username`, `password`, `scope`, `resource`
+--   (defaults: the provider's options), and any extra form parameter
 -- @return a `smartauth.token`, or nil, err
 
 --- Refresh a token (RFC 6749 §6) and keep the result. The refresh token,
@@ -414,7 +454,8 @@ end
 -- (`p:save_error()` says why).
 -- @function Provider:refresh
 -- @tparam table|string tok a token object, or a refresh token
--- @tparam[opt] table opts `scope`, and any extra form parameter
+-- @tparam[opt] table opts `scope`, `resource` (default the option), and any
+--   extra form parameter
 -- @return a `smartauth.token`, or nil, err
 
 --- Revoke a token (RFC 7009) and forget it. A token object's refresh token
@@ -437,10 +478,17 @@ end
 -- @tparam[opt] table opts `redirect_uri`, `scope`, `response_type` (defaults:
 --   the provider's options), `state` (default random), `nonce` (a string, or
 --   `false` for none), `pkce` (`false` turns it off), `max_age` (seconds),
---   `response_mode`; any other field (`prompt`, `login_hint`, `acr_values`,
---   `ui_locales`, `resource`, ...) is sent as a request parameter
+--   `response_mode`, `resource` (RFC 8707: a URI or a list, sent as repeated
+--   parameters; default the `resource` option); any other field (`prompt`,
+--   `login_hint`, `acr_values`, `ui_locales`, ...) is sent as a request
+--   parameter. With `request_object` the parameters travel in a signed
+--   request object (RFC 9101); with `par` (or when the metadata requires it)
+--   they are pushed first (RFC 9126) and the URL carries only `client_id`
+--   and `request_uri`: then this makes a request (it yields inside a task)
+--   and can fail
 -- @return the URL and the session (a plain table to keep until the
---   callback: state, nonce, code_verifier, ...), or nil, err
+--   callback: state, nonce, code_verifier, ...), or nil, err (`config`,
+--   or the push's `oauth`, `http`, `validation`, ... error)
 
 --- Exchange an authorization code (RFC 6749 §4.1.3) after checking the
 -- callback against the session, in this order: the session is this
@@ -450,7 +498,8 @@ end
 -- @function Provider:exchange_code
 -- @tparam table opts `session` (from `authorization_url`), and either `url`
 --   (the whole redirect) or `code`, `state` and `iss`; `iss = false` for a
---   code a person typed in (nothing can carry `iss`)
+--   code a person typed in (nothing can carry `iss`); `resource` (RFC 8707;
+--   default the authorization request's)
 -- @return a `smartauth.token` (with `claims` when an ID token came), or nil, err
 
 --- The key this provider's token is stored under: a readable prefix (the

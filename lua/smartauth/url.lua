@@ -131,6 +131,46 @@ function M.has_word(s, w)
   return type(s) == "string" and (" " .. s .. " "):find(" " .. w .. " ", 1, true) ~= nil
 end
 
+M.MAX_RESOURCES = 32 -- resource indicators in one request: more is a mistake, not a need
+
+-- One RFC 8707 resource indicator: an absolute URI (a scheme and more),
+-- no fragment, nothing a form or a header could misread.
+local function resource_ok(v)
+  if type(v) ~= "string" then return nil, "must be a string or a list of strings" end
+  if #v > 2048 then return nil, "is longer than 2048 bytes" end
+  if v:find("[%s%c]") then return nil, "contains whitespace or control characters" end
+  if not v:find("^%a[%w+.-]*:.") then return nil, "is not an absolute URI" end
+  if v:find("#", 1, true) then return nil, "must not have a fragment" end
+  return true
+end
+
+--- Check RFC 8707 resource indicators (§2: absolute URIs without a
+-- fragment): a string, or a non-empty list of them (sent as repeated
+-- `resource` parameters, url.encode's list form).
+-- @return the value (a list is copied), or nil, reason
+function M.check_resource(v)
+  if type(v) ~= "table" then
+    local ok, msg = resource_ok(v)
+    if not ok then return nil, msg end
+    return v
+  end
+  local n = #v
+  if n == 0 then return nil, "must not be an empty list" end
+  if n > M.MAX_RESOURCES then return nil, "has more than " .. M.MAX_RESOURCES .. " entries" end
+  local out = {}
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k % 1 ~= 0 then
+      return nil, "must be a list (keys 1..n)"
+    end
+  end
+  for i = 1, n do
+    local ok, msg = resource_ok(v[i])
+    if not ok then return nil, "entry " .. i .. " " .. msg end
+    out[i] = v[i]
+  end
+  return out
+end
+
 --- Is `v` a usable redirect URI: the out-of-band URN, http(s) under the
 -- endpoint rules, or a native app's private-use scheme (RFC 8252 §7.1)?
 -- @return true or nil, reason

@@ -30,6 +30,7 @@ M.SECRET_FIELDS = {
   client_secret = true, password = true, api_key = true, api_password = true,
   client_assertion = true, assertion = true, subject_token = true, actor_token = true,
   registration_access_token = true, logout_token = true,
+  request = true, -- an RFC 9101 request object bears the whole authorization request
 }
 local SECRET_FIELDS = M.SECRET_FIELDS
 
@@ -250,8 +251,8 @@ end
 --- What a debug hook gets: one table per HTTP exchange (each attempt of a
 -- retried request is its own event), every secret the library knows
 -- redacted as `[redacted]` (the client secret, passwords, API keys, access,
--- refresh and ID tokens, codes, PKCE verifiers, client assertions, device
--- codes, a proxy's credentials), in every encoding the library makes of
+-- refresh and ID tokens, codes, PKCE verifiers, client assertions, request
+-- objects, device codes, a proxy's credentials), in every encoding the library makes of
 -- them (raw, form encoded, JSON escaped, base64 as in HTTP Basic), in the
 -- request and in the answer. Hooks: the provider's `on_http` option and
 -- `smartauth.on_http(fn)`; a hook that raises is reported once on stderr
