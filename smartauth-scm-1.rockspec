@@ -97,6 +97,7 @@ build = {
     ["smartauth.authcode"] = "lua/smartauth/authcode.lua",
     ["smartauth.client_auth"] = "lua/smartauth/client_auth.lua",
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",
+    ["smartauth.mtls"] = "lua/smartauth/mtls.lua",
     ["smartauth.grant"] = "lua/smartauth/grant.lua",
     ["smartauth.transport"] = "lua/smartauth/transport.lua",
     ["smartauth.wire"] = "lua/smartauth/wire.lua",

@@ -168,6 +168,43 @@ describe("mutual TLS", function()
       assert.matches("CN=client-a", res.body, 1, true)
     end)
 
+    -- libcurl keeps connections in the engine's pool, shared by every
+    -- provider of the process: a provider without a certificate must never
+    -- get a connection another one opened with its certificate, nor the
+    -- other way round (nor resume its TLS session)
+    it("never shares a connection between providers with and without a certificate", function()
+      local with = provider { client_cert = a.cert, client_key = a.key }
+      local without = provider()
+      local other = provider { client_cert = b.cert, client_key = b.key }
+      for round = 1, 3 do
+        local res = assert(with:request { url = n.url .. "/api", token = "t" })
+        assert.equal(200, res.status, "round " .. round)
+        assert.matches("CN=client-a", res.body, 1, true)
+        res = assert(without:request { url = n.url .. "/api", token = "t" })
+        assert.equal(400, res.status, "round " .. round .. ": a connection with a certificate was reused")
+        res = assert(other:request { url = n.url .. "/api", token = "t" })
+        assert.equal(200, res.status, "round " .. round)
+        assert.matches("CN=client-b", res.body, 1, true)
+      end
+    end)
+
+    it("keeps them apart inside tasks running at the same time", function()
+      local with = provider { client_cert = a.cert, client_key = a.key }
+      local without = provider()
+      local got = {}
+      for i = 1, 6 do
+        smartauth.spawn(function()
+          local p = i % 2 == 0 and with or without
+          local res = assert(p:request { url = n.url .. "/api", token = "t" })
+          got[i] = res.status .. (res.body:match("CN=[%w-]+") or "")
+        end)
+      end
+      smartauth.run()
+      for i = 1, 6 do
+        assert.equal(i % 2 == 0 and "200CN=client-a" or "400", got[i], "task " .. i)
+      end
+    end)
+
     it("reports nginx's 400 without a certificate as an http error", function()
       local tok, err = provider():client_credentials()
       assert.is_nil(tok)

@@ -1,7 +1,8 @@
---- Internal: Client authentication at token-type endpoints (RFC 6749 §2.3, RFC 7523):
+--- Internal: Client authentication at token-type endpoints (RFC 6749 §2.3, RFC 7523,
+-- RFC 8705 §2):
 -- one strategy per `client_auth` value, each adding headers and form fields
 -- (after openid-client's ClientSecretBasic/ClientSecretPost/None/
--- PrivateKeyJwt). The fixed headers of every form POST are built once per
+-- PrivateKeyJwt, TlsClientAuth). The fixed headers of every form POST are built once per
 -- provider and kept with its secrets.
 -- @module smartauth.client_auth
 local clock = require "smartauth.clock"
@@ -105,6 +106,22 @@ M.STRATEGIES = {
     end,
   },
   none = {
+    fixed = true,
+    form = function(p, form)
+      form.client_id = p.options.client_id
+      return true
+    end,
+  },
+  -- RFC 8705 §2: the TLS handshake authenticates (the provider's client_cert,
+  -- checked at construction); the form only names the client
+  tls_client_auth = {
+    fixed = true,
+    form = function(p, form)
+      form.client_id = p.options.client_id
+      return true
+    end,
+  },
+  self_signed_tls_client_auth = {
     fixed = true,
     form = function(p, form)
       form.client_id = p.options.client_id

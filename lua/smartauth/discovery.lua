@@ -60,6 +60,13 @@ function M.discover(self)
       self._disc[k] = v
     end
   end
+  -- RFC 8705 §5: a provider speaking mTLS calls the aliases instead of the
+  -- endpoints discovery found (never instead of one set as an option)
+  local aliases, aerr = require("smartauth.mtls").aliases(self, doc)
+  if not aliases then return nil, aerr end
+  for k, v in pairs(aliases) do
+    if self.options[k] == nil then self._disc[k] = v end
+  end
   if not self.options.issuer then self._disc.issuer = doc.issuer end
   self._metadata = doc
   discovery_cache[durl] = { doc = doc, at = cached and cached.at or clock.now() }

@@ -105,6 +105,16 @@ function M.from_config(profile, path)
   return require("smartauth.config").from_config(profile, path)
 end
 
+--- The `x5t#S256` thumbprint of a certificate (RFC 8705 §3.1): the
+-- base64url SHA-256 of its DER bytes, as a certificate-bound access
+-- token's `cnf["x5t#S256"]` names it (compare a token's claim with a
+-- resource server's peer certificate). See `smartauth.mtls.cert_thumbprint`.
+-- @tparam string pem PEM text or the path of a PEM file (its first certificate counts)
+-- @treturn string the thumbprint, or nil, err (`validation`, `config`)
+function M.cert_thumbprint(pem)
+  return require("smartauth.mtls").cert_thumbprint(pem)
+end
+
 --- The process-wide debug hook: fn(ev) gets one event per HTTP exchange
 -- (each attempt of a retried request), every secret redacted; see the
 -- README's "Seeing the wire". A provider's own `on_http` option gets them

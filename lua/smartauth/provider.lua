@@ -5,6 +5,7 @@
 --
 --     discovery.lua     p:discover(), endpoints found by discovery
 --     client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
+--                       | tls_client_auth | self_signed_tls_client_auth
 --     grant.lua         client_credentials, password, refresh, revoke, introspect, logout
 --     authcode.lua      authorization_url (PAR, JAR), exchange_code, parse_redirect
 --     token_source.lua  token(), the token lifecycle, store key
@@ -90,9 +91,14 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 -- @tfield[opt] string client_auth how the client authenticates at token-type
 --   endpoints: `"basic"` (HTTP Basic), `"post"` (id and secret in the form),
 --   `"none"` (public client: client_id only), `"client_secret_jwt"` or
---   `"private_key_jwt"` (RFC 7523 assertions). Default: `"basic"` with a
---   `client_secret`, else `"none"`. basic, post and client_secret_jwt need
---   `client_secret`; private_key_jwt needs `client_assertion_key`
+--   `"private_key_jwt"` (RFC 7523 assertions), `"tls_client_auth"` or
+--   `"self_signed_tls_client_auth"` (RFC 8705 mutual TLS: the client
+--   certificate authenticates, the form carries `client_id` only; the
+--   certificate is a CA-issued one the server checks against the registered
+--   subject, or a self-signed one registered in the client's JWKS). Default:
+--   `"basic"` with a `client_secret`, else `"none"`. basic, post and
+--   client_secret_jwt need `client_secret`; private_key_jwt needs
+--   `client_assertion_key`; the two mTLS methods need `client_cert`
 -- @tfield[opt] string redirect_uri the registered redirect URI: `https://`, a
 --   loopback `http://127.0.0.1:PORT/path` (the login flow listens there),
 --   `urn:ietf:wg:oauth:2.0:oob` (the code is pasted), or an app's own
@@ -204,6 +210,15 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   absolute URI without fragment, or a list of them (sent as repeated
 --   `resource` parameters) on authorization requests, code exchanges, the
 --   grants and refreshes; a call's own `resource` replaces it
+-- @tfield[opt] boolean use_mtls_endpoint_aliases whether the endpoints found
+--   by discovery are replaced by the discovery document's
+--   `mtls_endpoint_aliases` (RFC 8705 §5: token, revocation, introspection,
+--   userinfo, device authorization and PAR endpoints). Default: yes when the
+--   provider speaks mutual TLS (an mTLS `client_auth`, or a `client_cert`
+--   and a server that announces `tls_client_certificate_bound_access_tokens`),
+--   else no. `true` needs `client_cert`. An endpoint set as an option is never
+--   replaced; an alias that is not a usable URL is a `validation` error of
+--   discovery when the aliases are used, and ignored when they are not
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -212,7 +227,8 @@ local SCHEMA = {
   device_authorization_endpoint = "url", end_session_endpoint = "url",
   discovery_url = "url", api_base = "url",
   client_id = "string", client_secret = "string",
-  client_auth = { type = "string", enum = { "basic", "post", "none", "private_key_jwt", "client_secret_jwt" } },
+  client_auth = { type = "string", enum = { "basic", "post", "none", "private_key_jwt", "client_secret_jwt",
+    "tls_client_auth", "self_signed_tls_client_auth" } },
   redirect_uri = "string", scope = "string",
   response_type = { type = "string", enum = { "code", "id_token", "code id_token", "id_token token",
     "code token", "code id_token token" } },
@@ -252,6 +268,7 @@ local SCHEMA = {
   request_object = "boolean",
   request_object_signing_alg = "string",         -- never "none"
   resource = "any",                              -- string or list: url.check_resource
+  use_mtls_endpoint_aliases = "boolean",   -- RFC 8705 §5; default: when the provider speaks mTLS
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -334,6 +351,15 @@ function M.new(opts, where, extra)
       or o.request_object_signing_alg:find("^HS")) then
     return cfg_err(where .. ": option 'request_object_signing_alg' must be an asymmetric algorithm" ..
       " (request objects are signed with client_assertion_key)", { option = "request_object_signing_alg" })
+  end
+  if (o.client_auth == "tls_client_auth" or o.client_auth == "self_signed_tls_client_auth")
+      and o.client_cert == nil then
+    return cfg_err(where .. ": client_auth '" .. o.client_auth .. "' needs option 'client_cert' " ..
+      "(the TLS client certificate authenticates the client)", { option = "client_cert" })
+  end
+  if o.use_mtls_endpoint_aliases and o.client_cert == nil then
+    return cfg_err(where .. ": option 'use_mtls_endpoint_aliases' needs option 'client_cert'",
+      { option = "use_mtls_endpoint_aliases" })
   end
   local self = setmetatable({}, Provider)
   -- secrets, tokens and what may hold one (an API key, token_headers) are
