@@ -534,7 +534,9 @@ end
 -- @return the claims, or nil, err (`validation`; `err.check` names the failed check)
 
 --- The OpenID Connect UserInfo claims (OIDC Core §5.3); `sub` must match a
--- verified ID token's.
+-- verified ID token's. A signed answer (`application/jwt`) is verified like
+-- an ID token (signature with the key set, the alg allow-list, iss, aud;
+-- exp and iat when present); an encrypted one is refused (`validation`).
 -- @function Provider:userinfo
 -- @tparam[opt] table|string tok a token or access token (default `p:token()`)
 -- @return the claims table, or nil, err
