@@ -329,5 +329,32 @@ describe("token exchange and extension grants", function()
       assert.equal(s.url .. "/end?client_id=cid", out.end_session_url)
       assert.has_error(function() provider():logout("x") end)
     end)
+
+    it("checks its options before revoking anything", function()
+      local p = provider { revocation_endpoint = s.url .. "/revoke", end_session_endpoint = s.url .. "/end" }
+      assert(p:client_credentials())
+      assert.has_error(function() p:logout { state = 5 } end)
+      assert.equal(1, #s:requests())
+      assert(p:stored())
+    end)
+
+    it("finds the endpoint by discovery, and asks a provider that is down only once", function()
+      s:script("/d2/.well-known/openid-configuration", { json = { issuer = s.url .. "/d2",
+        token_endpoint = s.url .. "/token", end_session_endpoint = s.url .. "/end" } })
+      local p = provider { issuer = s.url .. "/d2", discovery_url = s.url .. "/d2/.well-known/openid-configuration" }
+      assert.equal(s.url .. "/end?client_id=cid", assert(p:logout()).end_session_url)
+      s:reset()
+      s:script("/down/.well-known/openid-configuration", { status = 503 }, 0)
+      p = provider { issuer = s.url .. "/down", discovery_url = s.url .. "/down/.well-known/openid-configuration",
+        retry = false }
+      assert(p:client_credentials())
+      local out = assert(p:logout())
+      assert.is_nil(out.end_session_url)
+      assert.equal("http", out.failed.access_token.kind)
+      local n = 0
+      for _, r in ipairs(s:requests()) do if r.path:find("well%-known") then n = n + 1 end end
+      assert.equal(1, n)
+      assert.is_nil(p:stored())
+    end)
   end)
 end)

@@ -366,12 +366,17 @@ end
 --   end_session_url = url or nil } or nil, err when the token cannot be forgotten
 function M.logout(self, opts)
   if opts ~= nil and type(opts) ~= "table" then errors.argerror(1, "logout", "table expected", opts) end
+  require("smartauth.logout").check(self, opts)
   local out = { revoked = {}, failed = {} }
   local t, serr = self:stored()
   if serr then out.failed.store = serr end
+  local discovered -- discovery was tried: logout_url does not try again
   if t then
     local ep, eerr = self:endpoint("revocation_endpoint"), nil
-    if not ep then ep, eerr = discovery.endpoint(self, "revocation_endpoint") end
+    if not ep then
+      ep, eerr = discovery.endpoint(self, "revocation_endpoint")
+      discovered = true
+    end
     for _, name in ipairs { "access_token", "refresh_token" } do
       local value = t[name]
       if value then
@@ -382,7 +387,7 @@ function M.logout(self, opts)
     end
   end
   -- RP-Initiated Logout: the URL ends the session at the provider too
-  out.end_session_url = require("smartauth.logout").logout_url(self, t, opts)
+  out.end_session_url = require("smartauth.logout").logout_url(self, t, opts, discovered)
   local ok, ferr = self:forget()
   if not ok then return nil, ferr end
   return out

@@ -44,6 +44,12 @@ local function params(self, opts)
   return q
 end
 
+-- p:logout checks its options before it revokes anything (a raise after
+-- the revocation would leave the revoked token stored).
+function M.check(self, opts)
+  params(self, opts or {})
+end
+
 --- The RP-Initiated Logout URL (OpenID Connect RP-Initiated Logout 1.0
 -- §2): `end_session_endpoint` with the parameters given. Discovers first
 -- when the endpoint is unknown and the provider has an issuer.
@@ -66,9 +72,13 @@ end
 
 -- For p:logout: the URL when the endpoint is known (an option, or what
 -- discovery found), else nil; logout never fails for want of one.
-function M.logout_url(self, tok, opts)
+-- discovered: logout tried discovery already (a provider that is down is
+-- not asked twice).
+function M.logout_url(self, tok, opts, discovered)
   if not self:endpoint("end_session_endpoint") then
-    if not (self:endpoint("issuer") or self.options.discovery_url) or self:metadata() then return nil end
+    if discovered or self:metadata() or not (self:endpoint("issuer") or self.options.discovery_url) then
+      return nil
+    end
     -- one discovery attempt; a provider that is down does not stop a logout
     local ok = discovery.endpoint(self, "end_session_endpoint")
     if not ok then return nil end
