@@ -6,6 +6,8 @@
 --     discovery.lua     p:discover(), endpoints found by discovery
 --     client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
 --     grant.lua         client_credentials, password, refresh, revoke, introspect, logout
+--     exchange.lua      token_exchange (RFC 8693), grant (any grant type)
+--     logout.lua        end_session_url (RP-Initiated Logout)
 --     authcode.lua      authorization_url, exchange_code, parse_redirect
 --     token_source.lua  token(), the token lifecycle, store key
 --     api.lua           request(): the token attached, one renewal on 401
