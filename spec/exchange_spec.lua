@@ -6,6 +6,8 @@
 local smartauth = require "smartauth"
 local cjson = require "cjson"
 local server = require "helpers.server"
+local idp = require "helpers.idp"
+local J = require "helpers.jwt"
 
 local TE = "urn:ietf:params:oauth:grant-type:token-exchange"
 local AT = "urn:ietf:params:oauth:token-type:access_token"
@@ -18,7 +20,10 @@ describe("token exchange and extension grants", function()
   local s
 
   setup(function() s = server.start() end)
-  teardown(function() s:stop() end)
+  teardown(function()
+    s:stop()
+    J.cleanup()
+  end)
   before_each(function() s:reset() end)
 
   local function provider(extra)
@@ -265,6 +270,21 @@ describe("token exchange and extension grants", function()
       answer { access_token = "g-3" }
       assert(p:grant(JWT_BEARER, { assertion = secret }))
       assert.is_nil(p:stored())
+    end)
+
+    it("verifies an ID token in the answer when the provider has an issuer", function()
+      local T = idp.new()
+      T.s = s
+      T.serve_jwks()
+      local p = T.provider { client_secret = "csecret", retry = false }
+      answer { access_token = "g-id", id_token = T.token("RS256") }
+      local tok = assert(p:grant(JWT_BEARER, { assertion = "a.b.c" }))
+      assert.equal("alice", tok.claims.sub)
+      answer { access_token = "g-id2", id_token = T.token("RS256", { aud = "someone-else" }) }
+      local bad, err = p:grant(JWT_BEARER, { assertion = "a.b.c" })
+      assert.is_nil(bad)
+      assert.equal("validation", err.kind)
+      assert.equal("aud", err.check)
     end)
 
     it("refuses wrong arguments with a raise", function()
