@@ -206,6 +206,8 @@ local function grant_id_token(self, tok, prev)
   tok.claims = claims
   return true
 end
+-- for exchange.lua's p:grant: the same check on an extension grant's answer
+M.verify_grant_id_token = grant_id_token
 
 -- The requests of the non-interactive grants, unsaved (token_source keeps
 -- what they return).
@@ -384,15 +386,23 @@ end
 
 --- Log out: revoke the access token and the refresh token (RFC 7009, one
 -- request each, with token_type_hint), then forget the token.
+-- @param opts optional: what `p:end_session_url` takes (`post_logout_redirect_uri`,
+--   `state`, ...); `id_token_hint` defaults to the stored token's ID token
 -- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
 --   end_session_url = url or nil } or nil, err when the token cannot be forgotten
-function M.logout(self)
+function M.logout(self, opts)
+  if opts ~= nil and type(opts) ~= "table" then errors.argerror(1, "logout", "table expected", opts) end
+  require("smartauth.logout").check(self, opts)
   local out = { revoked = {}, failed = {} }
   local t, serr = self:stored()
   if serr then out.failed.store = serr end
+  local discovered -- discovery was tried: logout_url does not try again
   if t then
     local ep, eerr = self:endpoint("revocation_endpoint"), nil
-    if not ep then ep, eerr = discovery.endpoint(self, "revocation_endpoint") end
+    if not ep then
+      ep, eerr = discovery.endpoint(self, "revocation_endpoint")
+      discovered = true
+    end
     for _, name in ipairs { "access_token", "refresh_token" } do
       local value = t[name]
       if value then
@@ -401,12 +411,9 @@ function M.logout(self)
         if ok then out.revoked[#out.revoked + 1] = name else out.failed[name] = err end
       end
     end
-    local ese = self:endpoint("end_session_endpoint")
-    if ese then
-      out.end_session_url = url.add_query(ese, { id_token_hint = t.id_token,
-        client_id = self.options.client_id })
-    end
   end
+  -- RP-Initiated Logout: the URL ends the session at the provider too
+  out.end_session_url = require("smartauth.logout").logout_url(self, t, opts, discovered)
   local ok, ferr = self:forget()
   if not ok then return nil, ferr end
   return out

@@ -52,26 +52,30 @@ function M.half_hash(alg, value)
 end
 
 --- The algorithms this provider accepts for ID tokens (cached until the
--- options or metadata it comes from change).
-function M.allowed_algs(p)
-  local c = p._algs_cache
+-- options or metadata it comes from change); with `userinfo`, for signed
+-- UserInfo answers (the metadata's userinfo_signing_alg_values_supported
+-- narrows them instead).
+function M.allowed_algs(p, userinfo)
+  local field = userinfo and "_ui_algs_cache" or "_algs_cache"
+  local c = p[field]
   if c and c.metadata == p:metadata() and c.list == p.options.id_token_algs
       and c.hs == p.options.id_token_signed_response_alg then
     return c.allowed
   end
-  local allowed = M.compute_allowed_algs(p)
-  p._algs_cache = { metadata = p:metadata(), list = p.options.id_token_algs,
+  local allowed = M.compute_allowed_algs(p, userinfo)
+  p[field] = { metadata = p:metadata(), list = p.options.id_token_algs,
     hs = p.options.id_token_signed_response_alg,
     allowed = allowed }
   return allowed
 end
 
-function M.compute_allowed_algs(p)
+function M.compute_allowed_algs(p, userinfo)
   local allowed = {}
   if p.options.id_token_algs then
     for _, a in ipairs(p.options.id_token_algs) do allowed[a] = true end
   else
-    local supported = p:metadata() and p:metadata().id_token_signing_alg_values_supported
+    local supported = p:metadata() and p:metadata()[userinfo and "userinfo_signing_alg_values_supported"
+      or "id_token_signing_alg_values_supported"]
     for _, a in ipairs(M.ASYMMETRIC) do allowed[a] = true end
     if type(supported) == "table" then
       -- only what the provider says it uses, within what we implement
@@ -102,12 +106,13 @@ end
 -- @param now the time keys are checked at
 -- @param refuse function(check, msg) -> nil, err (names the token in the message)
 -- @param hmac whether HS* with the client secret may be accepted
+-- @param[opt] allowed the alg allow-list (a set; default: the ID tokens')
 -- @return true, or nil, err (validation: check alg, kid, signature, jwks)
-function M.check_signature(p, token, h, sig, input_len, now, refuse, hmac)
+function M.check_signature(p, token, h, sig, input_len, now, refuse, hmac, allowed)
   local alg = h.alg
   if type(alg) ~= "string" then return refuse("alg", "header has no alg") end
   if alg == "none" then return refuse("alg", "alg none is never accepted") end
-  if not M.allowed_algs(p)[alg] or (HMAC[alg] and not hmac) then
+  if not (allowed or M.allowed_algs(p))[alg] or (HMAC[alg] and not hmac) then
     return refuse("alg", "alg " .. alg:sub(1, 20) .. " is not allowed for this client")
   end
   local verified = false
@@ -144,7 +149,8 @@ end
 -- @param p provider
 -- @param id_token compact JWS string
 -- @param opts { nonce=, max_age=, access_token= (for at_hash), code= (for c_hash),
---               require_at_hash=, require_c_hash=, leeway= }
+--               require_at_hash=, require_c_hash=, leeway=,
+--               userinfo= (a signed UserInfo answer: its algs, exp and iat optional) }
 -- @return claims or nil, err
 function M.verify(p, id_token, opts)
   opts = opts or NO_OPTS
@@ -156,9 +162,11 @@ function M.verify(p, id_token, opts)
   end
   local h, c, sig, input_len = jwt.parse(id_token, hc)
   if not h then return nil, c end
-  local ok, serr = M.check_signature(p, id_token, h, sig, input_len, now, reject, true)
+  local ok, serr = M.check_signature(p, id_token, h, sig, input_len, now, reject, true,
+    M.allowed_algs(p, opts.userinfo))
   if not ok then return nil, serr end
   local alg = h.alg
+  local userinfo = opts.userinfo
 
   -- claims
   local leeway = opts.leeway or p.options.leeway or 0
@@ -174,16 +182,22 @@ function M.verify(p, id_token, opts)
     local found = false
     for _, a in ipairs(aud) do if a == client then found = true end end
     if not found then return reject("aud", "aud does not contain this client") end
-    if #aud > 1 and c.azp == nil then return reject("azp", "several audiences and no azp") end
+    if #aud > 1 and c.azp == nil and not userinfo then return reject("azp", "several audiences and no azp") end
   else
     return reject("aud", "no aud claim")
   end
   if c.azp ~= nil and c.azp ~= client then return reject("azp", "azp is not this client") end
   local exp, iat = c.exp, c.iat
-  if not is_number(exp) then return reject("exp", "no exp claim") end
-  if now - leeway >= exp then return reject("exp", "expired") end
-  if not is_number(iat) then return reject("iat", "no iat claim") end
-  if iat > now + leeway then return reject("iat", "iat is in the future") end
+  -- OIDC Core §5.3.2: a signed UserInfo answer need not carry exp and iat;
+  -- when it does they are checked
+  if not (userinfo and exp == nil) then
+    if not is_number(exp) then return reject("exp", "no exp claim") end
+    if now - leeway >= exp then return reject("exp", "expired") end
+  end
+  if not (userinfo and iat == nil) then
+    if not is_number(iat) then return reject("iat", "no iat claim") end
+    if iat > now + leeway then return reject("iat", "iat is in the future") end
+  end
   if opts.nonce ~= nil then
     if type(c.nonce) ~= "string" or not core.ct_equal(c.nonce, opts.nonce) then
       return reject("nonce", c.nonce == nil and "nonce missing" or "nonce does not match")
@@ -277,6 +291,38 @@ function M.check_code_token(self, tok, session, cb)
   return true
 end
 
+local UI_NOTE = "UserInfo rejected"
+
+--- A signed UserInfo answer (OIDC Core §5.3.2, `application/jwt`): verified
+-- as an ID token is (signature with the provider's key set or, for HS*, the
+-- client secret; the alg allow-list; iss; aud), then its claims are the
+-- answer. An encrypted one (a JWE: five parts) is refused.
+-- @return claims or nil, err (validation, err.check names the failed check)
+function M.signed_userinfo(self, body)
+  local jws = type(body) == "string" and body:match("^%s*(.-)%s*$") or ""
+  local _, dots = jws:gsub("%.", "")
+  if dots == 4 then
+    return nil, errors.new("validation", "encrypted UserInfo responses (JWE) are not supported",
+      { check = "jwe" })
+  end
+  if not self:endpoint("issuer") then
+    return nil, errors.new("validation", "a signed UserInfo answer needs the provider's issuer to be checked",
+      { check = "iss" })
+  end
+  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
+    local ok, derr = self:discover()
+    if not ok then return nil, derr end
+  end
+  local claims, err = M.verify(self, jws, { userinfo = true })
+  if not claims then
+    if errors.is(err) and type(err.description) == "string" then
+      err.description = err.description:gsub("^ID token rejected", UI_NOTE)
+    end
+    return nil, vault.scrub(self, err)
+  end
+  return claims
+end
+
 --- UserInfo (OIDC Core §5.3) with the token; `sub` must match the ID
 -- token's when both are known.
 -- @param self the provider (the method `p:userinfo`)
@@ -300,9 +346,11 @@ function M.userinfo(self, tok)
   local ct = (res.headers["content-type"] or ""):lower()
   local info
   if ct:find("application/jwt", 1, true) then
-    return nil, errors.new("validation", "signed UserInfo responses are not supported")
+    info, err = M.signed_userinfo(self, res.body)
+    if not info then return nil, err end
+  else
+    info = json.object(res.body)
   end
-  info = json.object(res.body)
   if type(info) ~= "table" then
     return nil, errors.new("validation", "UserInfo response is not a JSON object")
   end

@@ -7,6 +7,8 @@
 --     client_auth.lua   basic | post | none | client_secret_jwt | private_key_jwt
 --                       | tls_client_auth | self_signed_tls_client_auth
 --     grant.lua         client_credentials, password, refresh, revoke, introspect, logout
+--     exchange.lua      token_exchange (RFC 8693), grant (any grant type)
+--     logout.lua        end_session_url (RP-Initiated Logout)
 --     authcode.lua      authorization_url (PAR, JAR), exchange_code, parse_redirect
 --     token_source.lua  token(), the token lifecycle, store key
 --     api.lua           request(): the token attached, one renewal on 401
@@ -554,10 +556,45 @@ end
 -- @return true, or nil, err (the store failed)
 
 --- Log out: revoke the access token and the refresh token (RFC 7009, one
--- request each, with `token_type_hint`), then forget the token.
+-- request each, with `token_type_hint`), then forget the token. With an
+-- end-session endpoint it also gives the RP-Initiated Logout URL (its
+-- `id_token_hint` the stored token's ID token) for a browser to open.
 -- @function Provider:logout
+-- @tparam[opt] table opts what `end_session_url` takes (`post_logout_redirect_uri`, `state`, ...)
 -- @return `{ revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
 --   end_session_url = url or nil }`, or nil, err when the token cannot be forgotten
+
+--- Token exchange (RFC 8693): trade a subject token (and an actor token)
+-- for a token for another audience, resource, scope or type. The answer
+-- must name `issued_token_type`; `token_type` `N_A` is accepted for a token
+-- that is not an access token. The result is returned, never kept: the
+-- provider's own token (memory and store) stays as it was.
+-- @function Provider:token_exchange
+-- @tparam table opts `subject_token` (a string, or a token object: its
+--   access token) and `subject_token_type` (a URI, or `"access_token"`,
+--   `"refresh_token"`, `"id_token"`, `"jwt"`, `"saml1"`, `"saml2"`) are
+--   required; `actor_token` needs `actor_token_type`; `audience`, `resource`
+--   (a string or a list: repeated parameters), `scope`, `requested_token_type`;
+--   any other field is sent as a form parameter
+-- @return a `smartauth.token` with `issued_token_type`, or nil, err
+
+--- Run any grant at the token endpoint (an RFC 6749 §4.5 extension grant,
+-- e.g. `urn:ietf:params:oauth:grant-type:jwt-bearer` with `assertion`), with
+-- the provider's client authentication, retries and error handling. The
+-- token is returned, not kept. (The `grant` option, in `p.options`, does not
+-- shadow this method.)
+-- @function Provider:grant
+-- @tparam string grant_type the `grant_type` value
+-- @tparam[opt] table params form parameters (a list value repeats the parameter)
+-- @return a `smartauth.token`, or nil, err
+
+--- The OpenID Connect RP-Initiated Logout URL: `end_session_endpoint`
+-- (option or discovery) with the parameters; a browser must open it.
+-- @function Provider:end_session_url
+-- @tparam[opt] table opts `id_token_hint` (an ID token or a token object),
+--   `post_logout_redirect_uri`, `state`, `logout_hint`, `ui_locales`,
+--   `client_id` (default the provider's)
+-- @return the URL, or nil, err (`config`: no end-session endpoint)
 
 --- Call an API with the token attached: the `Authorization: Bearer` header,
 -- the query (`token_placement`), or HTTP Basic with the `api_key`. Retried
@@ -589,7 +626,9 @@ end
 -- @return the claims, or nil, err (`validation`; `err.check` names the failed check)
 
 --- The OpenID Connect UserInfo claims (OIDC Core §5.3); `sub` must match a
--- verified ID token's.
+-- verified ID token's. A signed answer (`application/jwt`) is verified like
+-- an ID token (signature with the key set, the alg allow-list, iss, aud;
+-- exp and iat when present); an encrypted one is refused (`validation`).
 -- @function Provider:userinfo
 -- @tparam[opt] table|string tok a token or access token (default `p:token()`)
 -- @return the claims table, or nil, err
@@ -628,6 +667,9 @@ Provider.refresh = lazy("smartauth.grant", "refresh")
 Provider.revoke = lazy("smartauth.grant", "revoke")
 Provider.introspect = lazy("smartauth.grant", "introspect")
 Provider.logout = lazy("smartauth.grant", "logout")
+Provider.token_exchange = lazy("smartauth.exchange", "token_exchange")
+Provider.grant = lazy("smartauth.exchange", "grant")
+Provider.end_session_url = lazy("smartauth.logout", "end_session_url")
 
 Provider.request = lazy("smartauth.api", "request")
 
