@@ -34,8 +34,11 @@ M.KINDS = KINDS
 --   `Retry-After`)
 -- @tfield[opt] string check a `validation` error's failed check: `alg`,
 --   `signature`, `kid`, `jwks`, `iss`, `sub`, `aud`, `azp`, `exp`, `iat`,
---   `nonce`, `auth_time`, `at_hash`, `c_hash`, `id_token`, `state`,
---   `provider` (a session of another provider), `format`
+--   `nbf`, `nonce`, `auth_time`, `at_hash`, `c_hash`, `id_token`, `state`,
+--   `provider` (a session of another provider), `format`; for access tokens
+--   (`p:verify_access_token`) also `typ`, `jti`, `client_id`, `scope`, `cnf`,
+--   `dpop`; for other answers `request_uri`, `expires_in` (PAR),
+--   `issued_token_type` (token exchange), `jwe` (an encrypted answer)
 -- @tfield[opt] boolean reauth true when a person must log in again
 --   (`p:token()` has no non-interactive grant, or the refresh token died);
 --   the kind is `config` when nothing was ever stored, else what the server
