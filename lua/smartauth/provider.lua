@@ -126,6 +126,8 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   other than loopback ones
 -- @tfield[opt=1048576] int max_body bytes of the largest answer accepted;
 --   a larger one is an `http` error
+-- @tfield[opt] string transport `"ngx"` (cosockets, inside nginx) or `"curl"`
+--   (libcurl); default `"ngx"` inside nginx, else `"curl"`
 -- @tfield[opt] string grant what `p:token()` runs when nothing valid is stored:
 --   `"client_credentials"`, `"password"`, `"authorization_code"`,
 --   `"loopback"`, `"device"`, `"oob"` or `"none"`. Default: the preset's;
@@ -219,6 +221,7 @@ local SCHEMA = {
   proxy = "string", no_proxy = "string",         -- "http://[user:password@]host:port"; "host,host"
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
+  transport = { type = "string", enum = { "ngx", "curl" } }, -- default: ngx inside nginx, else curl
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
