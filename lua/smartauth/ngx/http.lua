@@ -181,7 +181,7 @@ local function read_chunked(r, max)
   while true do
     local line, err = r:line(MAX_CHUNK_LINE, "reading the response body", bad_line)
     if not line then return nil, err end
-    local hex = line:match("^(%x+)[ \t]*;?") or line:match("^(%x+)$")
+    local hex = line:match("^(%x+)[ \t]*$") or line:match("^(%x+)[ \t]*;")
     if not hex or #hex > 8 then return malformed("bad chunk size") end
     local size = tonumber(hex, 16)
     if size == 0 then
@@ -228,7 +228,7 @@ function M.read_response(sock, method, max_body, before)
     -- 1xx interim answers are skipped (101 is not asked for)
   until status >= 200
   local conn = (headers.connection or ""):lower():gsub("[,\t]", " ")
-  local keepalive = (minor >= 1 and not url.has_word(conn, "close")) or url.has_word(conn, "keep-alive")
+  local keepalive = not url.has_word(conn, "close") and (minor >= 1 or url.has_word(conn, "keep-alive"))
   local body, err
   local te = headers["transfer-encoding"]
   if method == "HEAD" or status == 204 or status == 304 then
