@@ -95,6 +95,27 @@ local function from_example(file, extra_path)
   return text
 end
 
+--- A server certificate for 127.0.0.1 that nginx's host check accepts:
+-- nginx verifies a name against DNS names only (X509_check_host), so the
+-- address is written as a DNS name too. Signed by the test CA c
+-- (helpers.certs); returns cert, key paths.
+function M.loopback_cert(c)
+  local q = proc.shell_quote
+  local key, csr, cert, ext = c.dir .. "/ngx.key", c.dir .. "/ngx.csr", c.dir .. "/ngx.pem", c.dir .. "/ngx.ext"
+  local f = assert(io.open(ext, "wb"))
+  f:write("subjectAltName = DNS:127.0.0.1, IP:127.0.0.1\nextendedKeyUsage = serverAuth\n")
+  f:close()
+  for _, cmd in ipairs {
+    "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out " .. q(key),
+    "openssl req -new -key " .. q(key) .. " -subj /CN=127.0.0.1 -out " .. q(csr),
+    "openssl x509 -req -in " .. q(csr) .. " -CA " .. q(c.ca_file) .. " -CAkey " .. q(c.ca_key) ..
+      " -set_serial 4242 -days 2 -sha256 -extfile " .. q(ext) .. " -out " .. q(cert),
+  } do
+    assert(proc.run(cmd .. " >/dev/null 2>&1"), cmd)
+  end
+  return cert, key
+end
+
 --- Starts nginx. opts: http (the http block's contents) and main (top-level
 -- directives), or conf (an example's nginx.conf) with subs ({pattern,
 -- replacement} applied to it); workers (default 1), env (variables for
