@@ -5,7 +5,6 @@
 -- that keeps serving while an upstream stalls, and the transport option.
 -- The spec runs under Lua 5.4 and drives nginx from outside.
 local cjson = require "cjson.safe"
-local socket = require "socket"
 local certs = require "helpers.certs"
 local daemon = require "helpers.daemon"
 local nginx_lua = require "helpers.nginx_lua"
@@ -68,7 +67,7 @@ local HTTP = [[
           client_id = "c", client_secret = "s", transport = ngx.var.arg_transport,
           ca_file = ngx.var.arg_ca_file, timeout = 5 })
         local t, err = p:token()
-        ngx.say(cjson and "" or "", t and t.access_token or (err.kind .. ": " .. err.description))
+        ngx.say(t and t.access_token or (err.kind .. ": " .. err.description))
         ngx.say(package.loaded["smartauth.core_http"] and "core_http loaded" or "core_http not loaded")
       }
     }
