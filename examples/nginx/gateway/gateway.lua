@@ -7,6 +7,7 @@ local smartauth = require "smartauth"
 local M = {}
 
 local provider
+local last_token, header -- the header string, made once per token
 
 --- init_worker_by_lua: make the provider (nothing is sent yet).
 function M.init()
@@ -29,7 +30,10 @@ function M.access()
     ngx.log(ngx.ERR, "smartauth: no token for the upstream: ", tostring(err))
     return ngx.exit(ngx.HTTP_SERVICE_UNAVAILABLE)
   end
-  ngx.req.set_header("Authorization", "Bearer " .. tok.access_token)
+  if tok ~= last_token then
+    last_token, header = tok, "Bearer " .. tok.access_token
+  end
+  ngx.req.set_header("Authorization", header)
 end
 
 return M
