@@ -8,6 +8,8 @@ local cjson = require "cjson.safe"
 local certs = require "helpers.certs"
 local daemon = require "helpers.daemon"
 local nginx_lua = require "helpers.nginx_lua"
+local mtls_nginx = require "helpers.nginx"
+local proc = require "helpers.proc"
 local server = require "helpers.server"
 local engine = require "smartauth.engine"
 local smartauth = require "smartauth"
@@ -199,6 +201,33 @@ describe("#nginx the ngx transport", function()
     assert.are.equal(200, ok.status, ok.description)
     assert.are.equal('{"tls":true}', ok.body)
   end)
+  it("sends a client certificate (setclientcert), one pool per certificate", function()
+    local cert, key = nginx_lua.loopback_cert(c)
+    local m = mtls_nginx.start { cert = cert, key = key, client_ca = c.ca_file }
+    local ok, err = pcall(function()
+      local a = certs.client(c, "ngx-a", "ngx-password")
+      local b = certs.client(c, "ngx-b", "ngx-password")
+      local function token(opts)
+        opts.url, opts.method, opts.body = m.url .. "/token", "POST", "grant_type=client_credentials"
+        return inside(n, opts)
+      end
+      -- PEM text: the workers (user nobody) cannot read the spec's private directory
+      local read = proc.read_file
+      local got = token { client_cert = read(a.cert), client_key = read(a.key) }
+      assert.are.equal(200, got.status, got.description)
+      assert.matches('"at%-' .. a.serial .. '"', got.body)
+      got = token { client_cert = read(b.cert), client_key = read(b.key) } -- not a's kept-alive connection
+      assert.matches('"at%-' .. b.serial .. '"', got.body)
+      got = token {} -- nor a connection with a certificate for a request without one
+      assert.are.equal(400, got.status)
+      got = token { client_cert = read(a.cert), client_key = read(a.enc_key), client_key_password = "ngx-password" }
+      assert.are.equal("config", got.kind)
+      assert.are.equal("client_key_password", got.option)
+    end)
+    m:stop()
+    assert(ok, err)
+  end)
+
   it("returns a config error, sending nothing, in the phases that cannot yield", function()
     assert.are.equal("config", (get(n.url .. "/set")))
     local _, code, headers = get(n.url .. "/filters")

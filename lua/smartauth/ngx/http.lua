@@ -326,7 +326,8 @@ local function client_cert(req)
   local cert_pem = read_pem(req.client_cert)
   local key_pem = read_pem(req.client_key or req.client_cert)
   if not cert_pem or not key_pem then
-    return nil, errors.new("config", "cannot read the client certificate or key", { option = "client_cert" })
+    return nil, errors.new("config", "cannot read the client certificate or key (the nginx workers' user " ..
+      "reads the files; PEM text works too)", { option = "client_cert" })
   end
   local cert = ssl.parse_pem_cert(cert_pem)
   local key = ssl.parse_pem_priv_key(key_pem)
