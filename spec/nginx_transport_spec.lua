@@ -164,6 +164,13 @@ describe("#nginx the ngx transport", function()
     end)
   end)
 
+  it("resolves names only through nginx's resolver directive, and says so", function()
+    local got = inside(n, { url = "http://localhost:" .. s.port .. "/ok" })
+    assert.are.equal("network", got.kind)
+    assert.matches("resolver", got.description)
+    assert.are.equal(0, #s:requests())
+  end)
+
   it("sends the form and headers as given, and reuses the connection", function()
     s:script("/ok", { json = { a = 1 } }, 3)
     local first = inside(n, { url = s.url .. "/ok", method = "POST", body = "a=1&b=2",
