@@ -42,8 +42,9 @@ local ngx_transport
 
 local function inside_ngx()
   if ngx_transport == nil then
-    local t = require "smartauth.ngx.transport"
-    ngx_transport = t.present() and t or false
+    local n = rawget(_G, "ngx") -- looked at first: elsewhere the module is never loaded
+    ngx_transport = type(n) == "table" and type(n.get_phase) == "function" and type(n.socket) == "table"
+      and require "smartauth.ngx.transport" or false
   end
   return ngx_transport
 end
