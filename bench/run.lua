@@ -25,7 +25,7 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7"):gmatch("%d") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,10"):gmatch("%d+") do ONLY[tonumber(id)] = true end
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -654,6 +654,79 @@ local function bench_frame(urls, ca_file)
   end
 end
 
+------------------------------------------- 10. the gateway inside nginx
+
+-- examples/nginx/gateway on 2 workers (a client-credentials token from
+-- the bench's token server, cached in the workers, set as Authorization)
+-- against the same nginx proxying the same upstream with a fixed header;
+-- wrk drives both, interleaved. Needs libnginx-mod-http-lua, lua-resty-core,
+-- wrk and build/luajit (make LUA=luajit).
+local function wrk_rps(url, seconds)
+  local out = must(("wrk -t2 -c32 -d%ds %s 2>&1"):format(seconds, q(url)))
+  local rps = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
+  local non2xx = out:match("Non%-2xx or 3xx responses:%s*(%d+)")
+  assert(rps and not non2xx, "wrk: " .. out)
+  return rps
+end
+
+local function bench_gateway(urls)
+  local nginx_lua = require "helpers.nginx_lua"
+  local seconds = math.tointeger(tonumber(os.getenv("BENCH_WRK_SECONDS") or "3"))
+  header(("10. gateway inside nginx (requests/s with wrk -t2 -c32, %d s, 2 workers, median of %d rounds)")
+    :format(seconds, ROUNDS))
+  local ok, why = nginx_lua.available()
+  if not ok or not sh("command -v wrk >/dev/null 2>&1") then
+    print("  skipped: " .. (why or "wrk is missing (apt-get install wrk)"))
+    return
+  end
+  local upstream = nginx_lua.start { workers = 1, http = [[
+    keepalive_requests 10000000;
+    server { listen 127.0.0.1:$PORT; location / { return 200 "ok"; } }
+  ]] }
+  cleanup[#cleanup + 1] = function() upstream:stop() end
+  local _, _, cwd = proc.run("pwd")
+  local fixed = ("Bearer %s"):format(cjson.decode(TOKEN_JSON).access_token)
+  local base_port = free_port()
+  local gw = nginx_lua.start { conf = "examples/nginx/gateway/nginx.conf",
+    path = cwd:gsub("%s+$", "") .. "/examples/nginx/gateway/?.lua",
+    env = { SMARTAUTH_TOKEN_ENDPOINT = urls.http, SMARTAUTH_CLIENT_ID = "bench-client",
+      SMARTAUTH_CLIENT_SECRET = "bench-secret" },
+    subs = {
+      { "server 127%.0%.0%.1:9000;", "server 127.0.0.1:" .. upstream.port .. ";" },
+      -- the baseline: the same proxy with the header written in the config
+      { "\n}%s*$", ([[
+
+  server {
+    listen 127.0.0.1:%d;
+    location / {
+      proxy_set_header Authorization "%s";
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://api;
+    }
+  }
+}
+]]):format(base_port, fixed) },
+    } }
+  cleanup[#cleanup + 1] = function() gw:stop() end
+  local base_url = "http://127.0.0.1:" .. base_port .. "/"
+  wait_port(base_port, 5)
+  local gw_url = gw.url .. "/"
+  wrk_rps(gw_url, 1); wrk_rps(base_url, 1) -- warm: the token fetched, connections up
+  local g, b, ratios = {}, {}, {}
+  for r = 1, ROUNDS do
+    if r % 2 == 1 then g[r] = wrk_rps(gw_url, seconds); b[r] = wrk_rps(base_url, seconds)
+    else b[r] = wrk_rps(base_url, seconds); g[r] = wrk_rps(gw_url, seconds) end
+    ratios[r] = g[r] / b[r]
+  end
+  results.benchmarks.gateway = { gateway_rps = g, fixed_header_rps = b, workers = 2 }
+  compare {
+    id = "10", name = "10 gateway example, requests/s", value = median(g), unit = "req/s",
+    baseline_name = "proxy, fixed header", baseline = median(b),
+    ratio = median(ratios), op = ">=", limit = 0.9,
+  }
+end
+
 local function main()
   check_tools()
   results.machine = machine_info()
@@ -674,6 +747,7 @@ local function main()
   if ONLY[5] then bench_memory(urls, keydir) end
   if ONLY[6] then bench_http2(c) end
   if ONLY[7] then bench_frame(urls, c.ca_file) end
+  if ONLY[10] then bench_gateway(urls) end
 end
 
 local ok, err = xpcall(main, debug.traceback)

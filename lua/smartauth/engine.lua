@@ -35,6 +35,20 @@ local function blocking_request(opts)
   return res
 end
 
+-- Inside nginx the transport is smartauth.ngx.transport (cosockets,
+-- ngx.sleep, ngx.semaphore), loaded once the ngx table is seen; false
+-- elsewhere. A request's `transport` ("ngx"|"curl") forces one.
+local ngx_transport
+
+local function inside_ngx()
+  if ngx_transport == nil then
+    local n = rawget(_G, "ngx") -- looked at first: elsewhere the module is never loaded
+    ngx_transport = type(n) == "table" and type(n.get_phase) == "function" and type(n.socket) == "table"
+      and require "smartauth.ngx.transport" or false
+  end
+  return ngx_transport
+end
+
 --- smartauth.http, the engine's HTTP half under its documented name:
 -- engine() (the state's C engine, made on first use) and request(opts)
 -- (blocking; opts: method, url, headers (list of "Name: value"), body,
@@ -278,7 +292,16 @@ function M.on_cancel(fn)
 end
 
 --- Perform an HTTP request (see smartauth.http): yields inside a task.
+-- Inside nginx it goes over cosockets unless opts.transport is "curl".
 function M.request(opts)
+  if opts.transport ~= "curl" then
+    local nt = inside_ngx()
+    if nt then return nt.request(opts, now) end
+    if opts.transport == "ngx" then
+      return nil, errors.new("config", "option 'transport' is \"ngx\" but this Lua does not run inside nginx " ..
+        "(lua-nginx-module)", { option = "transport" })
+    end
+  end
   local task = M.current()
   if not task then return blocking_request(opts) end
   local req, kind, msg, code = http_engine():start(opts)
@@ -296,6 +319,7 @@ end
 --- Wait `seconds`: a timer inside a task, a plain sleep outside.
 function M.sleep(seconds)
   if seconds <= 0 then return end
+  if inside_ngx() then return ngx_transport.sleep(seconds) end
   local task = M.current()
   if not task then
     -- the engine's poll sleeps (and moves other transfers along meanwhile)
@@ -314,6 +338,7 @@ local Flight = {}
 Flight.__index = Flight
 
 function M.flight()
+  if inside_ngx() then return ngx_transport.flight() end
   return setmetatable({ waiters = {}, done = false }, Flight)
 end
 
@@ -378,7 +403,9 @@ function M.step(timeout)
   -- a host stepping before any transfer does not need libcurl yet, unless
   -- it asks to wait (the engine's poll is the sleep)
   local e = engine
-  if not e and wait > 0 then e = http_engine() end
+  if not e and wait > 0 then
+    if inside_ngx() then ngx_transport.sleep(wait) else e = http_engine() end
+  end
   if e and (next(waiting) or wait > 0) then
     local _, kind, msg = e:step(wait)
     if kind then error("smartauth engine: " .. tostring(msg), 2) end

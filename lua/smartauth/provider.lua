@@ -136,6 +136,8 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   other than loopback ones
 -- @tfield[opt=1048576] int max_body bytes of the largest answer accepted;
 --   a larger one is an `http` error
+-- @tfield[opt] string transport `"ngx"` (cosockets, inside nginx) or `"curl"`
+--   (libcurl); default `"ngx"` inside nginx, else `"curl"`
 -- @tfield[opt] string grant what `p:token()` runs when nothing valid is stored:
 --   `"client_credentials"`, `"password"`, `"authorization_code"`,
 --   `"loopback"`, `"device"`, `"oob"` or `"none"`. Default: the preset's;
@@ -271,6 +273,7 @@ local SCHEMA = {
   request_object_signing_alg = "string",         -- never "none"
   resource = "any",                              -- string or list: url.check_resource
   use_mtls_endpoint_aliases = "boolean",   -- RFC 8705 §5; default: when the provider speaks mTLS
+  transport = { type = "string", enum = { "ngx", "curl" } }, -- default: ngx inside nginx, else curl
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.

@@ -11,6 +11,7 @@
 --   smartauth.store.memory()                   -- this process only
 --   smartauth.store.file{ dir=, key= }         -- the default persistent store
 --   smartauth.store.redis{ host=, port=, password=, db=, prefix= }   -- shared by hosts
+--   smartauth.store.shdict{ dict=, prefix= }   -- inside nginx: shared by its workers
 --
 -- Any table with those four methods works as a store too. `lock` is what
 -- makes refreshes single-flight: a provider takes it around "read the entry,
@@ -101,6 +102,9 @@ function M.file(opts) return require("smartauth.store.file").new(opts) end
 
 --- The Redis store (smartauth.store.redis): see `store/redis.lua`.
 function M.redis(opts) return require("smartauth.store.redis").new(opts) end
+
+--- The nginx shared-dictionary store (smartauth.store.shdict): see `store/shdict.lua`.
+function M.shdict(opts) return require("smartauth.store.shdict").new(opts) end
 
 --- Where the file store keeps tokens by default:
 -- $XDG_STATE_HOME/smartauth, else ~/.local/state/smartauth.

@@ -122,6 +122,7 @@ local function send(p, req)
   if req.connect_timeout == nil then req.connect_timeout = o.connect_timeout end
   if req.ca_file == nil then req.ca_file = o.ca_file end
   if req.max_body == nil then req.max_body = o.max_body end
+  if req.transport == nil then req.transport = o.transport end -- "ngx"|"curl"|nil: engine.request picks
   local s = vault.secrets[p]
   if req.proxy == nil then req.proxy = s.proxy end
   if req.no_proxy == nil then req.no_proxy = o.no_proxy end
