@@ -93,6 +93,7 @@ build = {
     ["smartauth.store.redis"] = "lua/smartauth/store/redis.lua",
     ["smartauth.token"] = "lua/smartauth/token.lua",
     ["smartauth.api"] = "lua/smartauth/api.lua",
+    ["smartauth.dpop"] = "lua/smartauth/dpop.lua",
     ["smartauth.authcode"] = "lua/smartauth/authcode.lua",
     ["smartauth.client_auth"] = "lua/smartauth/client_auth.lua",
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",

@@ -178,6 +178,14 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   `client_cert`; a secret
 -- @tfield[opt] string client_key_password the password of an encrypted
 --   `client_key` (decrypted by the C core; a secret)
+-- @tfield[opt=false] boolean dpop sender-constrained tokens (DPoP, RFC 9449)
+--   with an ES256 key made with the CSPRNG: token requests and `p:request`
+--   carry a proof. The key is kept in the token's store entry, so the store
+--   must be the memory store or one that encrypts (a file or Redis store with
+--   `key`, a custom store with `encrypts = true`); else a `config` error
+-- @tfield[opt] string|table dpop_key DPoP with the application's own key:
+--   PEM text, the path of a PEM file, or a private JWK table (a secret); only
+--   its thumbprint is stored, so any store works
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -219,6 +227,8 @@ local SCHEMA = {
   proxy = "string", no_proxy = "string",         -- "http://[user:password@]host:port"; "host,host"
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
+  -- DPoP, RFC 9449 (dpop.lua)
+  dpop = "boolean", dpop_key = "any",      -- a generated ES256 key; PEM text, PEM file or private JWK
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -293,6 +303,10 @@ function M.new(opts, where, extra)
   if o.proxy ~= nil or o.client_cert ~= nil or o.client_key ~= nil or o.client_key_password ~= nil then
     local conf_ok, terr = require("smartauth.transport").configure(o, s, where)
     if not conf_ok then return nil, terr end
+  end
+  if o.dpop or o.dpop_key ~= nil then
+    local dpop_ok, derr = require("smartauth.dpop").configure(o, s, where)
+    if not dpop_ok then return nil, derr end
   end
   for k, v in pairs(extra or NO_OPTS) do o[k] = v end
   o.leeway = o.leeway or M.DEFAULT_LEEWAY

@@ -35,8 +35,11 @@ local SECRET_FIELDS = M.SECRET_FIELDS
 
 -- Headers whose whole value is a credential; for the Authorization family
 -- the scheme stays readable ("Bearer [redacted]").
+-- A DPoP proof (RFC 9449) is a credential for one request: its value goes
+-- whole.
 local CREDENTIAL_HEADERS = {
   authorization = true, ["proxy-authorization"] = true, cookie = true, ["set-cookie"] = true,
+  dpop = true,
 }
 
 -- Test-only: spec/on_http_spec.lua turns it on to prove that its secret
@@ -175,7 +178,7 @@ end
 -- A credential header's value: the scheme kept, the rest redacted (and
 -- found, base64 decoded for Basic: its password part is a secret).
 local function redact_credential(name, value, found)
-  if name == "cookie" or name == "set-cookie" then
+  if name == "cookie" or name == "set-cookie" or name == "dpop" then
     add(found, value)
     return REDACTED
   end
