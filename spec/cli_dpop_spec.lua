@@ -44,7 +44,8 @@ return { profiles = {
     local words = {}
     for i, a in ipairs(args) do words[i] = q(a) end
     local out, err = tmp .. "/out", tmp .. "/err"
-    local cmd = "env -u SMARTAUTH_STORE_KEY -u XDG_STATE_HOME -u XDG_CONFIG_HOME STORE_KEY=k3y-0123456789abcdef HOME=" .. q(tmp) .. " SMARTAUTH_CONFIG=" .. q(cfg_path) ..
+    local cmd = "env -u SMARTAUTH_STORE_KEY -u XDG_STATE_HOME -u XDG_CONFIG_HOME" ..
+      " STORE_KEY=k3y-0123456789abcdef HOME=" .. q(tmp) .. " SMARTAUTH_CONFIG=" .. q(cfg_path) ..
       " LUA_PATH=" .. q("./lua/?.lua;./lua/?/init.lua;;") ..
       " LUA_CPATH=" .. q("./" .. proc.BUILD .. "/?.so;;") .. " " .. proc.LUA .. " bin/smartauth " ..
       table.concat(words, " ") .. " </dev/null >" .. q(out) .. " 2>" .. q(err)
