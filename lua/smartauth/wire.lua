@@ -254,7 +254,7 @@ end
 -- retried request is its own event), every secret the library knows
 -- redacted as `[redacted]` (the client secret, passwords, API keys, access,
 -- refresh and ID tokens, codes, PKCE verifiers, client assertions, device
--- codes, a proxy's credentials), in every encoding the library makes of
+-- codes, a proxy's credentials, DPoP proofs), in every encoding the library makes of
 -- them (raw, form encoded, JSON escaped, base64 as in HTTP Basic), in the
 -- request and in the answer. Hooks: the provider's `on_http` option and
 -- `smartauth.on_http(fn)`; a hook that raises is reported once on stderr
@@ -266,7 +266,8 @@ end
 -- @tfield string url the request URL, secrets in its query (`access_token`,
 --   `code`, ...) redacted
 -- @tfield table request_headers `{ [lower-case name] = value }`; credentials
---   as `Basic [redacted]`, `Bearer [redacted]`
+--   as `Basic [redacted]`, `Bearer [redacted]`, `DPoP [redacted]`; a `dpop`
+--   proof as `[redacted]`
 -- @tfield string|nil request_body the body sent, secret values redacted
 -- @tfield number|nil status the HTTP status, nil when the exchange failed
 -- @tfield table|nil response_headers `{ [lower-case name] = value }`
