@@ -97,6 +97,7 @@ build = {
     ["smartauth.ngx.transport"] = "lua/smartauth/ngx/transport.lua",
     ["smartauth.token"] = "lua/smartauth/token.lua",
     ["smartauth.api"] = "lua/smartauth/api.lua",
+    ["smartauth.dpop"] = "lua/smartauth/dpop.lua",
     ["smartauth.authcode"] = "lua/smartauth/authcode.lua",
     ["smartauth.client_auth"] = "lua/smartauth/client_auth.lua",
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",

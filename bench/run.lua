@@ -25,7 +25,7 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,10"):gmatch("%d+") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,10"):gmatch("%d+") do ONLY[tonumber(id)] = true end
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -186,6 +186,10 @@ local function start_nginx(c)
     location = /token {
       default_type application/json;
       return 200 '%s';
+    }
+    location = /api {
+      default_type application/json;
+      return 200 '{"ok":true}';
     }
 ]]):format(TOKEN_JSON)
   local conf = ([[
@@ -617,6 +621,52 @@ local function bench_http2(c)
   }
 end
 
+------------------------------------------------------ 8. DPoP requests
+
+-- p:request with a DPoP-bound token (a fresh ES256 proof with ath per
+-- request) against the same call with a Bearer token, over HTTP to nginx's
+-- /api (HTTP, so the TLS work a real API adds does not hide the proof's
+-- cost). CPU time of this process (os.clock: the Lua layer, the proof and
+-- libcurl's side of the exchange), slices interleaved, alternating which
+-- runs first; the ratio is the median of the per-round ratios.
+local function bench_dpop(urls)
+  local n = 2000
+  header(("8. p:request with DPoP against plain Bearer (µs of CPU per request, median of %d rounds of %d)")
+    :format(ROUNDS, n))
+  local api = urls.http:gsub("/token$", "/api")
+  local bearer = assert(smartauth.provider { token_endpoint = urls.http, client_id = "bench-client",
+    client_secret = "bench-secret", retry = false })
+  local bound = assert(smartauth.provider { token_endpoint = urls.http, client_id = "bench-client",
+    client_secret = "bench-secret", retry = false, dpop = true })
+  local at = "2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789"
+  local btok = { access_token = at, token_type = "Bearer" }
+  local dtok = { access_token = at, token_type = "DPoP" }
+  local clock = os.clock
+  local function slice(p, tok)
+    local req = { url = api, token = tok }
+    local t0 = clock()
+    for _ = 1, n do
+      local res = p:request(req)
+      if not res or res.status ~= 200 then error("bench 8: request failed") end
+    end
+    return (clock() - t0) / n * 1e6
+  end
+  slice(bearer, btok); slice(bound, dtok) -- warm: connection, JIT
+  local b, d, ratios = {}, {}, {}
+  for r = 1, ROUNDS do
+    if r % 2 == 1 then d[r] = slice(bound, dtok); b[r] = slice(bearer, btok)
+    else b[r] = slice(bearer, btok); d[r] = slice(bound, dtok) end
+    ratios[r] = d[r] / b[r]
+  end
+  results.benchmarks.dpop_request = { dpop_cpu_us = d, bearer_cpu_us = b }
+  print(string.format("  DPoP %s µs, Bearer %s µs of CPU per request", fmt(median(d)), fmt(median(b))))
+  compare {
+    id = "8", name = "8 p:request with DPoP (CPU)", value = median(d), unit = "µs",
+    baseline_name = "p:request with Bearer", baseline = median(b),
+    ratio = median(ratios), op = "<=", limit = 1.5,
+  }
+end
+
 ------------------------------------------------------------------- main
 
 ------------------------------------------------------ 7. frame budget
@@ -748,6 +798,7 @@ local function main()
   if ONLY[6] then bench_http2(c) end
   if ONLY[7] then bench_frame(urls, c.ca_file) end
   if ONLY[10] then bench_gateway(urls) end
+  if ONLY[8] then bench_dpop(urls) end
 end
 
 local ok, err = xpcall(main, debug.traceback)

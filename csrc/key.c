@@ -690,3 +690,81 @@ const char *sa_key_kty(const sa_key *k) { return k ? kty_name(k->type) : NULL; }
 const char *sa_key_curve(const sa_key *k) { return k ? k->curve : NULL; }
 int sa_key_bits(const sa_key *k) { return k ? k->bits : 0; }
 int sa_key_has_private(const sa_key *k) { return k ? k->priv : 0; }
+
+/* ----------------------------------------------- generation, private export */
+
+sa_key *sa_key_generate(const char *kty, const char *crv, sa_err *err)
+{
+    char cname[SA_OSSL_NAME_MAX];
+    const ec_curve *cv = NULL;
+    EVP_PKEY_CTX *ctx = NULL;
+    sa_key *k;
+    int ec = kty && strcmp(kty, "EC") == 0;
+
+    if (ec) {
+        if (!(cv = curve_by_jwk(crv))) {
+            sa_ossl_safe_name(cname, sizeof cname, crv);
+            sa_err_set(err, SA_EVALIDATION, 0, "unsupported EC curve \"%s\" "
+                       "(P-256, P-384, P-521)", cname);
+            return NULL;
+        }
+    } else if (!(kty && strcmp(kty, "OKP") == 0 && crv && strcmp(crv, "Ed25519") == 0)) {
+        sa_ossl_safe_name(cname, sizeof cname, kty);
+        sa_err_set(err, SA_EVALIDATION, 0, "cannot generate a key of type \"%s\" "
+                   "(EC P-256, P-384, P-521, or OKP Ed25519)", cname);
+        return NULL;
+    }
+    if (!(k = key_alloc(ec ? SA_KEY_EC : SA_KEY_OKP, err)))
+        return NULL;
+    /* EVP key generation draws on OpenSSL's private CSPRNG (RAND_priv_bytes) */
+    ctx = EVP_PKEY_CTX_new_from_name(NULL, ec ? "EC" : "ED25519", NULL);
+    if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 ||
+        (ec && EVP_PKEY_CTX_set_group_name(ctx, cv->ossl) != 1) ||
+        EVP_PKEY_generate(ctx, &k->pkey) != 1 || !k->pkey) {
+        EVP_PKEY_CTX_free(ctx);
+        sa_ossl_fail(err, "key generation failed");
+        sa_key_free(k);
+        return NULL;
+    }
+    EVP_PKEY_CTX_free(ctx);
+    if (ec) {
+        k->curve = cv->jwk;
+        k->coord = cv->coord;
+        k->bits = cv->bits;
+    } else {
+        k->curve = "Ed25519";
+        k->bits = 256;
+    }
+    k->priv = 1;
+    return k;
+}
+
+int sa_key_private_d(const sa_key *k, unsigned char *out, size_t cap, size_t *outlen,
+                     sa_err *err)
+{
+    if (!k || !out || !outlen)
+        return sa_err_set(err, SA_EARG, 0, "sa_key_private_d: NULL argument");
+    *outlen = 0;
+    if (!k->priv || (k->type != SA_KEY_EC && k->type != SA_KEY_OKP))
+        return sa_err_set(err, SA_EARG, 0, "the key has no exportable private part "
+                          "(EC and Ed25519 private keys only)");
+    if (k->type == SA_KEY_EC) {
+        BIGNUM *d = NULL;
+        int ok = cap >= k->coord && EVP_PKEY_get_bn_param(k->pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1 &&
+                 BN_bn2binpad(d, out, (int)k->coord) == (int)k->coord;
+        BN_clear_free(d);
+        if (!ok) {
+            OPENSSL_cleanse(out, cap);
+            return sa_ossl_fail(err, "cannot export the EC private key");
+        }
+        *outlen = k->coord;
+        return 0;
+    }
+    *outlen = cap;
+    if (EVP_PKEY_get_raw_private_key(k->pkey, out, outlen) != 1 || *outlen != ED25519_LEN) {
+        OPENSSL_cleanse(out, cap);
+        *outlen = 0;
+        return sa_ossl_fail(err, "cannot export the Ed25519 private key");
+    }
+    return 0;
+}

@@ -94,4 +94,17 @@ typedef struct sa_jwk_public {
 int sa_key_public_jwk(const sa_key *k, sa_jwk_public *out, sa_err *err);
 
 
+/* ---- generation and private export */
+
+/* A new private key from OpenSSL's CSPRNG: kty "EC" with crv "P-256",
+ * "P-384" or "P-521", or kty "OKP" with crv "Ed25519". */
+sa_key *sa_key_generate(const char *kty, const char *crv, sa_err *err);
+
+/* The private member d of an EC key (big-endian, padded to the coordinate
+ * size) or the seed of an Ed25519 key, into out (at least 66 bytes). The
+ * caller wipes out. 0 ok, -1 (no private part, RSA or oct key). */
+#define SA_KEY_D_MAX 66
+int sa_key_private_d(const sa_key *k, unsigned char *out, size_t cap, size_t *outlen,
+                     sa_err *err);
+
 #endif

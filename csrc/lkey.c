@@ -3,6 +3,10 @@
  * at_hash digest and the alg table. */
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "buf.h"
+#include "crypto.h"
 #include "jws.h"
 #include "key.h"
 #include "lutil.h"
@@ -184,6 +188,20 @@ static int l_key_okp_private(lua_State *L)
     return key_result(L, lk, sa_key_okp_private(crv, x, xlen, d, dlen, &e), &e);
 }
 
+/* core.key_generate(kty, crv): a new private key from the CSPRNG (EC
+ * P-256/384/521, OKP Ed25519), the same userdata the constructors make. */
+static int l_key_generate(lua_State *L)
+{
+    sa_err e;
+    const char *kty = check_name(L, 1, "kty", &e);
+    const char *crv = kty ? check_name(L, 2, "crv", &e) : NULL;
+    lkey *lk;
+    if (!kty || !crv)
+        return lu_push_err(L, &e);
+    lk = new_lkey(L);
+    return key_result(L, lk, sa_key_generate(kty, crv, &e), &e);
+}
+
 /* core.jws_hash(alg, data) -> digest (for at_hash / c_hash) */
 static int l_jws_hash(lua_State *L)
 {
@@ -325,6 +343,53 @@ static int l_key_public(lua_State *L)
     return 1;
 }
 
+/* Sets field name of the table at the top to the base64url encoding of
+ * p[0..n); the buffer is wiped when freed (sa_buf). */
+static void set_b64(lua_State *L, const char *name, const unsigned char *p, size_t n)
+{
+    sa_buf *b = lu_new_box(L);
+    if (sa_b64_encode(b, p, n, 1) != 0)
+        lu_nomem(L, b);
+    lu_push_buf(L, b);
+    lua_setfield(L, -2, name);
+}
+
+/* key:private_jwk() -> { kty=, crv=, x=, [y=,] d= } (members base64url
+ * encoded), EC and Ed25519 private keys only | nil, kind, msg, code. The
+ * raw private bytes live only in a C buffer, wiped before returning. */
+static int l_key_private_jwk(lua_State *L)
+{
+    sa_key *k = check_key(L, 1);
+    unsigned char d[SA_KEY_D_MAX];
+    size_t dlen = 0;
+    sa_jwk_public *j;
+    sa_buf *db;
+    sa_err e;
+    int rc;
+    j = lua_newuserdatauv(L, sizeof *j, 0);
+    if (sa_key_public_jwk(k, j, &e) != 0)
+        return lu_push_err(L, &e);
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, j->kty);
+    lua_setfield(L, -2, "kty");
+    lua_pushstring(L, j->crv);
+    lua_setfield(L, -2, "crv");
+    set_b64(L, "x", j->x, j->xlen);
+    if (j->ylen)
+        set_b64(L, "y", j->y, j->ylen);
+    /* every allocation that may raise comes before or after d is held */
+    db = lu_new_box(L);
+    if (sa_key_private_d(k, d, sizeof d, &dlen, &e) != 0)
+        return lu_push_err(L, &e);
+    rc = sa_b64_encode(db, d, dlen, 1);
+    OPENSSL_cleanse(d, sizeof d);
+    if (rc != 0)
+        return lu_nomem(L, db);
+    lu_push_buf(L, db);
+    lua_setfield(L, -2, "d");
+    return 1;
+}
+
 /* key:close(), __gc, __close: frees (and wipes) once, harmless again. */
 static int l_key_close(lua_State *L)
 {
@@ -359,6 +424,7 @@ static const luaL_Reg key_methods[] = {
     { "type", l_key_type },
     { "has_private", l_key_has_private },
     { "public", l_key_public },
+    { "private_jwk", l_key_private_jwk },
     { "close", l_key_close },
     { NULL, NULL }
 };
@@ -419,6 +485,7 @@ static const luaL_Reg funcs[] = {
     { "key_rsa_private", l_key_rsa_private },
     { "key_ec_private", l_key_ec_private },
     { "key_okp_private", l_key_okp_private },
+    { "key_generate", l_key_generate },
     { "jws_hash", l_jws_hash },
     { "jws_parse", l_jws_parse },
     { "jws_algs", l_jws_algs },

@@ -128,11 +128,13 @@ describe("token responses", function()
       end
     end)
 
-    it("is refused when it is not Bearer", function()
+    it("is refused when it is not Bearer, DPoP or N_A", function()
       local tok, err = grant { json = { access_token = "a", token_type = "mac" } }
       assert_err("validation", tok, err)
       assert.matches("mac", err.description, 1, true)
-      assert_err("validation", from { access_token = "a", token_type = "N_A" })
+      -- issue 16: RFC 9449's DPoP and RFC 8693's N_A are token types too
+      assert.equal("N_A", assert(from { access_token = "a", token_type = "N_A" }).token_type)
+      assert.equal("DPoP", assert(from { access_token = "a", token_type = "dPoP" }).token_type)
       -- empty means absent, as null does (issue 11): RFC 6750's Bearer
       assert.equal("Bearer", assert(from { access_token = "a", token_type = "" }).token_type)
       assert_err("validation", from { access_token = "a", token_type = 1 })

@@ -1,6 +1,7 @@
 --- Internal: Calling an API with the token attached (after golang/oauth2's
 -- Transport): in the Authorization header, as a query parameter where the
--- provider needs it, or SmartFile's HTTP Basic API key; a 401 retires the
+-- provider needs it, or SmartFile's HTTP Basic API key; a DPoP-bound token
+-- with a fresh proof (dpop.lua) and the resource server's nonce; a 401 retires the
 -- token everywhere and the call is sent once more with a renewed one.
 -- @module smartauth.api
 local compat = require "smartauth.compat"
@@ -68,6 +69,10 @@ function M.request(self, opts)
   end
   local method = opts.method or (body and "POST" or "GET")
 
+  local dp = secrets[self].dpop
+  local dpop = dp and require "smartauth.dpop"
+  local fresh_nonce -- a new DPoP-Nonce came with the last answer
+
   local function send(tok)
     local h, u = { compat.unpack(headers) }, target
     local s = secrets[self]
@@ -75,7 +80,16 @@ function M.request(self, opts)
       -- plain HTTP Basic (RFC 7617) with an API key, as SmartFile documents
       h[#h + 1] = "Authorization: Basic " .. core.b64_encode(s.api_key .. ":" .. (s.api_password or ""))
     elseif tok then
-      if self.options.token_placement == "query" then
+      if tok.token_type == "DPoP" then
+        -- RFC 9449 §7.1: the DPoP scheme and a fresh proof bound to this token
+        if not dp then
+          return cfg_err("a DPoP-bound token needs the provider's DPoP key (option 'dpop' or 'dpop_key')")
+        end
+        local line, perr = dpop.header(self, method, target, tok.access_token)
+        if not line then return nil, perr end
+        h[#h + 1] = "Authorization: DPoP " .. tok.access_token
+        h[#h + 1] = line
+      elseif self.options.token_placement == "query" then
         u = url.add_query(target, { [self.options.token_param] = tok.access_token })
       else
         h[#h + 1] = "Authorization: Bearer " .. tok.access_token
@@ -84,13 +98,31 @@ function M.request(self, opts)
     local res, err = transport.call(self, { method = method, url = u, headers = h, body = body,
       timeout = opts.timeout, api = true })
     if not res then return nil, vault.scrub(self, err, tok and { tok.access_token }) end
+    if dp then fresh_nonce = dpop.remember_nonce(self, target, res.headers) end
     return res
+  end
+
+  -- A resource server's nonce (RFC 9449 §9): a 401 with error
+  -- "use_dpop_nonce" and a new DPoP-Nonce is sent again with it, once per
+  -- call: a server that keeps asking gets its 401 back.
+  local nonce_retried = false
+  local function send_once(tok)
+    local res, err = send(tok)
+    if res and res.status == 401 and dp and not nonce_retried and tok and tok.token_type == "DPoP" then
+      local wa = res.headers["www-authenticate"]
+      if fresh_nonce and type(wa) == "string" and wa:lower():find("dpop", 1, true)
+          and wa:find('error%s*=%s*"?use_dpop_nonce') then
+        nonce_retried = true
+        res, err = send(tok)
+      end
+    end
+    return res, err
   end
 
   if self.api_key_auth then return send(nil) end
   local tok = opts.token
   if type(tok) == "string" then
-    tok = { access_token = tok }
+    tok = { access_token = tok, token_type = dp and "DPoP" or "Bearer" }
   elseif tok ~= nil and (type(tok) ~= "table" or type(tok.access_token) ~= "string") then
     errors.argerror(1, "request", "'token' must be a token or an access token string", tok)
   end
@@ -99,13 +131,13 @@ function M.request(self, opts)
     tok, err = self:token()
     if not tok then return nil, err end
   end
-  local res, rerr = send(tok)
+  local res, rerr = send_once(tok)
   if res and res.status == 401 and opts.token == nil then
     -- the server ended this token: retire it everywhere, renew once
     secrets[self].source:retire(tok.access_token)
     local nt, terr = self:token()
     if not nt then return nil, terr end
-    res, rerr = send(nt)
+    res, rerr = send_once(nt)
   end
   return res, rerr
 end

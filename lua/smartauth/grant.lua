@@ -5,6 +5,7 @@
 -- introspection uses both.
 -- @module smartauth.grant
 local clock = require "smartauth.clock"
+local compat = require "smartauth.compat"
 local client_auth = require "smartauth.client_auth"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
@@ -97,7 +98,8 @@ local MAX_PREPARED = 8
 -- prep_key names a form that is the same on every call (a client
 -- credentials grant without extra parameters): its request is built once
 -- and kept with the secrets (a "post" body holds the client secret).
-function M.post_form(self, endpoint_name, form, prep_key)
+-- extra_headers: lines for this request only (a DPoP proof).
+function M.post_form(self, endpoint_name, form, prep_key, extra_headers)
   local ep = self:endpoint(endpoint_name)
   if ep == nil then
     local err
@@ -126,12 +128,20 @@ function M.post_form(self, endpoint_name, form, prep_key)
   -- the provider's current settings, also on a request kept from before
   req.timeout, req.connect_timeout = self.options.timeout, self.options.connect_timeout
   req.ca_file, req.max_body = self.options.ca_file, self.options.max_body
+  if extra_headers then
+    local h = { compat.unpack(req.headers) }
+    for _, line in ipairs(extra_headers) do h[#h + 1] = line end
+    req = { method = "POST", url = req.url, headers = h, body = req.body, timeout = req.timeout,
+      connect_timeout = req.connect_timeout, ca_file = req.ca_file, max_body = req.max_body }
+  end
   local res, herr = transport.call(self, req)
   if not res then return nil, vault.scrub(self, herr) end
   return res
 end
 
 function M.request(self, form, extra_secrets, prep_key)
+  -- DPoP (dpop.lua): a proof per request, the server's nonce, the token bound
+  if secrets[self].dpop then return require("smartauth.dpop").token_request(self, form, extra_secrets, prep_key) end
   local res, err = M.post_form(self, "token_endpoint", form, prep_key)
   if not res then return nil, vault.scrub(self, err, extra_secrets) end
   local tok, terr = M.decode(self, res, nil, extra_secrets)

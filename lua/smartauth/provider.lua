@@ -223,6 +223,14 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   else no. `true` needs `client_cert`. An endpoint set as an option is never
 --   replaced; an alias that is not a usable URL is a `validation` error of
 --   discovery when the aliases are used, and ignored when they are not
+-- @tfield[opt=false] boolean dpop sender-constrained tokens (DPoP, RFC 9449)
+--   with an ES256 key made with the CSPRNG: token requests and `p:request`
+--   carry a proof. The key is kept in the token's store entry, so the store
+--   must be the memory store or one that encrypts (a file or Redis store with
+--   `key`, a custom store with `encrypts = true`); else a `config` error
+-- @tfield[opt] string|table dpop_key DPoP with the application's own key:
+--   PEM text, the path of a PEM file, or a private JWK table (a secret); only
+--   its thumbprint is stored, so any store works
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -274,6 +282,8 @@ local SCHEMA = {
   resource = "any",                              -- string or list: url.check_resource
   use_mtls_endpoint_aliases = "boolean",   -- RFC 8705 §5; default: when the provider speaks mTLS
   transport = { type = "string", enum = { "ngx", "curl" } }, -- default: ngx inside nginx, else curl
+  -- DPoP, RFC 9449 (dpop.lua)
+  dpop = "boolean", dpop_key = "any",      -- a generated ES256 key; PEM text, PEM file or private JWK
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -377,6 +387,10 @@ function M.new(opts, where, extra)
   if o.proxy ~= nil or o.client_cert ~= nil or o.client_key ~= nil or o.client_key_password ~= nil then
     local conf_ok, terr = require("smartauth.transport").configure(o, s, where)
     if not conf_ok then return nil, terr end
+  end
+  if o.dpop or o.dpop_key ~= nil then
+    local dpop_ok, derr = require("smartauth.dpop").configure(o, s, where)
+    if not dpop_ok then return nil, derr end
   end
   for k, v in pairs(extra or NO_OPTS) do o[k] = v end
   o.leeway = o.leeway or M.DEFAULT_LEEWAY

@@ -21,6 +21,10 @@ local KNOWN = {
   scope = true, id_token = true,
 }
 
+-- token_type values (case-insensitive): RFC 6750 Bearer, RFC 9449 DPoP,
+-- and RFC 8693's N_A for an issued token that is not an access token.
+local TOKEN_TYPES = { bearer = "Bearer", dpop = "DPoP", n_a = "N_A" }
+
 local function invalid(msg)
   return nil, errors.new("validation", msg)
 end
@@ -73,10 +77,12 @@ function M.from_response(t, now)
     tt = "Bearer" -- some services omit it; RFC 6750 is what they mean
   elseif type(tt) ~= "string" then
     return invalid("token response has a non-string token_type")
-  elseif tt:lower() == "bearer" then
-    tt = "Bearer"
   else
-    return invalid("unsupported token_type '" .. tt:sub(1, 32) .. "' (only Bearer)")
+    local known = TOKEN_TYPES[tt:lower()]
+    if not known then
+      return invalid("unsupported token_type '" .. errors.clean_text(tt, 32) .. "' (Bearer, DPoP or N_A)")
+    end
+    tt = known
   end
   local expires_in = t.expires_in
   -- the usual case first: a number (cjson gives floats); NaN fails >= 0
@@ -118,7 +124,8 @@ end
 -- `tostring(token)` shows only a prefix of the access token.
 -- @type Token
 -- @tfield string access_token the access token (printable ASCII only)
--- @tfield string token_type always `"Bearer"` (other types are refused)
+-- @tfield string token_type `"Bearer"`, `"DPoP"` (bound to the provider's
+--   DPoP key) or `"N_A"` (not an access token; RFC 8693); others are refused
 -- @tfield[opt] int expires_in seconds of life from the answer (or the
 --   `default_expires_in` option)
 -- @tfield[opt] number expires_at when it expires (seconds since the epoch);
@@ -128,6 +135,8 @@ end
 -- @tfield[opt] string id_token the ID token (verified when the provider has an issuer)
 -- @tfield[opt] table claims the verified ID-token claims
 -- @tfield[opt] table extra other fields of the token answer
+-- @tfield[opt] table ext kept in the store entry: `dpop_jkt` (the DPoP key's
+--   thumbprint), `dpop_key` (a generated DPoP key, as a private JWK)
 -- @tfield number issued_at when it was received (seconds since the epoch)
 
 --- Is the token expired, or within `leeway` seconds of it? A token without
@@ -191,7 +200,7 @@ function M.from_entry(e)
     if e[k] ~= nil and type(e[k]) ~= "table" then return bad(k) end
   end
   return setmetatable({
-    access_token = e.access_token, token_type = e.token_type or "Bearer",
+    access_token = e.access_token, token_type = TOKEN_TYPES[(e.token_type or "Bearer"):lower()] or e.token_type,
     expires_at = e.expires_at, refresh_token = e.refresh_token,
     scope = e.scope, id_token = e.id_token, issued_at = e.issued_at,
     claims = e.claims, ext = e.ext,

@@ -175,12 +175,23 @@ local function reauth(err)
   return nil, err
 end
 
+-- A stored DPoP-bound token is used only with its key (dpop.lua); dpop.lua
+-- loads only for a provider with DPoP or an entry that is bound.
+local function usable(p, t, err)
+  if not t then return t, err end
+  local ext = t.ext
+  if secrets[p].dpop or t.token_type == "DPoP" or (ext and (ext.dpop_jkt or ext.dpop_key)) then
+    if not require("smartauth.dpop").usable(p, t) then return nil end
+  end
+  return t
+end
+
 -- The stored token under key, or nil; nil, err when the store fails.
 local function read(p, key)
   local entry, err = p.options.store:get(key)
   if err then return nil, err end
   if entry == nil then return nil end
-  return token_mod.from_entry(entry)
+  return usable(p, token_mod.from_entry(entry))
 end
 
 --- Refresh `t` and keep the result under `key`. The server may have
@@ -417,7 +428,7 @@ function M.stored(self)
   local entry, err = self.options.store:get(self:store_key())
   if err then return nil, err end
   if entry == nil then return nil end
-  return token_mod.from_entry(entry)
+  return usable(self, token_mod.from_entry(entry))
 end
 
 --- nil, or why the last token could not be saved (it is kept in memory

@@ -36,8 +36,11 @@ local SECRET_FIELDS = M.SECRET_FIELDS
 
 -- Headers whose whole value is a credential; for the Authorization family
 -- the scheme stays readable ("Bearer [redacted]").
+-- A DPoP proof (RFC 9449) is a credential for one request: its value goes
+-- whole.
 local CREDENTIAL_HEADERS = {
   authorization = true, ["proxy-authorization"] = true, cookie = true, ["set-cookie"] = true,
+  dpop = true,
 }
 
 -- Test-only: spec/on_http_spec.lua turns it on to prove that its secret
@@ -176,7 +179,7 @@ end
 -- A credential header's value: the scheme kept, the rest redacted (and
 -- found, base64 decoded for Basic: its password part is a secret).
 local function redact_credential(name, value, found)
-  if name == "cookie" or name == "set-cookie" then
+  if name == "cookie" or name == "set-cookie" or name == "dpop" then
     add(found, value)
     return REDACTED
   end
@@ -252,7 +255,7 @@ end
 -- retried request is its own event), every secret the library knows
 -- redacted as `[redacted]` (the client secret, passwords, API keys, access,
 -- refresh and ID tokens, codes, PKCE verifiers, client assertions, request
--- objects, device codes, a proxy's credentials), in every encoding the library makes of
+-- objects, device codes, a proxy's credentials, DPoP proofs), in every encoding the library makes of
 -- them (raw, form encoded, JSON escaped, base64 as in HTTP Basic), in the
 -- request and in the answer. Hooks: the provider's `on_http` option and
 -- `smartauth.on_http(fn)`; a hook that raises is reported once on stderr
@@ -264,7 +267,8 @@ end
 -- @tfield string url the request URL, secrets in its query (`access_token`,
 --   `code`, ...) redacted
 -- @tfield table request_headers `{ [lower-case name] = value }`; credentials
---   as `Basic [redacted]`, `Bearer [redacted]`
+--   as `Basic [redacted]`, `Bearer [redacted]`, `DPoP [redacted]`; a `dpop`
+--   proof as `[redacted]`
 -- @tfield string|nil request_body the body sent, secret values redacted
 -- @tfield number|nil status the HTTP status, nil when the exchange failed
 -- @tfield table|nil response_headers `{ [lower-case name] = value }`

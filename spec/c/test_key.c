@@ -252,6 +252,43 @@ static void test_pem(fixture *rsa, fixture *p384, fixture *ed)
     CHECK(ERR_peek_error() == 0);
 }
 
+/* Generated keys: usable, distinct, private part exported padded and
+ * rebuilding the same key; the refused kinds. */
+static void test_generate(void)
+{
+    sa_err err;
+    sa_jwk_public pub;
+    unsigned char d[SA_KEY_D_MAX], d2[SA_KEY_D_MAX];
+    size_t dlen = 0, d2len = 0;
+    sa_key *k = sa_key_generate("EC", "P-256", &err), *k2, *k3;
+    CHECK(k != NULL && sa_key_has_private(k) && sa_key_bits(k) == 256 &&
+          strcmp(sa_key_curve(k), "P-256") == 0);
+    CHECK(sa_key_private_d(k, d, sizeof d, &dlen, &err) == 0 && dlen == 32);
+    CHECK(sa_key_public_jwk(k, &pub, &err) == 0);
+    k3 = sa_key_ec_private("P-256", pub.x, pub.xlen, pub.y, pub.ylen, d, dlen, &err);
+    CHECK(k3 != NULL);
+    k2 = sa_key_generate("EC", "P-256", &err);
+    CHECK(k2 != NULL && sa_key_private_d(k2, d2, sizeof d2, &d2len, &err) == 0);
+    CHECK(d2len == 32 && memcmp(d, d2, 32) != 0);
+    sa_key_free(k2);
+    sa_key_free(k3);
+    CHECK(sa_key_private_d(k, d, 31, &dlen, &err) == -1 && dlen == 0);
+    sa_key_free(k);
+    CHECK((k = sa_key_generate("EC", "P-521", &err)) != NULL);
+    CHECK(sa_key_private_d(k, d, sizeof d, &dlen, &err) == 0 && dlen == 66);
+    sa_key_free(k);
+    CHECK((k = sa_key_generate("OKP", "Ed25519", &err)) != NULL);
+    CHECK(sa_key_private_d(k, d, sizeof d, &dlen, &err) == 0 && dlen == 32);
+    CHECK(sa_key_public_jwk(k, &pub, &err) == 0 && pub.xlen == 32);
+    sa_key_free(k);
+    CHECK(sa_key_generate("RSA", NULL, &err) == NULL && err.kind == SA_EVALIDATION);
+    CHECK(sa_key_generate("EC", "P-192", &err) == NULL && contains(err.msg, "P-192"));
+    CHECK(sa_key_generate("OKP", "X25519", &err) == NULL);
+    CHECK(sa_key_generate(NULL, NULL, &err) == NULL);
+    CHECK(sa_key_private_d(NULL, d, sizeof d, &dlen, &err) == -1);
+    CHECK(ERR_peek_error() == 0);
+}
+
 static void test_private_jwk(fixture *rsa, fixture *rsa2, fixture *p256, fixture *p256b,
                              fixture *ed)
 {
@@ -391,6 +428,7 @@ int main(void)
     test_okp_keys(&ed);
     test_pem(&rsa, &p384, &ed);
     test_private_jwk(&rsa, &rsa2, &p256, &p256b, &ed);
+    test_generate();
 
     fixture_free(&rsa);
     fixture_free(&rsa2);
