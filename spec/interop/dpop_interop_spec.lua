@@ -89,6 +89,51 @@ describe("#interop DPoP with oidc-provider", function()
     assert.equal("invalid_grant", err.code)
   end)
 
+  it("p:userinfo sends the DPoP-bound token with a proof", function()
+    local p = discover { client_id = "public-client", scope = "openid email", dpop = true }
+    assert(login(p, { prompt = "consent" }))
+    local info = assert(p:userinfo())
+    assert.equal("alice", info.sub)
+  end)
+
+  it("a resource server verifies the DPoP-bound JWT access token the provider issued, with the client's proof",
+    function()
+    local RES = "https://api.example/dpop"
+    local client = discover { client_id = "dpop-client", client_secret = "dpop-secret", dpop = true }
+    local tok = assert(client:client_credentials { scope = "api:read", resource = RES })
+    assert.equal("DPoP", tok.token_type)
+    local rs = discover { client_id = "resource-server" }
+    local url = RES .. "/v1/items?x=1"
+    local proof = assert(dpop.proof(client, "GET", url, tok.access_token))
+    local claims = assert(rs:verify_access_token(tok.access_token,
+      { audience = RES, scope = "api:read", dpop = { proof = proof, method = "GET", url = url } }))
+    assert.equal("dpop-client", claims.client_id)
+    assert.equal(tok.ext.dpop_jkt, claims.cnf.jkt)
+    -- the same proof again is a replay (its jti is remembered in the RS's store)
+    local again, rerr = rs:verify_access_token(tok.access_token,
+      { audience = RES, dpop = { proof = proof, method = "GET", url = url } })
+    assert.is_nil(again)
+    assert.equal("dpop", rerr.check)
+    -- a proof for another method, by another key, or none at all is refused
+    local post = assert(dpop.proof(client, "POST", url, tok.access_token))
+    local c2, e2 = rs:verify_access_token(tok.access_token,
+      { audience = RES, dpop = { proof = post, method = "GET", url = url } })
+    assert.is_nil(c2)
+    assert.equal("dpop", e2.check)
+    local thief = discover { client_id = "dpop-client", client_secret = "dpop-secret", dpop = true }
+    local stolen = assert(dpop.proof(thief, "GET", url, tok.access_token))
+    local c3, e3 = rs:verify_access_token(tok.access_token,
+      { audience = RES, dpop = { proof = stolen, method = "GET", url = url } })
+    assert.is_nil(c3)
+    assert.equal("dpop", e3.check)
+    local c4, e4 = rs:verify_access_token(tok.access_token, { audience = RES })
+    assert.is_nil(c4)
+    assert.equal("dpop", e4.check)
+    local hdr, status = smartauth.www_authenticate(e4, { dpop = true })
+    assert.equal(401, status)
+    assert.matches('DPoP error="invalid_dpop_proof"', hdr, 1, true)
+  end)
+
   it("takes a resource server's nonce on a 401 and sends the request once more", function()
     local jwk = assert(core.key_generate("EC", "P-256")):private_jwk()
     local p = discover { client_id = "public-client", scope = "openid email", dpop_key = jwk }

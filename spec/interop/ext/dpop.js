@@ -25,5 +25,25 @@ module.exports = {
       nonceSecret: crypto.randomBytes(32),
       requireNonce: () => true,
     };
+    // JWT access tokens for one test resource, so that a resource server can check
+    // the DPoP binding (cnf.jkt) of a token this provider issued.
+    config.features.resourceIndicators = {
+      enabled: true,
+      defaultResource: async () => undefined,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (_ctx, resourceIndicator) => {
+        if (resourceIndicator !== 'https://api.example/dpop') {
+          const { errors } = await import('oidc-provider');
+          throw new errors.InvalidTarget();
+        }
+        return {
+          scope: 'api:read api:write',
+          audience: resourceIndicator,
+          accessTokenTTL: 300,
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'ES256' } },
+        };
+      },
+    };
   },
 };
