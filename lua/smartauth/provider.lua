@@ -108,8 +108,22 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 -- @tfield[opt] string scope space-separated scopes asked for by grants and
 --   authorization requests; part of the store key
 -- @tfield[opt] string response_type the default of `p:authorization_url`:
---   `"code"` (default), `"id_token"`, `"code id_token"`, `"id_token token"`,
---   `"code token"` or `"code id_token token"`
+--   `"code"` (default), `"id_token"` or `"code id_token"` (the Hybrid
+--   profile). `"token"`, `"id_token token"`, `"code token"` and
+--   `"code id_token token"` are a `config` error: they put the access token
+--   in the redirect, which RFC 9700 §2.1.2 says not to use
+-- @tfield[opt] string response_mode the default of `p:authorization_url`:
+--   `"query"`, `"fragment"`, `"form_post"` (the loopback login accepts the
+--   POST; `p:exchange_code{ form = body }` takes it elsewhere), or JARM's
+--   `"query.jwt"`, `"fragment.jwt"`, `"form_post.jwt"`, `"jwt"`: the
+--   response is a signed JWT verified before use (see `exchange_code`)
+-- @tfield[opt] string authorization_signed_response_alg JARM: the one alg
+--   the response may be signed with (never `none`; HS* uses the client
+--   secret). Default: the metadata's `authorization_signing_alg_values_supported`
+--   within what smartauth verifies, else RS256
+-- @tfield[opt] table claims_issuers aggregated and distributed claims
+--   (`p:userinfo(tok, { resolve_claims = true })`): the issuers, besides
+--   this provider, whose signed claims are taken (their keys are discovered)
 -- @tfield[opt] table store where tokens are kept: any object with `get`,
 --   `set`, `delete` and `lock` (see `smartauth.store`); default a new
 --   `smartauth.store.memory()`
@@ -232,8 +246,11 @@ local SCHEMA = {
   client_auth = { type = "string", enum = { "basic", "post", "none", "private_key_jwt", "client_secret_jwt",
     "tls_client_auth", "self_signed_tls_client_auth" } },
   redirect_uri = "string", scope = "string",
-  response_type = { type = "string", enum = { "code", "id_token", "code id_token", "id_token token",
-    "code token", "code id_token token" } },
+  response_type = { type = "string", enum = { "code", "id_token", "code id_token" } }, -- check_response_type
+  response_mode = { type = "string", enum = { "query", "fragment", "form_post", "query.jwt", "fragment.jwt",
+    "form_post.jwt", "jwt" } },
+  authorization_signed_response_alg = "string",  -- JARM (jarm.lua); never "none"
+  claims_issuers = "table",                -- aggregated/distributed claims issuers trusted (claims.lua)
   store = "any", retry = "any",
   on_http = "function",                    -- debug hook: one redacted event per HTTP exchange (wire.lua)
   lock_ttl = { type = "number", min = 1, max = 86400 },   -- seconds the store lock is held for
@@ -287,6 +304,22 @@ local function cfg_err(msg, fields)
   return nil, errors.new("config", msg, fields)
 end
 
+--- Is a response type one smartauth sends? true, or nil and why. Every
+-- type that returns an access token in the redirect (implicit `token`,
+-- `id_token token`, and the hybrid `code token`, `code id_token token`) is
+-- refused: RFC 9700 §2.1.2 (the OAuth 2.0 Security BCP) says not to use
+-- them, as the token leaks through history, referrers and logs, and
+-- cannot be sender-constrained. `code id_token` (OIDC Hybrid) stays.
+-- @tparam string rt the response_type
+function M.check_response_type(rt)
+  if url.has_word(rt, "token") then
+    return nil, "response_type '" .. errors.clean_text(rt, 40) .. "' is not supported: it returns the " ..
+      "access token in the redirect, which the OAuth 2.0 Security BCP (RFC 9700 §2.1.2) says not to use; " ..
+      "use \"code\" (or \"code id_token\") and get the token from the token endpoint"
+  end
+  return true
+end
+
 --- Create a provider (`smartauth.provider` calls this).
 -- @tparam table opts the provider's `options`
 -- @tparam[opt] string where the constructor's name, for messages
@@ -297,8 +330,16 @@ function M.new(opts, where, extra)
     errors.argerror(1, "provider", "table expected", opts)
   end
   where = where or "smartauth.provider"
+  if type(opts.response_type) == "string" then
+    local ok, why = M.check_response_type(opts.response_type)
+    if not ok then return cfg_err(where .. ": option " .. why, { option = "response_type" }) end
+  end
   local o, err = options.check(where, opts, SCHEMA, opts.allow_http)
   if not o then return nil, err end
+  if o.authorization_signed_response_alg and o.authorization_signed_response_alg:lower() == "none" then
+    return cfg_err(where .. ": option 'authorization_signed_response_alg' is never 'none'",
+      { option = "authorization_signed_response_alg" })
+  end
   if o.redirect_uri then
     local ok, msg = url.check_redirect_uri(o.redirect_uri, o.allow_http)
     if not ok then return cfg_err(where .. ": option 'redirect_uri' " .. msg, { option = "redirect_uri" }) end
@@ -688,6 +729,7 @@ Provider.exchange_code = lazy("smartauth.authcode", "exchange_code")
 M.parse_redirect = lazy("smartauth.authcode", "parse_redirect")
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
+Provider.resolve_claims = lazy("smartauth.claims", "resolve")
 Provider.verify_access_token = lazy("smartauth.resource", "verify_access_token")
 Provider.device_authorization = lazy("smartauth.device", "device_authorization")
 Provider.poll_device = lazy("smartauth.device", "poll_device")
