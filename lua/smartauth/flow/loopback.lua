@@ -292,7 +292,9 @@ local function serve(self, state, timeout, handle, clients)
           if path ~= self.path then
             form, status, title, text = nil, 404, "Not found", "Nothing here."
           elseif query ~= "" then
-            form, status, title, text = nil, 400, "Bad request", "A form_post response has no query."
+            -- a form_post response has no query: not a request this page takes
+            form, status, title, text = nil, 405, "Method not allowed",
+              "Only the browser's redirect or its form_post response is expected here."
           else
             form, status, title, text = form_body(c.buf, head, stop)
           end
