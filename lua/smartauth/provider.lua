@@ -554,7 +554,12 @@ end
 --   request object (RFC 9101); with `par` (or when the metadata requires it)
 --   they are pushed first (RFC 9126) and the URL carries only `client_id`
 --   and `request_uri`: then this makes a request (it yields inside a task)
---   and can fail
+--   and can fail. `response_mode` (default the option): see the option.
+--   `request_uri` (a request object the application hosts, RFC 9101 §5.2):
+--   only `client_id` and `request_uri` are sent (with `response_type` and
+--   `scope` when the scope has `openid`); `state` is needed, and `nonce`
+--   and `code_verifier` are given as the object holds them; any other
+--   request parameter is a `config` error
 -- @return the URL and the session (a plain table to keep until the
 --   callback: state, nonce, code_verifier, ...), or nil, err (`config`,
 --   or the push's `oauth`, `http`, `validation`, ... error)
@@ -568,7 +573,12 @@ end
 -- @tparam table opts `session` (from `authorization_url`), and either `url`
 --   (the whole redirect) or `code`, `state` and `iss`; `iss = false` for a
 --   code a person typed in (nothing can carry `iss`); `resource` (RFC 8707;
---   default the authorization request's)
+--   default the authorization request's). `form` instead of `url`: a
+--   `form_post` response's body (`application/x-www-form-urlencoded`, at
+--   most 64 KiB, each name once). With a JARM `response_mode` only the
+--   `response` JWT counts (in `url`, `form`, or as `response`): it is
+--   verified (signature, alg, iss, aud, exp) before its `state`, `iss`,
+--   `error` or `code` is used
 -- @return a `smartauth.token` (with `claims` when an ID token came), or nil, err
 
 --- The key this provider's token is stored under: a readable prefix (the
@@ -672,7 +682,24 @@ end
 -- exp and iat when present); an encrypted one is refused (`validation`).
 -- @function Provider:userinfo
 -- @tparam[opt] table|string tok a token or access token (default `p:token()`)
+-- @tparam[opt] table opts `resolve_claims = true`: aggregated and distributed
+--   claims verified and put in place (see `resolve_claims`); without it
+--   `_claim_names` and `_claim_sources` are returned as they came;
+--   `claims_issuers`: issuers trusted for this call besides the option's
 -- @return the claims table, or nil, err
+
+--- Aggregated and distributed claims (OIDC Core §5.6.2) of a claims table
+-- (a UserInfo answer, an ID token's `tok.claims`): each source's JWT is
+-- verified with its issuer's keys (the provider's own issuer, or one in
+-- `claims_issuers`, `https://` only, its keys discovered), a distributed
+-- source fetched with its own `access_token`; the claims named for it are
+-- put in place (never `sub`, `iss`, `aud`, ...), `_claim_names` and
+-- `_claim_sources` removed. At most 16 sources, 256 names, 64 KiB a source.
+-- @function Provider:resolve_claims
+-- @tparam table claims the claims table
+-- @tparam[opt] table opts `claims_issuers`
+-- @return a new claims table, or nil, err (`validation` when a source fails a
+--   check, `http` when it cannot be fetched): never unverified claims
 
 --- Device authorization request (RFC 8628 §3.1).
 -- @function Provider:device_authorization

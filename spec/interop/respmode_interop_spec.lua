@@ -104,7 +104,8 @@ describe("#interop response modes against oidc-provider", function()
       local tok, err = p:exchange_code { url = forged, session = session }
       assert.is_nil(tok)
       assert.equal("validation", err.kind)
-      local other = discover("form-client", { response_mode = "query.jwt", authorization_signed_response_alg = "ES256" })
+      local other = discover("form-client", { response_mode = "query.jwt",
+        authorization_signed_response_alg = "ES256" })
       tok, err = other:exchange_code { url = redirect, session = session }
       assert.is_nil(tok)
       assert.equal("aud", err.check)
