@@ -10,6 +10,7 @@ local core = require "smartauth.core"
 local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
+local jarm = require "smartauth.jarm"
 local jwt = require "smartauth.jwt"
 local options = require "smartauth.options"
 local url = require "smartauth.url"
@@ -18,6 +19,7 @@ local vault = require "smartauth.vault"
 local secrets = vault.secrets
 local check_opts = options.call_opts
 local clean_text = errors.clean_text
+local parse_callback = jarm.parse_callback
 local has_word = url.has_word
 
 local M = {}
@@ -33,7 +35,7 @@ end
 
 local AUTHZ_CONSUMED = {
   redirect_uri = true, scope = true, response_type = true, pkce = true, state = true, nonce = true,
-  resource = true,
+  resource = true, response_mode = true, request_uri = true, code_verifier = true,
 }
 
 M.REQUEST_OBJECT_TTL = 300 -- seconds a request object is valid (FAPI 2.0: at most 3600 past nbf)
@@ -152,6 +154,35 @@ local function authz_identity(self)
     " client_id " .. tostring(self.options.client_id)
 end
 
+-- RFC 9101 §5.2.3 with a request object the application hosts: only
+-- request_uri and client_id (and, for OpenID Connect, response_type and
+-- scope) travel; everything else is in the object. The session records
+-- what the object holds for the callback's checks.
+local function hosted_request(self, opts, params, session)
+  local ru = opts.request_uri
+  if type(ru) ~= "string" or #ru > M.MAX_REQUEST_URI or ru:find("[%s%c]") or not ru:find("^%a[%w+.-]*:.") then
+    return cfg_err("authorization_url: 'request_uri' must be an absolute URI of at most " ..
+      M.MAX_REQUEST_URI .. " bytes")
+  end
+  if self.options.request_object or par_on(self) then
+    return cfg_err("authorization_url: 'request_uri' cannot be combined with request_object or par")
+  end
+  if type(opts.state) ~= "string" then
+    return cfg_err("authorization_url: 'request_uri' needs 'state' (the state the request object holds)")
+  end
+  for k in pairs(opts) do
+    if not AUTHZ_CONSUMED[k] and k ~= "max_age" then
+      return cfg_err("authorization_url: '" .. clean_text(tostring(k), 40) .. "' cannot be sent with " ..
+        "'request_uri': put it in the request object (RFC 9101)")
+    end
+  end
+  session.nonce = type(opts.nonce) == "string" and opts.nonce or nil
+  session.code_verifier = type(opts.code_verifier) == "string" and opts.code_verifier or nil
+  local out = { client_id = self.options.client_id, request_uri = ru }
+  if has_word(params.scope, "openid") then out.response_type, out.scope = params.response_type, params.scope end
+  return out
+end
+
 -- Does the provider's metadata promise iss in every authorization response?
 local function iss_promised(self)
   local md = self:metadata()
@@ -175,6 +206,13 @@ function M.authorization_url(self, opts)
   local ep, err = discovery.endpoint(self, "authorization_endpoint")
   if not ep then return nil, err end
   local response_type = opts.response_type or self.options.response_type or "code"
+  local rt_ok, rt_why = require("smartauth.provider").check_response_type(response_type)
+  if not rt_ok then return cfg_err("authorization_url: " .. rt_why) end
+  local mode = opts.response_mode or self.options.response_mode
+  if mode ~= nil then
+    local ok, why = jarm.check_mode(mode)
+    if not ok then return cfg_err("authorization_url: " .. why) end
+  end
   local scope = opts.scope or self.options.scope
   local redirect_uri = opts.redirect_uri or self.options.redirect_uri
   if redirect_uri then
@@ -198,7 +236,7 @@ function M.authorization_url(self, opts)
     redirect_uri = redirect_uri,
     scope = scope,
     response_type = response_type,
-    response_mode = opts.response_mode,
+    response_mode = mode,
     max_age = max_age,
     issuer = self:endpoint("issuer"),
     provider = identity,
@@ -208,8 +246,14 @@ function M.authorization_url(self, opts)
   }
   local params = {
     response_type = response_type, client_id = self.options.client_id,
-    redirect_uri = redirect_uri, scope = scope, state = session.state,
+    redirect_uri = redirect_uri, scope = scope, state = session.state, response_mode = mode,
   }
+  if opts.request_uri ~= nil then
+    local hosted, herr = hosted_request(self, opts, params, session)
+    if not hosted then return nil, herr end
+    session.max_age = max_age
+    return url.add_query(ep, hosted), session
+  end
   if opts.pkce ~= false and has_word(response_type, "code") then
     session.code_verifier = core.pkce_verifier()
     params.code_challenge = core.pkce_challenge(session.code_verifier)
@@ -252,41 +296,13 @@ function M.authorization_url(self, opts)
   return url.add_query(ep, params), session
 end
 
--- The callback's parameters; the fragment only when use_fragment (a
--- response in the query never has one, and a fragment is what page script
--- or an attacker's link can add). A name given twice, also once in the query
--- and once in the fragment, is refused (RFC 6749 §3.1).
-local function parse_callback(s, use_fragment)
-  s = s:match("^%s*(.-)%s*$")
-  if #s > 65536 then return nil, errors.new("validation", "redirect URL is too long") end
-  local query, fragment
-  if s:find("^%a[%w+.-]*:") then
-    query, fragment = s:match("^[^?#]*%??([^#]*)#?(.*)$")
-  else
-    query, fragment = s:gsub("^%?", ""), ""
-  end
-  local out, err = url.decode(query)
-  if not out then return nil, errors.new("validation", "redirect URL: " .. err) end
-  if use_fragment and fragment ~= "" then
-    local f, ferr = url.decode(fragment)
-    if not f then return nil, errors.new("validation", "redirect URL fragment: " .. ferr) end
-    for k, v in pairs(f) do
-      if out[k] ~= nil then
-        return nil, errors.new("validation", "redirect URL: parameter '" .. clean_text(k, 40) ..
-          "' is repeated in the query and the fragment")
-      end
-      out[k] = v
-    end
-  end
-  return out
-end
-
 --- Parse the URL (or just the query) the authorization server redirected
--- to: returns {code=, state=, iss=, id_token=, error=, ...} or nil, err.
--- Parameters in the fragment (implicit and hybrid flows) are included
--- unless response_type is "code" (whose response is in the query). A
--- parameter given more than once is refused (RFC 6749 §3.1).
--- @param s the redirect URL or its query
+-- to, or a form_post body (it reads as a query): returns {code=, state=,
+-- iss=, id_token=, error=, response= (JARM, not verified here), ...} or
+-- nil, err. Parameters in the fragment (implicit and hybrid flows) are
+-- included unless response_type is "code" (whose response is in the
+-- query). A parameter given more than once is refused (RFC 6749 §3.1).
+-- @param s the redirect URL, its query, or a form_post body
 -- @param response_type optional: the response_type of the request
 function M.parse_redirect(s, response_type)
   if type(s) ~= "string" then errors.argerror(1, "parse_redirect", "string expected", s) end
@@ -316,15 +332,28 @@ function M.exchange_code(self, opts)
   end
   local rt = session.response_type or "code"
   local no_response = opts.iss == false
-  local cb = { code = opts.code, state = opts.state, iss = opts.iss or nil }
-  if opts.url then
-    if type(opts.url) ~= "string" then errors.argerror(nil, "exchange_code", "'url' must be a string", opts.url) end
-    if no_response then errors.argerror(nil, "exchange_code", "iss = false with a redirect URL", errors.NOGOT) end
-    local parsed, perr = parse_callback(opts.url, has_word(rt, "id_token") or has_word(rt, "token")
-      or session.response_mode == "fragment")
+  local mode = session.response_mode
+  local cb = { code = opts.code, state = opts.state, iss = opts.iss or nil, response = opts.response }
+  local given = opts.url or opts.form
+  if given ~= nil then
+    if type(given) ~= "string" or (opts.url and opts.form) then
+      errors.argerror(nil, "exchange_code", "one string 'url' or 'form' expected", given)
+    end
+    if no_response then errors.argerror(nil, "exchange_code", "iss = false with a redirect", errors.NOGOT) end
+    local parsed, perr
+    if opts.form then
+      parsed, perr = jarm.parse_form(given)
+    else
+      parsed, perr = parse_callback(given, has_word(rt, "id_token") or has_word(rt, "token")
+        or jarm.in_fragment(mode, rt))
+    end
     if not parsed then return nil, perr end
     cb = parsed
   end
+  -- JARM: only the verified response's parameters count
+  local jerr
+  cb, jerr = jarm.response(self, cb, mode)
+  if not cb then return nil, jerr end
   -- state first: anyone can send a browser to the callback with an error of
   -- their own text, only the authorization server knows the state
   if type(cb.state) ~= "string" or type(session.state) ~= "string"

@@ -327,8 +327,10 @@ end
 -- token's when both are known.
 -- @param self the provider (the method `p:userinfo`)
 -- @param tok token object (default: p:token())
+-- @param opts { resolve_claims = true: aggregated and distributed claims
+--   verified and in place (smartauth.claims), claims_issuers = { ... } }
 -- @return claims table or nil, err
-function M.userinfo(self, tok)
+function M.userinfo(self, tok, opts)
   local ep, err = discovery.endpoint(self, "userinfo_endpoint")
   if not ep then return nil, err end
   if tok == nil then
@@ -362,6 +364,7 @@ function M.userinfo(self, tok)
   if known_sub and known_sub ~= info.sub then
     return nil, errors.new("validation", "UserInfo sub does not match the ID token's", { check = "sub" })
   end
+  if opts and opts.resolve_claims then return require("smartauth.claims").resolve(self, info, opts) end
   return info
 end
 

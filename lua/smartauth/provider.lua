@@ -108,8 +108,22 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 -- @tfield[opt] string scope space-separated scopes asked for by grants and
 --   authorization requests; part of the store key
 -- @tfield[opt] string response_type the default of `p:authorization_url`:
---   `"code"` (default), `"id_token"`, `"code id_token"`, `"id_token token"`,
---   `"code token"` or `"code id_token token"`
+--   `"code"` (default), `"id_token"` or `"code id_token"` (the Hybrid
+--   profile). `"token"`, `"id_token token"`, `"code token"` and
+--   `"code id_token token"` are a `config` error: they put the access token
+--   in the redirect, which RFC 9700 §2.1.2 says not to use
+-- @tfield[opt] string response_mode the default of `p:authorization_url`:
+--   `"query"`, `"fragment"`, `"form_post"` (the loopback login accepts the
+--   POST; `p:exchange_code{ form = body }` takes it elsewhere), or JARM's
+--   `"query.jwt"`, `"fragment.jwt"`, `"form_post.jwt"`, `"jwt"`: the
+--   response is a signed JWT verified before use (see `exchange_code`)
+-- @tfield[opt] string authorization_signed_response_alg JARM: the one alg
+--   the response may be signed with (never `none`; HS* uses the client
+--   secret). Default: the metadata's `authorization_signing_alg_values_supported`
+--   within what smartauth verifies, else RS256
+-- @tfield[opt] table claims_issuers aggregated and distributed claims
+--   (`p:userinfo(tok, { resolve_claims = true })`): the issuers, besides
+--   this provider, whose signed claims are taken (their keys are discovered)
 -- @tfield[opt] table store where tokens are kept: any object with `get`,
 --   `set`, `delete` and `lock` (see `smartauth.store`); default a new
 --   `smartauth.store.memory()`
@@ -242,8 +256,11 @@ local SCHEMA = {
   client_auth = { type = "string", enum = { "basic", "post", "none", "private_key_jwt", "client_secret_jwt",
     "tls_client_auth", "self_signed_tls_client_auth" } },
   redirect_uri = "string", scope = "string",
-  response_type = { type = "string", enum = { "code", "id_token", "code id_token", "id_token token",
-    "code token", "code id_token token" } },
+  response_type = { type = "string", enum = { "code", "id_token", "code id_token" } }, -- check_response_type
+  response_mode = { type = "string", enum = { "query", "fragment", "form_post", "query.jwt", "fragment.jwt",
+    "form_post.jwt", "jwt" } },
+  authorization_signed_response_alg = "string",  -- JARM (jarm.lua); never "none"
+  claims_issuers = "table",                -- aggregated/distributed claims issuers trusted (claims.lua)
   store = "any", retry = "any",
   on_http = "function",                    -- debug hook: one redacted event per HTTP exchange (wire.lua)
   lock_ttl = { type = "number", min = 1, max = 86400 },   -- seconds the store lock is held for
@@ -300,6 +317,22 @@ local function cfg_err(msg, fields)
   return nil, errors.new("config", msg, fields)
 end
 
+--- Is a response type one smartauth sends? true, or nil and why. Every
+-- type that returns an access token in the redirect (implicit `token`,
+-- `id_token token`, and the hybrid `code token`, `code id_token token`) is
+-- refused: RFC 9700 §2.1.2 (the OAuth 2.0 Security BCP) says not to use
+-- them, as the token leaks through history, referrers and logs, and
+-- cannot be sender-constrained. `code id_token` (OIDC Hybrid) stays.
+-- @tparam string rt the response_type
+function M.check_response_type(rt)
+  if url.has_word(rt, "token") then
+    return nil, "response_type '" .. errors.clean_text(rt, 40) .. "' is not supported: it returns the " ..
+      "access token in the redirect, which the OAuth 2.0 Security BCP (RFC 9700 §2.1.2) says not to use; " ..
+      "use \"code\" (or \"code id_token\") and get the token from the token endpoint"
+  end
+  return true
+end
+
 --- Create a provider (`smartauth.provider` calls this).
 -- @tparam table opts the provider's `options`
 -- @tparam[opt] string where the constructor's name, for messages
@@ -310,8 +343,16 @@ function M.new(opts, where, extra)
     errors.argerror(1, "provider", "table expected", opts)
   end
   where = where or "smartauth.provider"
+  if type(opts.response_type) == "string" then
+    local ok, why = M.check_response_type(opts.response_type)
+    if not ok then return cfg_err(where .. ": option " .. why, { option = "response_type" }) end
+  end
   local o, err = options.check(where, opts, SCHEMA, opts.allow_http)
   if not o then return nil, err end
+  if o.authorization_signed_response_alg and o.authorization_signed_response_alg:lower() == "none" then
+    return cfg_err(where .. ": option 'authorization_signed_response_alg' is never 'none'",
+      { option = "authorization_signed_response_alg" })
+  end
   if o.redirect_uri then
     local ok, msg = url.check_redirect_uri(o.redirect_uri, o.allow_http)
     if not ok then return cfg_err(where .. ": option 'redirect_uri' " .. msg, { option = "redirect_uri" }) end
@@ -530,7 +571,12 @@ end
 --   request object (RFC 9101); with `par` (or when the metadata requires it)
 --   they are pushed first (RFC 9126) and the URL carries only `client_id`
 --   and `request_uri`: then this makes a request (it yields inside a task)
---   and can fail
+--   and can fail. `response_mode` (default the option): see the option.
+--   `request_uri` (a request object the application hosts, RFC 9101 §5.2):
+--   only `client_id` and `request_uri` are sent (with `response_type` and
+--   `scope` when the scope has `openid`); `state` is needed, and `nonce`
+--   and `code_verifier` are given as the object holds them; any other
+--   request parameter is a `config` error
 -- @return the URL and the session (a plain table to keep until the
 --   callback: state, nonce, code_verifier, ...), or nil, err (`config`,
 --   or the push's `oauth`, `http`, `validation`, ... error)
@@ -544,7 +590,12 @@ end
 -- @tparam table opts `session` (from `authorization_url`), and either `url`
 --   (the whole redirect) or `code`, `state` and `iss`; `iss = false` for a
 --   code a person typed in (nothing can carry `iss`); `resource` (RFC 8707;
---   default the authorization request's)
+--   default the authorization request's). `form` instead of `url`: a
+--   `form_post` response's body (`application/x-www-form-urlencoded`, at
+--   most 64 KiB, each name once). With a JARM `response_mode` only the
+--   `response` JWT counts (in `url`, `form`, or as `response`): it is
+--   verified (signature, alg, iss, aud, exp) before its `state`, `iss`,
+--   `error` or `code` is used
 -- @return a `smartauth.token` (with `claims` when an ID token came), or nil, err
 
 --- The key this provider's token is stored under: a readable prefix (the
@@ -648,7 +699,24 @@ end
 -- exp and iat when present); an encrypted one is refused (`validation`).
 -- @function Provider:userinfo
 -- @tparam[opt] table|string tok a token or access token (default `p:token()`)
+-- @tparam[opt] table opts `resolve_claims = true`: aggregated and distributed
+--   claims verified and put in place (see `resolve_claims`); without it
+--   `_claim_names` and `_claim_sources` are returned as they came;
+--   `claims_issuers`: issuers trusted for this call besides the option's
 -- @return the claims table, or nil, err
+
+--- Aggregated and distributed claims (OIDC Core §5.6.2) of a claims table
+-- (a UserInfo answer, an ID token's `tok.claims`): each source's JWT is
+-- verified with its issuer's keys (the provider's own issuer, or one in
+-- `claims_issuers`, `https://` only, its keys discovered), a distributed
+-- source fetched with its own `access_token`; the claims named for it are
+-- put in place (never `sub`, `iss`, `aud`, ...), `_claim_names` and
+-- `_claim_sources` removed. At most 16 sources, 256 names, 64 KiB a source.
+-- @function Provider:resolve_claims
+-- @tparam table claims the claims table
+-- @tparam[opt] table opts `claims_issuers`
+-- @return a new claims table, or nil, err (`validation` when a source fails a
+--   check, `http` when it cannot be fetched): never unverified claims
 
 --- Device authorization request (RFC 8628 §3.1).
 -- @function Provider:device_authorization
@@ -705,6 +773,7 @@ Provider.exchange_code = lazy("smartauth.authcode", "exchange_code")
 M.parse_redirect = lazy("smartauth.authcode", "parse_redirect")
 Provider.verify_id_token = lazy("smartauth.oidc", "verify_id_token")
 Provider.userinfo = lazy("smartauth.oidc", "userinfo")
+Provider.resolve_claims = lazy("smartauth.claims", "resolve")
 Provider.verify_access_token = lazy("smartauth.resource", "verify_access_token")
 Provider.device_authorization = lazy("smartauth.device", "device_authorization")
 Provider.poll_device = lazy("smartauth.device", "poll_device")

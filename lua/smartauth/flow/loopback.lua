@@ -1,6 +1,8 @@
 --- Internal: The loopback redirect listener of native apps (RFC 8252 §7.3): listen
 -- on 127.0.0.1 (and [::1] for a localhost redirect URI), answer every
--- request the browser sends, and hand the one valid callback to the login.
+-- request the browser sends, and hand the one valid callback to the login:
+-- a GET redirect, or a form_post response (the browser POSTs a form), as a
+-- callback URL whose query is the form.
 -- The only module that needs LuaSocket; smartauth.flow loads it when a
 -- loopback login starts.
 -- @module smartauth.flow.loopback
@@ -9,6 +11,7 @@ local socket = require "socket"
 local core = require "smartauth.core"
 local engine = require "smartauth.engine"
 local errors = require "smartauth.errors"
+local json = require "smartauth.json"
 local url = require "smartauth.url"
 
 local M = {}
@@ -18,6 +21,7 @@ M.DEFAULT_PATH = "/callback"
 local MAX_REQUEST = 16384 -- bytes of request line and headers the listener reads
 local MAX_CLIENTS = 16    -- open connections the listener keeps (browsers preconnect)
 local CLIENT_IDLE = 10    -- seconds a silent connection may stay open
+M.MAX_FORM = 65536        -- bytes of a form_post body (authcode's callback limit)
 
 -- The one place the listener waits, so that a non-blocking engine can take
 -- it over.
@@ -54,6 +58,7 @@ function M.page(title, text)
 end
 
 local REASONS = { [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [405] = "Method Not Allowed",
+  [411] = "Length Required", [413] = "Content Too Large", [415] = "Unsupported Media Type",
   [431] = "Request Header Fields Too Large" }
 
 local function respond(sock, status, title, text)
@@ -188,12 +193,62 @@ function Listener:close()
   for _, server in ipairs(self.servers) do server:close() end
 end
 
--- One HTTP request's start line and headers from a connection's buffer.
+-- One HTTP request's start line and headers from a connection's buffer:
+-- method (false: not HTTP), target, the head, and the body's offset.
 local function parse_request(buf)
-  local head = buf:match("^(.-)\r?\n\r?\n")
+  local head, stop = buf:match("^(.-)\r?\n\r?\n()")
   if not head then return nil end
   local method, target = head:match("^(%u+) (%S+) HTTP/1%.[01]")
-  return method or false, target
+  return method or false, target, head, stop
+end
+
+-- A header's value (lower-case name) and how often it came.
+local function header(head, name)
+  local value, n = nil, 0
+  for line in head:gmatch("\n([^\r\n]*)") do
+    local k, v = line:match("^([^:]+):[ \t]*(.-)[ \t]*$")
+    if k and k:lower() == name then value, n = v, n + 1 end
+  end
+  return value, n
+end
+
+-- A form_post request's body: the form text, or nil, status, title, text
+-- (the answer), or false while the body is still coming.
+local function form_body(buf, head, stop)
+  local te = header(head, "transfer-encoding")
+  if te then return nil, 411, "Length required", "Send the form with a Content-Length." end
+  local ctype = (header(head, "content-type") or ""):lower()
+  if not ctype:find("^application/x%-www%-form%-urlencoded%s*;?") then
+    return nil, 415, "Unsupported form", "Only a URL-encoded form is expected here."
+  end
+  local len, n = header(head, "content-length")
+  if n ~= 1 or not len:find("^%d+$") then
+    return nil, 411, "Length required", "Send the form with one Content-Length."
+  end
+  if #len > 7 or tonumber(len) > M.MAX_FORM then
+    return nil, 413, "Form too large", "This form is too large."
+  end
+  len = tonumber(len)
+  if #buf - stop + 1 < len then return false end
+  local body = buf:sub(stop, stop + len - 1)
+  if body:find("[^%w%%&=+._~*-]") then
+    return nil, 400, "Bad request", "This form is not URL-encoded."
+  end
+  return body
+end
+
+-- The state a callback carries: its parameter, or in a JARM response the
+-- JWT's (read unverified, only to route the request: exchange_code
+-- verifies the response); true for an encrypted one, which only the login
+-- can open.
+local function callback_state(params)
+  if params.state ~= nil or type(params.response) ~= "string" then return params.state end
+  local r = params.response
+  local _, dots = r:gsub("%.", "")
+  if dots == 4 then return true end
+  local raw = core.b64url_decode(r:match("^[^.]*%.([^.]*)%.[^.]*$") or "")
+  local c = raw and json.object(raw)
+  return c and c.state
 end
 
 -- Listener:serve's loop; `clients` are the connections it keeps open.
@@ -230,7 +285,20 @@ local function serve(self, state, timeout, handle, clients)
         local data, err, partial = s:receive(4096)
         local chunk = data or partial
         if chunk and #chunk > 0 then c.buf = c.buf .. chunk end
-        local method, target = parse_request(c.buf)
+        local method, target, head, stop = parse_request(c.buf)
+        local form, status, title, text
+        if method == "POST" then
+          local path, query = target:match("^([^?#]*)(.*)")
+          if path ~= self.path then
+            form, status, title, text = nil, 404, "Not found", "Nothing here."
+          elseif query ~= "" then
+            -- a form_post response has no query: not a request this page takes
+            form, status, title, text = nil, 405, "Method not allowed",
+              "Only the browser's redirect or its form_post response is expected here."
+          else
+            form, status, title, text = form_body(c.buf, head, stop)
+          end
+        end
         if method == nil and #c.buf > MAX_REQUEST then
           respond(s, 431, "Request too large", "This request is too large.")
           drop(c)
@@ -239,17 +307,27 @@ local function serve(self, state, timeout, handle, clients)
         elseif method == false then
           respond(s, 400, "Bad request", "This is not a request this page understands.")
           drop(c)
-        elseif method ~= "GET" then
+        elseif method == "POST" and form == false then
+          if err == "closed" then drop(c) end
+        elseif method == "POST" and not form then
+          respond(s, status, title, text)
+          drop(c)
+        elseif method ~= "GET" and method ~= "POST" then
           respond(s, 405, "Method not allowed", "Only the browser's redirect is expected here.")
           drop(c)
         else
           local path, query = target:match("^([^?#]*)%??([^#]*)")
+          if form then
+            -- the login reads a form_post response as the callback's query
+            query = form
+            target = path .. "?" .. form
+          end
           local params = path == self.path and url.decode(query) or nil
+          local got = params and callback_state(params)
           if path ~= self.path then
             respond(s, 404, "Not found", "Nothing here.")
             drop(c)
-          elseif not params or type(params.state) ~= "string"
-              or not core.ct_equal(params.state, state) then
+          elseif got ~= true and (type(got) ~= "string" or not core.ct_equal(got, state)) then
             respond(s, 400, "Not this login",
               "This address does not belong to the login in progress. Go back to the application and try again.")
             drop(c)
