@@ -98,6 +98,7 @@ build = {
     ["smartauth.client_auth"] = "lua/smartauth/client_auth.lua",
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",
     ["smartauth.mtls"] = "lua/smartauth/mtls.lua",
+    ["smartauth.profile"] = "lua/smartauth/profile.lua",
     ["smartauth.grant"] = "lua/smartauth/grant.lua",
     ["smartauth.transport"] = "lua/smartauth/transport.lua",
     ["smartauth.wire"] = "lua/smartauth/wire.lua",

@@ -219,6 +219,22 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   else no. `true` needs `client_cert`. An endpoint set as an option is never
 --   replaced; an alias that is not a usable URL is a `validation` error of
 --   discovery when the aliases are used, and ignored when they are not
+-- @tfield[opt] string profile `"fapi2"`: hold the provider to the FAPI 2.0
+--   Security Profile. It turns on `par` and always sends PKCE S256; needs
+--   an `issuer` (or `discovery_url`), https for the issuer and every
+--   endpoint (no `allow_http`, no loopback http), `client_auth`
+--   `private_key_jwt`, `tls_client_auth` or `self_signed_tls_client_auth`,
+--   sender-constrained tokens (`dpop`/`dpop_key`, or a `client_cert`),
+--   `response_type` `"code"` only, no password grant and no out-of-band
+--   code, and PS256, ES256 or EdDSA signatures only (client assertions,
+--   request objects, accepted ID tokens; an RSA `client_assertion_key` of
+--   2048+ bits signs PS256, EC keys must be P-256). Anything else is a
+--   `config` error naming the rule and the option. Under it client
+--   assertions carry the issuer as `aud`, and an authorization response
+--   without `iss` (RFC 9207) is refused. Discovered endpoints and issuer
+--   that are not https, or a document without
+--   `pushed_authorization_request_endpoint`, are a `validation` error
+--   (`check = "profile"`) of discovery, before any of them is used
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -269,6 +285,7 @@ local SCHEMA = {
   request_object_signing_alg = "string",         -- never "none"
   resource = "any",                              -- string or list: url.check_resource
   use_mtls_endpoint_aliases = "boolean",   -- RFC 8705 §5; default: when the provider speaks mTLS
+  profile = { type = "string", enum = { "fapi2" } }, -- FAPI 2.0 Security Profile (profile.lua)
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -361,6 +378,10 @@ function M.new(opts, where, extra)
     return cfg_err(where .. ": option 'use_mtls_endpoint_aliases' needs option 'client_cert'",
       { option = "use_mtls_endpoint_aliases" })
   end
+  if o.profile then
+    local ok, perr = require("smartauth.profile").check(o, where, M.ENDPOINTS)
+    if not ok then return nil, perr end
+  end
   local self = setmetatable({}, Provider)
   -- secrets, tokens and what may hold one (an API key, token_headers) are
   -- kept off the object: dumping a provider shows none of them
@@ -372,6 +393,12 @@ function M.new(opts, where, extra)
   if o.proxy ~= nil or o.client_cert ~= nil or o.client_key ~= nil or o.client_key_password ~= nil then
     local conf_ok, terr = require("smartauth.transport").configure(o, s, where)
     if not conf_ok then return nil, terr end
+  end
+  if o.profile then
+    local ok, kerr = require("smartauth.profile").check_key(o, function()
+      return require("smartauth.client_auth").signing_key(self)
+    end, where)
+    if not ok then return nil, kerr end
   end
   for k, v in pairs(extra or NO_OPTS) do o[k] = v end
   o.leeway = o.leeway or M.DEFAULT_LEEWAY
