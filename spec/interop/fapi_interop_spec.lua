@@ -66,7 +66,10 @@ describe("#interop FAPI 2.0 with oidc-provider", function()
     assert.is_true(p:metadata().tls_client_certificate_bound_access_tokens)
   end)
 
-  for _, case in ipairs { { "private_key_jwt", pkjwt, "PS256", "alice" }, { "tls_client_auth", mtls, "ES256", "bob" } } do
+  for _, case in ipairs {
+    { "private_key_jwt", pkjwt, "PS256", "alice" },
+    { "tls_client_auth", mtls, "ES256", "bob" },
+  } do
     local method, make, id_alg, who = case[1], case[2], case[3], case[4]
     it(method .. ": the code flow, a bound token at the API, refresh", function()
       local p = make()
