@@ -329,6 +329,13 @@ describe("profile fapi2", function()
 
       it("refuses a document without a pushed authorization request endpoint", function()
         breaks(doc { pushed_authorization_request_endpoint = false }, "no pushed_authorization_request_endpoint")
+        -- hostile: null, a number, an empty string, an object where the URL should be
+        local null = require("cjson").null
+        breaks(doc { pushed_authorization_request_endpoint = null }, "pushed_authorization_request_endpoint")
+        breaks(doc { pushed_authorization_request_endpoint = 443 }, "pushed_authorization_request_endpoint")
+        breaks(doc { pushed_authorization_request_endpoint = "" }, "pushed_authorization_request_endpoint")
+        breaks(doc { token_endpoint = { url = s.url } }, "field 'token_endpoint'")
+        breaks(doc { issuer = 12 }, "issuer that is not an https URL")
       end)
 
       it("refuses http endpoints, an http issuer and http mTLS aliases", function()
