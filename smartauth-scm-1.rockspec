@@ -104,6 +104,7 @@ build = {
     ["smartauth.client_auth"] = "lua/smartauth/client_auth.lua",
     ["smartauth.discovery"] = "lua/smartauth/discovery.lua",
     ["smartauth.mtls"] = "lua/smartauth/mtls.lua",
+    ["smartauth.profile"] = "lua/smartauth/profile.lua",
     ["smartauth.grant"] = "lua/smartauth/grant.lua",
     ["smartauth.exchange"] = "lua/smartauth/exchange.lua",
     ["smartauth.logout"] = "lua/smartauth/logout.lua",

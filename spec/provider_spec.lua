@@ -92,6 +92,7 @@ describe("provider face (issue 13)", function()
     opts.store, opts.retry, opts.client_assertion_key, opts.jwks = nil, nil, nil, nil
     opts.id_token_algs = { "RS256" }
     opts.proxy = "http://proxy.example:3128"
+    opts.profile = nil -- a profile's own rules: spec/fapi_spec.lua
     local p = assert(smartauth.provider(opts))
     for k in pairs(opts) do
       assert.is_nil(rawget(p, k), "option " .. k .. " is a field of the provider")

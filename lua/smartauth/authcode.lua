@@ -206,6 +206,11 @@ function M.authorization_url(self, opts)
   local ep, err = discovery.endpoint(self, "authorization_endpoint")
   if not ep then return nil, err end
   local response_type = opts.response_type or self.options.response_type or "code"
+  local fapi = self.options.profile == "fapi2"
+  if fapi and (response_type ~= "code" or opts.pkce == false) then
+    return cfg_err("authorization_url: profile 'fapi2' allows only response_type 'code' with PKCE S256",
+      { option = response_type ~= "code" and "response_type" or "pkce" })
+  end
   local rt_ok, rt_why = require("smartauth.provider").check_response_type(response_type)
   if not rt_ok then return cfg_err("authorization_url: " .. rt_why) end
   local mode = opts.response_mode or self.options.response_mode
@@ -240,7 +245,7 @@ function M.authorization_url(self, opts)
     max_age = max_age,
     issuer = self:endpoint("issuer"),
     provider = identity,
-    iss_required = iss_promised(self) or nil,
+    iss_required = (fapi or iss_promised(self)) or nil,
     created_at = clock.now(),
     resource = resource or nil,
   }
@@ -362,7 +367,11 @@ function M.exchange_code(self, opts)
       { check = "state" })
   end
   local iss = cb.iss
-  if iss == nil then
+  if iss == nil and self.options.profile == "fapi2" then
+    -- FAPI 2.0 §5.3.3.2 (RFC 9207): always, and there is no out-of-band code
+    return nil, errors.new("validation", "the authorization response has no iss, which profile 'fapi2' " ..
+      "requires (RFC 9207)", { check = "iss" })
+  elseif iss == nil then
     -- RFC 9207 §2.4: once the metadata promises iss, a response without it
     -- is refused; an out-of-band code has no redirect to carry it
     if (session.iss_required or iss_promised(self)) and not url.is_oob(session.redirect_uri)

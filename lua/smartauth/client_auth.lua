@@ -170,8 +170,16 @@ function M.headers(p)
 end
 
 --- Add the client's authentication to a form for `audience` (the endpoint).
+-- Under profile fapi2 a client assertion's audience is the issuer instead
+-- (FAPI 2.0 §5.3.2.1: the one value every endpoint accepts, which an
+-- attacker's endpoint cannot reuse elsewhere), discovered if need be.
 -- @return true or nil, err
 function M.apply(p, form, audience)
+  if p.options.profile == "fapi2" then
+    local iss, err = require("smartauth.discovery").endpoint(p, "issuer")
+    if not iss then return nil, err end
+    audience = iss
+  end
   return M.STRATEGIES[p.options.client_auth].form(p, form, audience)
 end
 

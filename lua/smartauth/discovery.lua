@@ -48,6 +48,16 @@ function M.discover(self)
     return nil, errors.new("validation", "discovery document issuer '" ..
       tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self:endpoint("issuer") .. "'")
   end
+  -- RFC 8705 §5: a provider speaking mTLS calls the aliases instead of the
+  -- endpoints discovery found (never instead of one set as an option)
+  local aliases, aerr = require("smartauth.mtls").aliases(self, doc)
+  if not aliases then return nil, aerr end
+  -- a profile's rules before anything of the document is used (a
+  -- validation error: the document breaks them)
+  if self.options.profile then
+    local ok, perr = require("smartauth.profile").check_document(self, doc, M.ENDPOINTS, aliases)
+    if not ok then return nil, perr end
+  end
   for _, k in ipairs(M.ENDPOINTS) do
     local v = doc[k]
     if self.options[k] == nil and v ~= nil then
@@ -60,10 +70,6 @@ function M.discover(self)
       self._disc[k] = v
     end
   end
-  -- RFC 8705 §5: a provider speaking mTLS calls the aliases instead of the
-  -- endpoints discovery found (never instead of one set as an option)
-  local aliases, aerr = require("smartauth.mtls").aliases(self, doc)
-  if not aliases then return nil, aerr end
   for k, v in pairs(aliases) do
     if self.options[k] == nil then self._disc[k] = v end
   end

@@ -245,6 +245,22 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 -- @tfield[opt] string|table dpop_key DPoP with the application's own key:
 --   PEM text, the path of a PEM file, or a private JWK table (a secret); only
 --   its thumbprint is stored, so any store works
+-- @tfield[opt] string profile `"fapi2"`: hold the provider to the FAPI 2.0
+--   Security Profile. It turns on `par` and always sends PKCE S256; needs
+--   an `issuer` (or `discovery_url`), https for the issuer and every
+--   endpoint (no `allow_http`, no loopback http), `client_auth`
+--   `private_key_jwt`, `tls_client_auth` or `self_signed_tls_client_auth`,
+--   sender-constrained tokens (`dpop`/`dpop_key`, or a `client_cert`),
+--   `response_type` `"code"` only, no password grant and no out-of-band
+--   code, and PS256, ES256 or EdDSA signatures only (client assertions,
+--   request objects, accepted ID tokens; an RSA `client_assertion_key` of
+--   2048+ bits signs PS256, EC keys must be P-256). Anything else is a
+--   `config` error naming the rule and the option. Under it client
+--   assertions carry the issuer as `aud`, and an authorization response
+--   without `iss` (RFC 9207) is refused. Discovered endpoints and issuer
+--   that are not https, or a document without
+--   `pushed_authorization_request_endpoint`, are a `validation` error
+--   (`check = "profile"`) of discovery, before any of them is used
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -301,6 +317,7 @@ local SCHEMA = {
   transport = { type = "string", enum = { "ngx", "curl" } }, -- default: ngx inside nginx, else curl
   -- DPoP, RFC 9449 (dpop.lua)
   dpop = "boolean", dpop_key = "any",      -- a generated ES256 key; PEM text, PEM file or private JWK
+  profile = { type = "string", enum = { "fapi2" } }, -- FAPI 2.0 Security Profile (profile.lua)
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -417,6 +434,10 @@ function M.new(opts, where, extra)
     return cfg_err(where .. ": option 'use_mtls_endpoint_aliases' needs option 'client_cert'",
       { option = "use_mtls_endpoint_aliases" })
   end
+  if o.profile then
+    local ok, perr = require("smartauth.profile").check(o, where, M.ENDPOINTS)
+    if not ok then return nil, perr end
+  end
   local self = setmetatable({}, Provider)
   -- secrets, tokens and what may hold one (an API key, token_headers) are
   -- kept off the object: dumping a provider shows none of them
@@ -432,6 +453,12 @@ function M.new(opts, where, extra)
   if o.dpop or o.dpop_key ~= nil then
     local dpop_ok, derr = require("smartauth.dpop").configure(o, s, where)
     if not dpop_ok then return nil, derr end
+  end
+  if o.profile then
+    local ok, kerr = require("smartauth.profile").check_key(o, function()
+      return require("smartauth.client_auth").signing_key(self)
+    end, where)
+    if not ok then return nil, kerr end
   end
   for k, v in pairs(extra or NO_OPTS) do o[k] = v end
   o.leeway = o.leeway or M.DEFAULT_LEEWAY
