@@ -103,6 +103,25 @@ describe("#interop FAPI 2.0 with oidc-provider", function()
     end)
   end
 
+  it("private_key_jwt with DPoP as the sender constraint: the code flow, a DPoP-bound token, refresh", function()
+    local p = discover { profile = "fapi2", client_id = "fapi-dpop-client", client_auth = "private_key_jwt",
+      client_assertion_key = op.fapi_key_file, client_assertion_kid = op.fapi_kid, dpop = true }
+    local _, _, tok = login(p, "carol")
+    assert.equal("DPoP", tok.token_type)
+    local info = assert(p:introspect(tok))
+    assert.equal(tok.ext.dpop_jkt, info.cnf and info.cnf.jkt)
+    assert.equal("carol", assert(p:userinfo(tok)).sub)
+    local fresh = assert(p:refresh(tok))
+    assert.equal("DPoP", fresh.token_type)
+    assert.equal(tok.ext.dpop_jkt, fresh.ext.dpop_jkt)
+    -- without a proof the bound token is refused at userinfo
+    local plain = assert(smartauth.provider { issuer = op.issuer, ca_file = c.ca_file, retry = false,
+      userinfo_endpoint = p:endpoint("userinfo_endpoint") })
+    local res = assert(plain:request { url = p:endpoint("userinfo_endpoint"),
+      token = { access_token = fresh.access_token, token_type = "Bearer" } })
+    assert.equal(401, res.status)
+  end)
+
   it("oidc-provider refuses what FAPI 2.0 forbids: no PKCE, no pushed request", function()
     -- the same client without the profile (smartauth would refuse both itself)
     local base = { issuer = op.issuer, ca_file = c.ca_file, retry = false, client_id = "fapi-mtls-client",

@@ -50,6 +50,17 @@ module.exports = {
     },
     {
       ...common,
+      // sender-constrained by DPoP instead of the certificate
+      client_id: 'fapi-dpop-client',
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      id_token_signed_response_alg: 'PS256',
+      jwks: { keys: [publicJwk] },
+      tls_client_certificate_bound_access_tokens: false,
+      dpop_bound_access_tokens: true,
+    },
+    {
+      ...common,
       client_id: 'fapi-mtls-client',
       token_endpoint_auth_method: 'tls_client_auth',
       tls_client_auth_subject_dn: SUBJECT_DN,
@@ -60,6 +71,7 @@ module.exports = {
   configure(config, ctx) {
     if (!ctx.opts.tlsCert || !ctx.opts.tlsCa) throw new Error('ext/fapi.js: needs --tls-cert/--tls-key/--tls-ca');
     config.features.fapi = { enabled: true, profile: '2.0' };
+    config.features.dPoP = { enabled: true };
     config.features.pushedAuthorizationRequests = { enabled: true, requirePushedAuthorizationRequests: true };
     config.clientAuthMethods = ['client_secret_basic', 'private_key_jwt', 'none', 'tls_client_auth'];
     config.features.mTLS = {
