@@ -216,6 +216,17 @@ describe("token lifecycle", function()
       assert.equal("at-2", assert(p:token()).access_token)
     end)
 
+    it("returns a token that expires at once (expires_in 0) but never caches or stores it", function()
+      local m = store.memory()
+      local p = provider { store = m }
+      s:script("/token", { json = { access_token = "at-0", token_type = "Bearer", expires_in = 0 } })
+      assert.equal("at-0", assert(p:token()).access_token)
+      assert.is_nil(m:get(p:store_key()))
+      s:script("/token", { json = { access_token = "at-1", token_type = "Bearer", expires_in = 0 } })
+      assert.equal("at-1", assert(p:token()).access_token) -- asked again: nothing was kept
+      assert.equal(2, #s:requests())
+    end)
+
     it("renews on force and on min_ttl", function()
       local p = provider()
       s:script("/token", { json = { access_token = "at-1", expires_in = 3600 } })

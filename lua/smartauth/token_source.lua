@@ -135,6 +135,10 @@ function Source:put(tok, key)
   local p = self.p
   local main = key == nil or key == p:store_key()
   key = key or p:store_key()
+  if not tok.refresh_token and tok.expires_at and tok.expires_at <= (tok.issued_at or clock.now()) then
+    -- expires_in 0: good for this one call, nothing worth keeping
+    return tok
+  end
   local ok, err = p.options.store:set(key, tok:to_entry(), entry_ttl(tok))
   if main then
     if ok then
