@@ -118,7 +118,7 @@ describe("#nginx the login example", function()
     assert.are_not.equal(login_cookie, session) -- a new session id after login
     assert.are.equal(tokens0 + 1, counts(op).token)
 
-    local body
+    local _, body
     st, _, _, _, body = get(n.url .. "/app/page?x=1", session)
     assert.are.equal(200, st, n:error_log())
     assert.are.equal("hello", body)
