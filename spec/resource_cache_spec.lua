@@ -60,12 +60,15 @@ describe("verify_access_token's verified_cache", function()
     assert.equal(1, p._verified_cache:size())
   end)
 
-  it("checks every token without the option", function()
-    local p = T.provider()
-    local tok = at()
-    assert.equal(3, signatures(function()
-      for _ = 1, 3 do assert(p:verify_access_token(tok, { audience = RS })) end
-    end))
+  it("checks every token without the option, or with it false", function()
+    for _, extra in ipairs { {}, { verified_cache = false } } do
+      local p = T.provider(extra)
+      local tok = at()
+      assert.equal(3, signatures(function()
+        for _ = 1, 3 do assert(p:verify_access_token(tok, { audience = RS })) end
+      end))
+      assert.is_nil(p._verified_cache)
+    end
   end)
 
   it("still runs the audience, scope and time checks on a hit", function()

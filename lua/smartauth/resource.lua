@@ -191,8 +191,9 @@ function M.verify_access_token(self, token, opts)
   local leeway = opts.leeway or self.options.leeway or 0
 
   -- a hit skips parsing and the signature; every claim check below still runs
-  local vc = self.options.verified_cache and M.verified_cache(self)
-  local c = vc and vc:get(token, now)
+  local vc = M.verified_cache(self)
+  local c
+  if vc then c = vc:get(token, now) end
   local hit = c ~= nil
   if not hit then
     if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
