@@ -34,13 +34,26 @@ end
 -- RFC 9068 §4: the media type, compared without case.
 local TYP = { ["at+jwt"] = true, ["application/at+jwt"] = true }
 
+-- The lists of the space-separated strings seen last (a resource server
+-- passes the same audience and scope on every request): a few, never grown
+-- past WORDS_MAX. The lists are only read.
+local words_seen, words_n, WORDS_MAX = {}, 0, 32
+
 -- A list of words from a space-separated string or a list of strings;
 -- raises (a programming mistake) on anything else.
 local function words(v, fname, what)
-  local out = {}
+  local out
   if type(v) == "string" then
+    out = words_seen[v]
+    if out then return out end
+    out = {}
     for w in v:gmatch("%S+") do out[#out + 1] = w end
-  elseif type(v) == "table" then
+    if words_n >= WORDS_MAX then words_seen, words_n = {}, 0 end
+    words_seen[v], words_n = out, words_n + 1
+    return out
+  end
+  out = {}
+  if type(v) == "table" then
     for i, w in ipairs(v) do
       if type(w) ~= "string" then
         errors.argerror(2, fname, what .. "[" .. i .. "] must be a string", w, 4)
