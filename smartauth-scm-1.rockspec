@@ -36,7 +36,7 @@ build = {
     ["smartauth.core"] = {
       sources = {
         "csrc/lsmartauth.c", "csrc/lutil.c", "csrc/lcrypto.c", "csrc/lkey.c",
-        "csrc/lstore.c", "csrc/lclock.c", "csrc/lconfig.c", "csrc/lsandbox_str.c",
+        "csrc/lstore.c", "csrc/lclock.c", "csrc/lconfig.c", "csrc/lsandbox_str.c", "csrc/laead.c",
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/form.c",
         "csrc/ossl.c", "csrc/key.c", "csrc/key_jwk.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
       },

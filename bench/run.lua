@@ -25,7 +25,7 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,10"):gmatch("%d+") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,10,12"):gmatch("%d+") do ONLY[tonumber(id)] = true end
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -711,8 +711,9 @@ end
 -- against the same nginx proxying the same upstream with a fixed header;
 -- wrk drives both, interleaved. Needs libnginx-mod-http-lua, lua-resty-core,
 -- wrk and build/luajit (make LUA=luajit).
-local function wrk_rps(url, seconds)
-  local out = must(("wrk -t2 -c32 -d%ds %s 2>&1"):format(seconds, q(url)))
+local function wrk_rps(url, seconds, hdr)
+  local out = must(("wrk -t2 -c32 -d%ds %s%s 2>&1"):format(seconds, hdr and "-H " .. q(hdr) .. " " or "",
+    q(url)))
   local rps = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
   local non2xx = out:match("Non%-2xx or 3xx responses:%s*(%d+)")
   assert(rps and not non2xx, "wrk: " .. out)
@@ -777,6 +778,101 @@ local function bench_gateway(urls)
   }
 end
 
+------------------------------------- 12. a JWT access token check per request
+
+-- examples/nginx/resource's /api/ on 2 workers: an RS256 JWT access token
+-- (RFC 9068) checked in the access phase of every request (the example's
+-- verified_cache: after the first request a check is a SHA-256 lookup and
+-- the claim checks; the key set was fetched over cosockets on the first)
+-- against a server block of the same nginx proxying the same upstream with
+-- no check; wrk sends the same Authorization header to both.
+-- the status of a GET with a bearer token
+local function oidc_get(url, token)
+  local http = require "socket.http"
+  local _, status = http.request { url = url, headers = { authorization = "Bearer " .. token },
+    sink = function() return 1 end }
+  return status
+end
+
+local function bench_resource(keydir)
+  local nginx_lua = require "helpers.nginx_lua"
+  local jwt = require "smartauth.jwt"
+  local seconds = math.tointeger(tonumber(os.getenv("BENCH_WRK_SECONDS") or "3"))
+  header(("12. JWT access token check inside nginx (requests/s with wrk -t2 -c32, %d s, 2 workers, "
+    .. "median of %d rounds)"):format(seconds, ROUNDS))
+  local ok, why = nginx_lua.available()
+  if not ok or not sh("command -v wrk >/dev/null 2>&1") then
+    print("  skipped: " .. (why or "wrk is missing (apt-get install wrk)"))
+    return
+  end
+  local key = assert(core.key_pem(assert(proc.read_file(keydir .. "/" .. idtok.FILES.RS256))))
+  local raw = assert(key:public())
+  local jwks = cjson.encode { keys = { { kty = "RSA", kid = "bench-at", alg = "RS256", use = "sig",
+    n = core.b64url_encode(raw.n), e = core.b64url_encode(raw.e) } } }
+  -- the upstream is also the issuer: its discovery document and key set
+  local upstream = nginx_lua.start { workers = 1, http = ([[
+    keepalive_requests 10000000;
+    server {
+      listen 127.0.0.1:$PORT;
+      default_type application/json;
+      location = /.well-known/openid-configuration {
+        return 200 '{"issuer":"http://127.0.0.1:$PORT","jwks_uri":"http://127.0.0.1:$PORT/jwks",
+          "authorization_endpoint":"http://127.0.0.1:$PORT/auth","token_endpoint":"http://127.0.0.1:$PORT/token"}';
+      }
+      location = /jwks { return 200 '%s'; }
+      location / { return 200 "ok"; }
+    }
+  ]]):format(jwks) }
+  cleanup[#cleanup + 1] = function() upstream:stop() end
+  local audience, t = "https://rs.bench.example/", os.time()
+  local token = assert(jwt.encode({ alg = "RS256", kid = "bench-at", typ = "at+jwt" }, {
+    iss = upstream.url, sub = "248289761001", aud = audience, client_id = "bench-client",
+    jti = "at-0123456789", scope = "api:read api:write", iat = t, exp = t + 3600,
+  }, key))
+  local _, _, cwd = proc.run("pwd")
+  local base_port = free_port()
+  local rs = nginx_lua.start { conf = "examples/nginx/resource/nginx.conf",
+    path = cwd:gsub("%s+$", "") .. "/examples/nginx/resource/?.lua",
+    env = { SMARTAUTH_ISSUER = upstream.url, SMARTAUTH_AUDIENCE = audience, SMARTAUTH_SCOPE = "api:read",
+      SMARTAUTH_CLIENT_ID = "bench-rs", SMARTAUTH_CLIENT_SECRET = "bench-rs-secret" },
+    subs = {
+      { "server 127%.0%.0%.1:9000;", "server 127.0.0.1:" .. upstream.port .. ";" },
+      -- the baseline: the same proxy without the check
+      { "\n}%s*$", ([[
+
+  server {
+    listen 127.0.0.1:%d;
+    location /api/ {
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_pass http://app;
+    }
+  }
+}
+]]):format(base_port) },
+    } }
+  cleanup[#cleanup + 1] = function() rs:stop() end
+  wait_port(base_port, 5)
+  local rs_url, base_url = rs.url .. "/api/items", "http://127.0.0.1:" .. base_port .. "/api/items"
+  local auth = "Authorization: Bearer " .. token
+  local st = oidc_get(rs_url, token)
+  assert(st == 200, "the resource server refused the bench token: " .. tostring(st) .. "\n" .. rs:error_log())
+  assert(oidc_get(rs_url, token .. "x") == 401, "the resource server accepted a forged token")
+  wrk_rps(rs_url, 1, auth); wrk_rps(base_url, 1, auth) -- warm: keys fetched, connections up
+  local g, b, ratios = {}, {}, {}
+  for r = 1, ROUNDS do
+    if r % 2 == 1 then g[r] = wrk_rps(rs_url, seconds, auth); b[r] = wrk_rps(base_url, seconds, auth)
+    else b[r] = wrk_rps(base_url, seconds, auth); g[r] = wrk_rps(rs_url, seconds, auth) end
+    ratios[r] = g[r] / b[r]
+  end
+  results.benchmarks.resource = { checked_rps = g, unchecked_rps = b, workers = 2, alg = "RS256" }
+  compare {
+    id = "12", name = "12 RS256 JWT check per request, req/s", value = median(g), unit = "req/s",
+    baseline_name = "proxy, no check", baseline = median(b),
+    ratio = median(ratios), op = ">=", limit = 0.8,
+  }
+end
+
 local function main()
   check_tools()
   results.machine = machine_info()
@@ -799,6 +895,7 @@ local function main()
   if ONLY[7] then bench_frame(urls, c.ca_file) end
   if ONLY[10] then bench_gateway(urls) end
   if ONLY[8] then bench_dpop(urls) end
+  if ONLY[12] then bench_resource(keydir) end
 end
 
 local ok, err = xpcall(main, debug.traceback)

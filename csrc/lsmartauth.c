@@ -14,6 +14,7 @@ SA_EXPORT int luaopen_smartauth_core(lua_State *L)
     lkey_open(L);
     lstore_open(L);
     lclock_open(L);
+    laead_open(L);
     sa_lconfig_open(L);
     lua_pushliteral(L, "0.1.0");
     lua_setfield(L, -2, "_VERSION");

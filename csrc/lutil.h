@@ -69,6 +69,7 @@ void lcrypto_open(lua_State *L); /* lcrypto.c, smartauth.core */
 void lkey_open(lua_State *L);    /* lkey.c, smartauth.core */
 void lstore_open(lua_State *L);  /* lstore.c, smartauth.core */
 void lclock_open(lua_State *L);  /* lclock.c, smartauth.core */
+void laead_open(lua_State *L);   /* laead.c, smartauth.core */
 
 /* lcrypto.c: base64 (url = 1: base64url) of s[0..n) decoded and pushed; 0,
  * or -1 with nothing pushed and e filled. */

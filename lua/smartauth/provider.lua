@@ -210,6 +210,14 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   the token's SHA-256 (never the token); negative answers are never kept.
 --   `true`, or `{ max_entries = (default 1000, least recently used dropped
 --   first), max_ttl = }`. A revoked token stays accepted until its entry ends
+-- @tfield[opt=false] boolean|table verified_cache keep the claims of JWT
+--   access tokens `p:verify_access_token` accepted, in memory, keyed by the
+--   token's SHA-256: a hit skips parsing and the signature (every claim,
+--   audience, scope and sender check still runs); an entry ends at the
+--   token's `exp` or after `max_ttl` seconds (default 86400); a refused
+--   token is never kept. `true`, or `{ max_entries = (default 1000, least
+--   recently used dropped first), max_ttl = }`. A token signed by a key that
+--   left the key set stays accepted until its entry ends
 -- @tfield[opt] string pushed_authorization_request_endpoint URL of the RFC 9126
 --   pushed authorization request endpoint (else from discovery)
 -- @tfield[opt=false] boolean par push every authorization request (RFC 9126):
@@ -307,6 +315,7 @@ local SCHEMA = {
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
   client_key_password = "string",
   introspection_cache = "any",             -- true or { max_entries =, max_ttl = } (resource.lua)
+  verified_cache = "any",                  -- true or { max_entries =, max_ttl = } (resource.lua)
   -- RFC 9126 PAR, RFC 9101 JAR, RFC 8707 resource indicators (authcode.lua)
   pushed_authorization_request_endpoint = "url",
   par = "boolean",                               -- a profile (fapi2) may switch it on in new()
@@ -393,10 +402,12 @@ function M.new(opts, where, extra)
     if not ok then return cfg_err(where .. ": option 'retry': " .. tostring(pol), { option = "retry" }) end
     o.retry = pol
   end
-  if o.introspection_cache ~= nil then
-    local ok, msg = require("smartauth.resource").check_cache_option(o.introspection_cache)
-    if not ok then
-      return cfg_err(where .. ": option 'introspection_cache' " .. msg, { option = "introspection_cache" })
+  for _, name in ipairs { "introspection_cache", "verified_cache" } do
+    if o[name] ~= nil then
+      local ok, msg = require("smartauth.resource").check_cache_option(o[name])
+      if not ok then
+        return cfg_err(where .. ": option '" .. name .. "' " .. msg, { option = name })
+      end
     end
   end
   if o.client_auth == nil then

@@ -5,7 +5,9 @@
 -- constraint `cnf`); `smartauth.www_authenticate` words the 401/403
 -- challenge (RFC 6750 §3, RFC 9449 §7.1); the introspection cache
 -- (`introspection_cache` option) keeps positive RFC 7662 answers, keyed by
--- the token's SHA-256, never the token.
+-- the token's SHA-256, never the token; the `verified_cache` option keeps
+-- the claims of JWT access tokens that passed every check, the same way,
+-- until their `exp`.
 -- @module smartauth.resource
 local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
@@ -32,13 +34,26 @@ end
 -- RFC 9068 §4: the media type, compared without case.
 local TYP = { ["at+jwt"] = true, ["application/at+jwt"] = true }
 
+-- The lists of the space-separated strings seen last (a resource server
+-- passes the same audience and scope on every request): a few, never grown
+-- past WORDS_MAX. The lists are only read.
+local words_seen, words_n, WORDS_MAX = {}, 0, 32
+
 -- A list of words from a space-separated string or a list of strings;
 -- raises (a programming mistake) on anything else.
 local function words(v, fname, what)
-  local out = {}
+  local out
   if type(v) == "string" then
+    out = words_seen[v]
+    if out then return out end
+    out = {}
     for w in v:gmatch("%S+") do out[#out + 1] = w end
-  elseif type(v) == "table" then
+    if words_n >= WORDS_MAX then words_seen, words_n = {}, 0 end
+    words_seen[v], words_n = out, words_n + 1
+    return out
+  end
+  out = {}
+  if type(v) == "table" then
     for i, w in ipairs(v) do
       if type(w) ~= "string" then
         errors.argerror(2, fname, what .. "[" .. i .. "] must be a string", w, 4)
@@ -181,31 +196,38 @@ function M.verify_access_token(self, token, opts)
     end
   end
 
-  local oidc = require "smartauth.oidc"
   local issuer = self:endpoint("issuer")
   if not issuer then
     return nil, errors.new("config", "verify_access_token needs the provider's issuer", { option = "issuer" })
   end
-  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
-    local ok, err = self:discover()
-    if not ok then return nil, err end
-  end
   local now = opts.now or clock.now()
   local leeway = opts.leeway or self.options.leeway or 0
 
-  local hc = self._header_cache
-  if not hc then
-    hc = jwt.header_cache()
-    self._header_cache = hc
+  -- a hit skips parsing and the signature; every claim check below still runs
+  local vc = M.verified_cache(self)
+  local c
+  if vc then c = vc:get(token, now) end
+  local hit = c ~= nil
+  if not hit then
+    if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
+      local ok, err = self:discover()
+      if not ok then return nil, err end
+    end
+    local hc = self._header_cache
+    if not hc then
+      hc = jwt.header_cache()
+      self._header_cache = hc
+    end
+    local h, sig, input_len
+    h, c, sig, input_len = jwt.parse(token, hc)
+    if not h then return nil, c end
+    local typ = h.typ
+    if type(typ) ~= "string" or not TYP[typ:lower()] then
+      return reject("typ", "header typ is not at+jwt (RFC 9068)")
+    end
+    local ok, serr = require("smartauth.oidc").check_signature(self, token, h, sig, input_len, now, reject, false)
+    if not ok then return nil, vault.scrub(self, serr, { token }) end
   end
-  local h, c, sig, input_len = jwt.parse(token, hc)
-  if not h then return nil, c end
-  local typ = h.typ
-  if type(typ) ~= "string" or not TYP[typ:lower()] then
-    return reject("typ", "header typ is not at+jwt (RFC 9068)")
-  end
-  local ok, serr = oidc.check_signature(self, token, h, sig, input_len, now, reject, false)
-  if not ok then return nil, vault.scrub(self, serr, { token }) end
 
   if type(c.iss) ~= "string" or c.iss ~= issuer then return reject("iss", "iss does not match the issuer") end
   local exp, nbf, iat = c.exp, c.nbf, c.iat
@@ -249,6 +271,8 @@ function M.verify_access_token(self, token, opts)
 
   local cok, cerr = check_cnf(self, token, c, opts, leeway)
   if not cok then return nil, vault.scrub(self, cerr, { token, opts.dpop and opts.dpop.proof or nil }) end
+  -- only a token that passed every check is kept, and never past its exp
+  if vc and not hit then vc:keep(token, c, exp, now) end
   return c
 end
 
@@ -385,12 +409,13 @@ end
 
 M.CACHE_MAX_TTL = 300      -- seconds a positive answer is kept at most
 M.CACHE_MAX_ENTRIES = 1000
+M.VERIFIED_MAX_TTL = 86400 -- a verified token is kept until its exp, up to a day
 
 local Cache = { __name = "smartauth.resource.cache" }
 Cache.__index = Cache
 
---- Check the `introspection_cache` option: true, false, or `{ max_entries
--- =, max_ttl = }`. Returns true or nil, message.
+--- Check the `introspection_cache` and `verified_cache` options: true,
+-- false, or `{ max_entries =, max_ttl = }`. Returns true or nil, message.
 function M.check_cache_option(v)
   if type(v) == "boolean" then return true end
   if type(v) ~= "table" then return nil, "must be true, false or { max_entries =, max_ttl = }" end
@@ -411,12 +436,12 @@ function M.check_cache_option(v)
 end
 
 -- An LRU of positive answers: a doubly linked list, most recent first.
-local function new_cache(o)
+local function new_cache(o, default_ttl)
   o = type(o) == "table" and o or options.NO_OPTS
   local head = {}
   head.next, head.prev = head, head
   return setmetatable({ max_entries = o.max_entries or M.CACHE_MAX_ENTRIES,
-    max_ttl = o.max_ttl or M.CACHE_MAX_TTL, map = {}, n = 0, head = head }, Cache)
+    max_ttl = o.max_ttl or default_ttl or M.CACHE_MAX_TTL, map = {}, n = 0, head = head }, Cache)
 end
 
 local function unlink(e)
@@ -466,6 +491,14 @@ function Cache:put(token, data, now)
     if not is_number(data.exp) then return end
     if data.exp < expires then expires = data.exp end
   end
+  self:keep(token, data, expires, now)
+end
+
+--- Keep data for a token until `expires` (epoch seconds) or `max_ttl`,
+-- whichever is first; nothing is kept when that is not in the future.
+function Cache:keep(token, data, expires, now)
+  now = now or clock.now()
+  if now + self.max_ttl < expires then expires = now + self.max_ttl end
   if expires <= now then return end
   local key = core.sha2(256, token)
   local old = self.map[key]
@@ -482,6 +515,19 @@ end
 --- The number of answers kept.
 function Cache:size()
   return self.n
+end
+
+--- The provider's cache of verified JWT access tokens (the
+-- `verified_cache` option), or nil when the option is off.
+function M.verified_cache(p)
+  local o = p.options.verified_cache
+  if not o then return nil end
+  local c = p._verified_cache
+  if not c then
+    c = new_cache(o, M.VERIFIED_MAX_TTL)
+    p._verified_cache = c
+  end
+  return c
 end
 
 --- The provider's introspection cache, or nil when the option is off.
