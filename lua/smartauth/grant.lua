@@ -376,7 +376,7 @@ function M.introspect(self, tok, opts)
   local value = token_string(tok, opts.hint == "refresh_token" and "refresh_token" or "access_token")
   if type(value) ~= "string" then errors.argerror(1, "introspect", "token expected", tok) end
   -- the introspection_cache option: a hit sends nothing (resource.lua)
-  local cache = self.options.introspection_cache and require("smartauth.resource").cache(self)
+  local cache = self.options.introspection_cache and require("smartauth.token_cache").introspection(self)
   local hit = cache and cache:get(value)
   if hit then return hit end
   local res, err = M.post_form(self, "introspection_endpoint", { token = value, token_type_hint = opts.hint })

@@ -71,7 +71,7 @@ local M = {
   fds = function(...) return require("smartauth.engine").fds(...) end,
   sleep = function(...) return require("smartauth.engine").sleep(...) end,
   -- resource servers: see lua/smartauth/resource.lua
-  www_authenticate = function(...) return require("smartauth.resource").www_authenticate(...) end,
+  www_authenticate = function(...) return require("smartauth.challenge").www_authenticate(...) end,
 }
 
 --- A provider from explicit options.

@@ -404,7 +404,7 @@ function M.new(opts, where, extra)
   end
   for _, name in ipairs { "introspection_cache", "verified_cache" } do
     if o[name] ~= nil then
-      local ok, msg = require("smartauth.resource").check_cache_option(o[name])
+      local ok, msg = require("smartauth.token_cache").check_option(o[name])
       if not ok then
         return cfg_err(where .. ": option '" .. name .. "' " .. msg, { option = name })
       end
