@@ -219,6 +219,14 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   else no. `true` needs `client_cert`. An endpoint set as an option is never
 --   replaced; an alias that is not a usable URL is a `validation` error of
 --   discovery when the aliases are used, and ignored when they are not
+-- @tfield[opt="auto"] string discovery which metadata document discovery
+--   reads: `"oidc"` (`issuer/.well-known/openid-configuration`), `"oauth"`
+--   (RFC 8414: `/.well-known/oauth-authorization-server` inserted between
+--   the issuer's host and path, `https://h/t` → `https://h/.well-known/oauth-authorization-server/t`),
+--   or `"auto"`: the OpenID one, then on a missing or unusable answer the
+--   RFC 8414 one, then (an issuer with a path) `openid-configuration`
+--   inserted the same way (RFC 8414 §5). Every document's `issuer` must be
+--   the provider's
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -269,6 +277,7 @@ local SCHEMA = {
   request_object_signing_alg = "string",         -- never "none"
   resource = "any",                              -- string or list: url.check_resource
   use_mtls_endpoint_aliases = "boolean",   -- RFC 8705 §5; default: when the provider speaks mTLS
+  discovery = { type = "string", enum = { "auto", "oidc", "oauth" } }, -- RFC 8414 §5 (discovery.lua)
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
