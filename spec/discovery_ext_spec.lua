@@ -273,7 +273,8 @@ describe("discovery beyond OpenID", function()
       assert.equal("read write", p.options.scope)
       assert.equal("http://127.0.0.1/callback", p.options.redirect_uri)
       assert.equal(as, p:endpoint("issuer"))
-      assert.same({ "/.well-known/oauth-protected-resource/api-" .. t, "/as-" .. t .. "/.well-known/openid-configuration",
+      assert.same({ "/.well-known/oauth-protected-resource/api-" .. t,
+        "/as-" .. t .. "/.well-known/openid-configuration",
         "/reg-" .. t }, paths())
       local r = s:requests()[3]
       assert.equal("POST", r.method)
@@ -283,7 +284,8 @@ describe("discovery beyond OpenID", function()
         response_types = { "code" }, token_endpoint_auth_method = "none" }, cjson.decode(r.body))
       -- the authorization request carries the resource and PKCE
       local u = assert(p:authorization_url())
-      assert.truthy(u:find("resource=" .. res:gsub("[:/]", function(c) return ("%%%02X"):format(c:byte()) end), 1, true))
+      local enc = res:gsub("[:/]", function(c) return ("%%%02X"):format(c:byte()) end)
+      assert.truthy(u:find("resource=" .. enc, 1, true))
       assert.truthy(u:find("code_challenge_method=S256", 1, true))
     end)
 
@@ -376,7 +378,8 @@ describe("discovery beyond OpenID", function()
         authorization_servers = { as } } }, 0)
       local p = assert(smartauth.for_resource(res, { client_id = "svc", client_secret = "sek", scope = "read" }))
       assert.equal("client_credentials", p:default_grant())
-      s:script("/token", { json = { access_token = "at-read", token_type = "Bearer", expires_in = 3600, scope = "read" } })
+      s:script("/token", { json = { access_token = "at-read", token_type = "Bearer", expires_in = 3600,
+        scope = "read" } })
       s:script("/token", { json = { access_token = "at-rw", token_type = "Bearer", expires_in = 3600,
         scope = "read write" } })
       s:script("/api-" .. t, { status = 403, headers = { ["WWW-Authenticate"] =
