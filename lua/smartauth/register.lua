@@ -81,10 +81,10 @@ end
 local function secret_list(self, extra)
   local h = hidden[self] or {}
   local list = {}
-  for _, v in ipairs { h.client_secret, h.registration_access_token, h.initial_access_token } do
-    if type(v) == "string" and v ~= "" then list[#list + 1] = v end
-  end
-  for _, v in ipairs(extra or {}) do if type(v) == "string" and v ~= "" then list[#list + 1] = v end end
+  local function add(v) if type(v) == "string" and v ~= "" then list[#list + 1] = v end end
+  -- no ipairs over these: a missing secret must not hide the next
+  add(h.client_secret); add(h.registration_access_token); add(h.initial_access_token)
+  if extra then add(extra.client_secret); add(extra.registration_access_token) end
   return list
 end
 
@@ -205,10 +205,8 @@ local function call(self, req, what, ok_status, requested, old_id)
   local d, aerr = answer(self, res, what, ok_status, requested, old_id)
   if not d then
     -- a hostile answer may quote a secret in its error text
-    local extra = {}
     local dd = json.object(res.body or "")
-    if type(dd) == "table" then extra = { dd.client_secret, dd.registration_access_token } end
-    return nil, scrub(secret_list(self, extra), aerr)
+    return nil, scrub(secret_list(self, type(dd) == "table" and dd or nil), aerr)
   end
   return d
 end
