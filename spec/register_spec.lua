@@ -75,6 +75,14 @@ describe("smartauth.register", function()
     assert.is_nil(s:last_request().headers.authorization)
   end)
 
+  it("sends empty array fields as [] and keys in a stable order", function()
+    s:script("/reg", answer({}, { "redirect_uris" }))
+    assert(smartauth.register(meta(), { response_types = {}, redirect_uris = {}, grant_types = { "client_credentials" },
+      jwks = { keys = { { kty = "oct" } } }, client_name = "a\"b" }))
+    assert.equal('{"client_name":"a\\"b","grant_types":["client_credentials"],"jwks":{"keys":[{"kty":"oct"}]},' ..
+      '"redirect_uris":[],"response_types":[]}', s:last_request().body)
+  end)
+
   it("gives options smartauth.provider takes (client_auth from token_endpoint_auth_method)", function()
     s:script("/reg", answer())
     local m = meta()

@@ -211,10 +211,35 @@ local function call(self, req, what, ok_status, requested, old_id)
   return d
 end
 
+-- Metadata fields that are JSON arrays (RFC 7591 §2, OIDC Registration §2):
+-- an empty Lua table there is sent as [] (lua-cjson would send {}).
+local ARRAYS = { redirect_uris = true, grant_types = true, response_types = true, contacts = true,
+  request_uris = true, default_acr_values = true, post_logout_redirect_uris = true }
+
+-- Client metadata as JSON, sorted keys (stable bytes), empty arrays as [].
+local function encode_metadata(md)
+  local keys = {}
+  for k in pairs(md) do
+    if type(k) ~= "string" then error("client metadata keys must be strings", 4) end
+    keys[#keys + 1] = k
+  end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do
+    local v = md[k]
+    local enc
+    if ARRAYS[k] and type(v) == "table" and next(v) == nil then enc = "[]"
+    else enc = json.encode(v) end
+    if not enc then error("client metadata field '" .. k .. "' cannot be sent as JSON", 4) end
+    parts[i] = json.encode(k) .. ":" .. enc
+  end
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 -- POST the metadata to the registration endpoint (RFC 7591 §3.1).
 local function post(self)
   local h = hidden[self]
-  local body = json.encode(self._requested)
+  local body = encode_metadata(self._requested)
   local headers = { "Content-Type: application/json", "Accept: application/json" }
   if h.initial_access_token then headers[3] = "Authorization: Bearer " .. h.initial_access_token end
   local d, err = call(self, { method = "POST", url = self._endpoint, headers = headers, body = body,
@@ -418,7 +443,7 @@ function Registration:update(client_metadata)
   for _, k in ipairs { "registration_access_token", "registration_client_uri", "client_secret_expires_at",
       "client_id_issued_at" } do body[k] = nil end
   headers[#headers + 1] = "Content-Type: application/json"
-  local d, err = call(self, { method = "PUT", url = u, headers = headers, body = json.encode(body),
+  local d, err = call(self, { method = "PUT", url = u, headers = headers, body = encode_metadata(body),
     no_retry = true }, "client update", { [200] = true }, client_metadata, self.client_id)
   if not d then return nil, err end
   rawset(self, "_requested", body)
