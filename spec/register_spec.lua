@@ -289,14 +289,23 @@ describe("smartauth.register", function()
     finally(function() proc.rmtree(dir) end)
     local st = assert(smartauth.store.file { dir = dir, key = "a-key-of-sixteen-bytes-or-more" })
     s:script("/reg", answer())
-    local reg = assert(smartauth.register(meta(), CM, { store = st, key = "reg-1" }))
+    local reg = assert(smartauth.register(meta(), CM, { store = st, key = "reg-1", on_http = function() end,
+      proxy = "http://user:proxy-Pass-5@127.0.0.1:9", no_proxy = "*" }))
+    assert.equal("http://user:proxy-Pass-5@127.0.0.1:9", assert(reg:options()).proxy)
+    local shown = {}
+    for k, v in pairs(reg) do shown[#shown + 1] = tostring(k) .. "=" .. tostring(v) end
+    for _, v in pairs(reg._transport) do shown[#shown + 1] = tostring(v) end
+    assert.is_nil(table.concat(shown, " "):find("proxy-Pass-5", 1, true))
     local files = proc.read_file(dir .. "/" .. assert(io.popen("ls " .. dir):read("*l")))
-    for _, secret in ipairs { SECRET, RAT } do assert.is_nil(files:find(secret, 1, true)) end
+    for _, secret in ipairs { SECRET, RAT, "proxy-Pass-5" } do assert.is_nil(files:find(secret, 1, true)) end
     local again = assert(smartauth.registration(st, "reg-1"))
     assert.equal("c-1", again.client_id)
     assert.equal(SECRET, again.client_secret)
     assert.equal(RAT, again.registration_access_token)
-    assert.same(assert(reg:options()), assert(again:options()))
+    local o1, o2 = assert(reg:options()), assert(again:options())
+    assert.is_function(o1.on_http)
+    o1.on_http = nil -- a hook is not kept in a store
+    assert.same(o1, o2)
     -- management saves what rotates
     s:script("/reg/c-1", { json = answer({ registration_access_token = RAT2 }).json })
     assert(again:update { client_name = "v2", redirect_uris = CM.redirect_uris,

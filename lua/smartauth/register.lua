@@ -284,10 +284,13 @@ local function new_object(server, requested, opts, bp)
   rawset(self, "_requested", requested)
   rawset(self, "_allow_http", opts.allow_http)
   rawset(self, "_leeway", opts.leeway or M.DEFAULT_LEEWAY)
+  -- what reg:options() hands on; a proxy URL may hold credentials: kept
+  -- with the secrets, the client key and its password are not kept at all
   local tr = {}
   for _, k in ipairs(TRANSPORT_OPTS) do
-    if k ~= "client_key" and k ~= "client_key_password" then tr[k] = opts[k] end
+    if k ~= "client_key" and k ~= "client_key_password" and k ~= "proxy" then tr[k] = opts[k] end
   end
+  hidden[self].proxy = opts.proxy
   rawset(self, "_transport", tr)
   return self
 end
@@ -366,6 +369,7 @@ function Registration:options(extra)
   if not ok then return nil, err end
   local o = {}
   for k, v in pairs(self._transport) do o[k] = v end
+  o.proxy = hidden[self].proxy
   local srv = self._server
   if type(srv.issuer) == "string" then o.issuer = srv.issuer end
   for _, k in ipairs(require("smartauth.provider").ENDPOINTS) do
@@ -499,8 +503,11 @@ function Registration:save(store, key)
     client_secret_expires_at = rawget(self, "client_secret_expires_at"),
     registration_client_uri = rawget(self, "registration_client_uri"),
     metadata = self.metadata, requested = self._requested, server = self._server,
-    transport = self._transport, leeway = self._leeway,
+    transport = {}, proxy = h.proxy, leeway = self._leeway,
   }
+  for k, v in pairs(self._transport) do
+    if type(v) ~= "function" then entry.transport[k] = v end -- a hook is code, not data
+  end
   local sok, err = store:set(key, entry, nil)
   if not sok then return nil, scrub(secret_list(self), err) end
   rawset(self, "_store", store)
@@ -531,6 +538,7 @@ function M.load(store, key, opts)
   for k, v in pairs(type(e.transport) == "table" and e.transport or {}) do merged[k] = v end
   for k, v in pairs(opts) do merged[k] = v end
   merged.initial_access_token = e.initial_access_token
+  if merged.proxy == nil and type(e.proxy) == "string" then merged.proxy = e.proxy end
   merged.leeway = merged.leeway or e.leeway
   local bp, berr = M.bare(merged, "smartauth.registration")
   if not bp then return nil, berr end
