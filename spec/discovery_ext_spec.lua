@@ -313,9 +313,16 @@ describe("discovery beyond OpenID", function()
       local p1 = assert(smartauth.for_resource(res, { store = st }))
       local p2 = assert(smartauth.for_resource(res, { store = st }))
       assert.equal(p1.options.client_id, p2.options.client_id)
-      local regs = 0
-      for _, r in ipairs(s:requests()) do if r.path == "/reg-" .. t then regs = regs + 1 end end
-      assert.equal(1, regs)
+      local function regs()
+        local c = 0
+        for _, r in ipairs(s:requests()) do if r.path == "/reg-" .. t then c = c + 1 end end
+        return c
+      end
+      assert.equal(1, regs())
+      -- other client metadata: another client
+      assert(smartauth.for_resource(res, { store = st, client_name = "other" }))
+      assert.equal(2, regs())
+      assert.equal("other", cjson.decode(s:last_request().body).client_name)
     end)
 
     it("refuses hostile or unusable metadata", function()

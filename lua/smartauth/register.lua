@@ -217,7 +217,7 @@ local ARRAYS = { redirect_uris = true, grant_types = true, response_types = true
   request_uris = true, default_acr_values = true, post_logout_redirect_uris = true }
 
 -- Client metadata as JSON, sorted keys (stable bytes), empty arrays as [].
-local function encode_metadata(md)
+function M.encode_metadata(md)
   local keys = {}
   for k in pairs(md) do
     if type(k) ~= "string" then error("client metadata keys must be strings", 4) end
@@ -239,7 +239,7 @@ end
 -- POST the metadata to the registration endpoint (RFC 7591 §3.1).
 local function post(self)
   local h = hidden[self]
-  local body = encode_metadata(self._requested)
+  local body = M.encode_metadata(self._requested)
   local headers = { "Content-Type: application/json", "Accept: application/json" }
   if h.initial_access_token then headers[3] = "Authorization: Bearer " .. h.initial_access_token end
   local d, err = call(self, { method = "POST", url = self._endpoint, headers = headers, body = body,
@@ -447,7 +447,7 @@ function Registration:update(client_metadata)
   for _, k in ipairs { "registration_access_token", "registration_client_uri", "client_secret_expires_at",
       "client_id_issued_at" } do body[k] = nil end
   headers[#headers + 1] = "Content-Type: application/json"
-  local d, err = call(self, { method = "PUT", url = u, headers = headers, body = encode_metadata(body),
+  local d, err = call(self, { method = "PUT", url = u, headers = headers, body = M.encode_metadata(body),
     no_retry = true }, "client update", { [200] = true }, client_metadata, self.client_id)
   if not d then return nil, err end
   rawset(self, "_requested", body)
@@ -476,10 +476,17 @@ function Registration:delete()
   return true
 end
 
---- The store key of a registration: `key`, or one made from the
+--- A store key for a registration: "registration." and a digest of the
+-- parts (short enough for any store, a file name included).
+function M.key_for(...)
+  local core = require "smartauth.core"
+  return "registration." .. core.b64url_encode(core.sha2(256, table.concat({ ... }, "\n"))):sub(1, 22)
+end
+
+-- The store key of a registration: `key`, or one made from the
 -- registration endpoint.
 local function store_key(self, key)
-  return key or ("registration:" .. self._endpoint)
+  return key or M.key_for(self._endpoint)
 end
 
 --- Keep the registration in a store (the same contract as tokens'; the
@@ -487,7 +494,7 @@ end
 -- `store.file{ key = }`, or Redis with a password on a trusted network).
 -- Later `read`, `update` and `ensure` save again.
 -- @tparam table store a store
--- @tparam[opt] string key the entry's key (default from the registration endpoint)
+-- @tparam[opt] string key the entry's key (default `register.key_for(registration_endpoint)`)
 -- @return true, or nil, err (`storage`)
 function Registration:save(store, key)
   local ok, msg = require("smartauth.store").check(store)
