@@ -165,6 +165,15 @@ describe("discovery beyond OpenID", function()
       end
     end)
 
+    it("lower-cases the host it asks", function()
+      s:script("/.well-known/webfinger", links("https://idp.example.com"))
+      local port = host:match(":(%d+)$")
+      assert(smartauth.webfinger("acct:Alice@LocalHost:" .. port, { allow_http = true }))
+      local r = s:last_request()
+      assert.equal("localhost:" .. port, r.headers.host)
+      assert.equal("acct:Alice@LocalHost:" .. port, r.args.resource) -- the resource as given
+    end)
+
     it("speaks https unless allowed otherwise", function()
       local iss, err = smartauth.webfinger("acct:alice@" .. host, { retry = false, timeout = 5 })
       assert.is_nil(iss)

@@ -238,7 +238,7 @@ end
 -- kept in `store` and reused when there is one). Its tokens are asked for
 -- with `resource = url` (RFC 8707) and its `p:request` follows the
 -- resource's challenges (see `Provider:request`).
--- @tparam string url the resource identifier (the metadata's `resource` must be it exactly)
+-- @tparam string resource the resource identifier (the metadata's `resource` must be it exactly)
 -- @tparam[opt] table opts any provider option (`client_id` skips the
 --   registration; `scope` default: the challenge's `scope`, else the
 --   metadata's `scopes_supported`), and `authorization_server` (one the
