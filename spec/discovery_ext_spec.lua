@@ -240,6 +240,19 @@ describe("discovery beyond OpenID", function()
       assert.same({ { scheme = "bearer", params = {} } }, assert(parse("Bearer")))
     end)
 
+    it("never raises on random input (a small fuzz over the grammar's characters)", function()
+      local alphabet = { "Bearer", "Basic", " ", ",", "=", '"', "\\", "a", "b=", "==", "\t", "\0", "\255", "x" }
+      math.randomseed(1234)
+      for _ = 1, 3000 do
+        local parts = {}
+        for i = 1, math.random(0, 24) do parts[i] = alphabet[math.random(#alphabet)] end
+        local text = table.concat(parts)
+        local ok, c, msg = pcall(parse, text)
+        assert(ok, text)
+        assert(type(c) == "table" or type(msg) == "string", text)
+      end
+    end)
+
     it("refuses malformed, repeated, oversized ones", function()
       for _, bad in ipairs {
         'Bearer realm="open', 'Bearer realm="a" junk', 'Bearer realm=x y', '=x', 'Bearer realm="a\0b"',

@@ -573,7 +573,9 @@ end
 -- per the provider's policy (methods other than GET, HEAD, PUT, DELETE and
 -- OPTIONS on 429 only). On a 401 the token is retired everywhere (memory
 -- and store), renewed once and the call sent again. Any HTTP status is an
--- answer, not an error.
+-- answer, not an error. A provider made by `smartauth.for_resource` also
+-- follows the resource's challenges first (`insufficient_scope` step-up,
+-- moved resource metadata; see `smartauth.resource_meta.follow`).
 -- @function Provider:request
 -- @tparam table opts
 -- @tparam string opts.url the URL, or a path joined to `api_base`
