@@ -132,6 +132,11 @@ function M.request(self, opts)
     if not tok then return nil, err end
   end
   local res, rerr = send_once(tok)
+  if res and self._rm and (res.status == 401 or res.status == 403) and opts.token == nil then
+    -- a resource found by smartauth.for_resource: step-up scope, moved metadata (RFC 9728 §5)
+    local handled, r2, e2 = require("smartauth.resource_meta").follow(self, res, tok, send_once)
+    if handled then return r2, e2 end
+  end
   if res and res.status == 401 and opts.token == nil then
     -- the server ended this token: retire it everywhere, renew once
     secrets[self].source:retire(tok.access_token)

@@ -13,36 +13,89 @@ local M = {}
 -- the endpoint options, listed once with the provider's option table
 M.ENDPOINTS = require("smartauth.provider").ENDPOINTS
 
-local discovery_cache = {} -- url -> {doc=, at=}
+local discovery_cache = {} -- the URLs tried -> {doc=, at=}
 M.DISCOVERY_TTL = 3600
 
 local function cfg_err(msg, fields)
   return nil, errors.new("config", msg, fields)
 end
 
---- Fetch and apply the OpenID configuration (endpoints the options did not
--- set). Cached per process for DISCOVERY_TTL seconds.
+--- A well-known URL with the suffix inserted between the host and the
+-- path, as RFC 8414 §3.1 and RFC 9728 §3.1 do it (a terminating "/" of the
+-- path removed first): `https://h/tenant` → `https://h/.well-known/NAME/tenant`.
+-- @tparam string u an absolute URL (issuer or resource identifier)
+-- @tparam string name the well-known name (`oauth-authorization-server`, ...)
+-- @return the URL, or nil, message
+function M.well_known(u, name)
+  local scheme, authority, path, query = u:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)(%??[^#]*)")
+  if not scheme or authority == "" then return nil, "not an absolute URL" end
+  path = path:gsub("/+$", "")
+  return scheme .. "://" .. authority .. "/.well-known/" .. name .. path .. query
+end
+
+-- The document URLs discovery tries, in order. "auto" (RFC 8414 §5): the
+-- OpenID one first (what every OpenID provider serves), then RFC 8414's
+-- with the path inserted, then the OpenID name inserted the RFC 8414 way
+-- (servers that apply the rule to both names).
+local function candidates(self)
+  if self.options.discovery_url then return { self.options.discovery_url } end
+  local iss = self:endpoint("issuer")
+  local mode = self.options.discovery or "auto"
+  local oidc = iss:gsub("/+$", "") .. "/.well-known/openid-configuration"
+  local oauth = M.well_known(iss, "oauth-authorization-server")
+  if mode == "oidc" then return { oidc } end
+  if mode == "oauth" then return { oauth } end
+  local list = { oidc, oauth }
+  local inserted = M.well_known(iss, "openid-configuration")
+  if inserted ~= oidc then list[3] = inserted end
+  return list
+end
+
+-- One document: the decoded object, or nil, err and whether the next
+-- candidate may be tried (a missing or unusable document: yes; the
+-- network failing: no, the next URL is on the same host).
+local function fetch(self, durl)
+  local res, err = transport.call(self, { url = durl, headers = { "Accept: application/json" } })
+  if not res then return nil, err, false end
+  if res.status ~= 200 then
+    return nil, errors.new("http", "discovery document request failed (HTTP " .. res.status ..
+      " from " .. durl .. ")", { status = res.status }), true
+  end
+  local d = json.object(res.body)
+  if type(d) ~= "table" then
+    return nil, errors.new("validation", "discovery document at " .. durl .. " is not a JSON object"), true
+  end
+  return d
+end
+
+--- Fetch and apply the authorization server's metadata (endpoints the
+-- options did not set): `discovery_url` when set, else by the `discovery`
+-- option, `"oidc"` (`issuer/.well-known/openid-configuration`), `"oauth"`
+-- (RFC 8414: `/.well-known/oauth-authorization-server` inserted before the
+-- issuer's path) or `"auto"` (default: the first, then the second, then
+-- the OpenID name inserted before the path, RFC 8414 §5). A document is
+-- used only when its `issuer` is the provider's (a mismatch is an error,
+-- never a reason to try the next URL). Cached per process for
+-- DISCOVERY_TTL seconds.
 function M.discover(self)
   if not self:endpoint("issuer") and not self.options.discovery_url then
     return cfg_err("cannot discover: no 'issuer' or 'discovery_url'")
   end
-  local durl = self.options.discovery_url or
-    (self:endpoint("issuer"):gsub("/+$", "") .. "/.well-known/openid-configuration")
-  local cached = discovery_cache[durl]
+  local list = candidates(self)
+  local ckey = table.concat(list, " ")
+  local cached = discovery_cache[ckey]
   local doc
   if cached and clock.now() - cached.at < M.DISCOVERY_TTL then
     doc = cached.doc
   else
-    local res, err = transport.call(self, { url = durl, headers = { "Accept: application/json" } })
-    if not res then return nil, err end
-    if res.status ~= 200 then
-      return nil, errors.new("http", "discovery document request failed", { status = res.status })
+    local first_err
+    for _, durl in ipairs(list) do
+      local d, err, next_ok = fetch(self, durl)
+      if d then doc = d; break end
+      first_err = first_err or err
+      if not next_ok then return nil, err end
     end
-    local d = json.object(res.body)
-    if type(d) ~= "table" then
-      return nil, errors.new("validation", "discovery document is not a JSON object")
-    end
-    doc = d
+    if not doc then return nil, first_err end
   end
   if self:endpoint("issuer") and doc.issuer ~= self:endpoint("issuer") then
     return nil, errors.new("validation", "discovery document issuer '" ..
@@ -75,7 +128,7 @@ function M.discover(self)
   end
   if not self.options.issuer then self._disc.issuer = doc.issuer end
   self._metadata = doc
-  discovery_cache[durl] = { doc = doc, at = cached and cached.at or clock.now() }
+  discovery_cache[ckey] = { doc = doc, at = cached and cached.at or clock.now() }
   return self
 end
 

@@ -115,6 +115,44 @@ function M.cert_thumbprint(pem)
   return require("smartauth.mtls").cert_thumbprint(pem)
 end
 
+--- Register a client dynamically (RFC 7591, OpenID Connect Dynamic
+-- Registration); see `smartauth.register.register`.
+-- @param server an issuer URL or an authorization server's metadata table
+-- @tparam table client_metadata the client's metadata
+-- @tparam[opt] table opts `initial_access_token`, `store`, `key`, transport options
+-- @return a `smartauth.register.Registration`, or nil, err
+function M.register(server, client_metadata, opts)
+  return require("smartauth.register").register(server, client_metadata, opts)
+end
+
+--- A registration kept with `reg:save(store, key)`; see `smartauth.register.load`.
+-- @tparam table st the store
+-- @tparam string key its key
+-- @tparam[opt] table opts transport options
+-- @return a registration, or nil (none), or nil, err
+function M.registration(st, key, opts)
+  return require("smartauth.register").load(st, key, opts)
+end
+
+--- OpenID Connect issuer discovery by WebFinger (OIDC Discovery §2); see
+-- `smartauth.resource_meta.webfinger`.
+-- @tparam string input `acct:user@host`, `user@host`, a host or an https URL
+-- @tparam[opt] table opts `ca_file`, `timeout`, `allow_http`, ...
+-- @return the issuer URL, or nil, err
+function M.webfinger(input, opts)
+  return require("smartauth.resource_meta").webfinger(input, opts)
+end
+
+--- A provider for a protected resource from its URL alone (RFC 9728 →
+-- RFC 8414 → RFC 7591 → RFC 8707); see `smartauth.resource_meta.for_resource`.
+-- @tparam string url the resource identifier
+-- @tparam[opt] table opts provider options and `authorization_server`,
+--   `resource_metadata`, `client_metadata`, `client_name`, `initial_access_token`
+-- @return a provider and the registration (nil with a `client_id`), or nil, err
+function M.for_resource(url, opts)
+  return require("smartauth.resource_meta").for_resource(url, opts)
+end
+
 --- The process-wide debug hook: fn(ev) gets one event per HTTP exchange
 -- (each attempt of a retried request), every secret redacted; see the
 -- README's "Seeing the wire". A provider's own `on_http` option gets them

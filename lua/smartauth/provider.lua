@@ -269,6 +269,14 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   that are not https, or a document without
 --   `pushed_authorization_request_endpoint`, are a `validation` error
 --   (`check = "profile"`) of discovery, before any of them is used
+-- @tfield[opt="auto"] string discovery which metadata document discovery
+--   reads: `"oidc"` (`issuer/.well-known/openid-configuration`), `"oauth"`
+--   (RFC 8414: `/.well-known/oauth-authorization-server` inserted between
+--   the issuer's host and path, `https://h/t` → `https://h/.well-known/oauth-authorization-server/t`),
+--   or `"auto"`: the OpenID one, then on a missing or unusable answer the
+--   RFC 8414 one, then (an issuer with a path) `openid-configuration`
+--   inserted the same way (RFC 8414 §5). Every document's `issuer` must be
+--   the provider's
 
 local SCHEMA = {
   name = "string", issuer = "string",
@@ -327,6 +335,7 @@ local SCHEMA = {
   -- DPoP, RFC 9449 (dpop.lua)
   dpop = "boolean", dpop_key = "any",      -- a generated ES256 key; PEM text, PEM file or private JWK
   profile = { type = "string", enum = { "fapi2" } }, -- FAPI 2.0 Security Profile (profile.lua)
+  discovery = { type = "string", enum = { "auto", "oidc", "oauth" } }, -- RFC 8414 §5 (discovery.lua)
 }
 --- The options' specs (options.check): a type name or `{ type =, enum =,
 -- min =, max =, integer = }` per option; `options` describes each.
@@ -707,7 +716,9 @@ end
 -- per the provider's policy (methods other than GET, HEAD, PUT, DELETE and
 -- OPTIONS on 429 only). On a 401 the token is retired everywhere (memory
 -- and store), renewed once and the call sent again. Any HTTP status is an
--- answer, not an error.
+-- answer, not an error. A provider made by `smartauth.for_resource` also
+-- follows the resource's challenges first (`insufficient_scope` step-up,
+-- moved resource metadata; see `smartauth.resource_meta.follow`).
 -- @function Provider:request
 -- @tparam table opts
 -- @tparam string opts.url the URL, or a path joined to `api_base`
