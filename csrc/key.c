@@ -24,15 +24,8 @@
 #define RSA_E_MAX_BYTES 32  /* 256 bits, SP 800-56B */
 #define OCT_MAX_BYTES 65536
 
-typedef struct {
-    const char *jwk;  /* JWK crv */
-    const char *ossl; /* OpenSSL group name */
-    const char *alias;
-    size_t coord;
-    int bits;
-} ec_curve;
 
-static const ec_curve curves[] = {
+static const sa_ec_curve curves[] = {
     { "P-256", "prime256v1", "secp256r1", 32, 256 },
     { "P-384", "secp384r1", "secp384r1", 48, 384 },
     { "P-521", "secp521r1", "secp521r1", 66, 521 },
@@ -41,7 +34,7 @@ static const ec_curve curves[] = {
 
 /* ------------------------------------------------------------- helpers */
 
-static const ec_curve *curve_by_jwk(const char *crv)
+const sa_ec_curve *sa_curve_by_jwk(const char *crv)
 {
     size_t i;
     if (!crv)
@@ -52,7 +45,7 @@ static const ec_curve *curve_by_jwk(const char *crv)
     return NULL;
 }
 
-static const ec_curve *curve_by_ossl(const char *name)
+static const sa_ec_curve *curve_by_ossl(const char *name)
 {
     size_t i;
     for (i = 0; i < sizeof curves / sizeof curves[0]; i++)
@@ -73,7 +66,7 @@ static const char *kty_name(int type)
     }
 }
 
-static sa_key *key_alloc(int type, sa_err *err)
+sa_key *sa_key_alloc(int type, sa_err *err)
 {
     sa_key *k = calloc(1, sizeof *k);
     if (!k) {
@@ -161,7 +154,7 @@ sa_key *sa_key_rsa(const unsigned char *n, size_t nlen, const unsigned char *e,
     sa_ossl_strip_zeros(&e, &elen);
     if (rsa_check_public(n, nlen, e, elen, err) != 0)
         return NULL;
-    if (!(k = key_alloc(SA_KEY_RSA, err)))
+    if (!(k = sa_key_alloc(SA_KEY_RSA, err)))
         return NULL;
     bn = sa_ossl_bn_from(n, nlen, 0);
     be = sa_ossl_bn_from(e, elen, 0);
@@ -312,7 +305,7 @@ sa_key *sa_key_rsa_private(const sa_jwk_rsa_priv *c, sa_err *err)
         }
     }
     ncomp = ncrt ? 8 : 3;
-    if (!(k = key_alloc(SA_KEY_RSA, err)))
+    if (!(k = sa_key_alloc(SA_KEY_RSA, err)))
         return NULL;
     if (!(bld = OSSL_PARAM_BLD_new())) {
         sa_ossl_nomem(err);
@@ -376,7 +369,7 @@ static sa_key *ec_build(const char *crv, const unsigned char *x, size_t xlen,
 {
     unsigned char pt[1 + 2 * 66];
     char cname[SA_OSSL_NAME_MAX];
-    const ec_curve *cv = curve_by_jwk(crv);
+    const sa_ec_curve *cv = sa_curve_by_jwk(crv);
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *params = NULL;
     BIGNUM *bd = NULL;
@@ -405,7 +398,7 @@ static sa_key *ec_build(const char *crv, const unsigned char *x, size_t xlen,
     pt[0] = 0x04; /* uncompressed point */
     memcpy(pt + 1, x, xlen);
     memcpy(pt + 1 + xlen, y, ylen);
-    if (!(k = key_alloc(SA_KEY_EC, err)))
+    if (!(k = sa_key_alloc(SA_KEY_EC, err)))
         return NULL;
     k->curve = cv->jwk;
     k->coord = cv->coord;
@@ -481,7 +474,7 @@ sa_key *sa_key_okp(const char *crv, const unsigned char *x, size_t xlen, sa_err 
                    ED25519_LEN, x ? xlen : 0);
         return NULL;
     }
-    if (!(k = key_alloc(SA_KEY_OKP, err)))
+    if (!(k = sa_key_alloc(SA_KEY_OKP, err)))
         return NULL;
     k->curve = "Ed25519";
     k->bits = 256;
@@ -513,7 +506,7 @@ sa_key *sa_key_okp_private(const char *crv, const unsigned char *x, size_t xlen,
                    ED25519_LEN, x ? xlen : 0);
         return NULL;
     }
-    if (!(k = key_alloc(SA_KEY_OKP, err)))
+    if (!(k = sa_key_alloc(SA_KEY_OKP, err)))
         return NULL;
     k->curve = "Ed25519";
     k->bits = 256;
@@ -553,7 +546,7 @@ sa_key *sa_key_oct(const unsigned char *key, size_t klen, sa_err *err)
         sa_err_set(err, SA_EVALIDATION, 0, "HMAC key is too large (%zu bytes)", klen);
         return NULL;
     }
-    if (!(k = key_alloc(SA_KEY_OCT, err)))
+    if (!(k = sa_key_alloc(SA_KEY_OCT, err)))
         return NULL;
     if (!(k->secret = malloc(klen))) {
         sa_ossl_nomem(err);
@@ -613,7 +606,7 @@ static int classify_pem_key(sa_key *k, sa_err *err)
     } else if (EVP_PKEY_is_a(pkey, "EC")) {
         char gname[64];
         size_t glen = 0;
-        const ec_curve *cv;
+        const sa_ec_curve *cv;
         k->type = SA_KEY_EC;
         if (EVP_PKEY_get_group_name(pkey, gname, sizeof gname, &glen) != 1)
             return sa_ossl_fail(err, "EC key without a named curve");
@@ -658,7 +651,7 @@ sa_key *sa_key_pem(const char *pem, size_t len, sa_err *err)
         sa_err_set(err, SA_EVALIDATION, 0, "PEM key is empty");
         return NULL;
     }
-    if (!(k = key_alloc(SA_KEY_RSA, err)))
+    if (!(k = sa_key_alloc(SA_KEY_RSA, err)))
         return NULL;
     dctx = OSSL_DECODER_CTX_new_for_pkey(&k->pkey, "PEM", NULL, NULL, 0, NULL, NULL);
     if (!dctx || OSSL_DECODER_CTX_set_passphrase_cb(dctx, no_passphrase, NULL) != 1) {
@@ -690,81 +683,3 @@ const char *sa_key_kty(const sa_key *k) { return k ? kty_name(k->type) : NULL; }
 const char *sa_key_curve(const sa_key *k) { return k ? k->curve : NULL; }
 int sa_key_bits(const sa_key *k) { return k ? k->bits : 0; }
 int sa_key_has_private(const sa_key *k) { return k ? k->priv : 0; }
-
-/* ----------------------------------------------- generation, private export */
-
-sa_key *sa_key_generate(const char *kty, const char *crv, sa_err *err)
-{
-    char cname[SA_OSSL_NAME_MAX];
-    const ec_curve *cv = NULL;
-    EVP_PKEY_CTX *ctx = NULL;
-    sa_key *k;
-    int ec = kty && strcmp(kty, "EC") == 0;
-
-    if (ec) {
-        if (!(cv = curve_by_jwk(crv))) {
-            sa_ossl_safe_name(cname, sizeof cname, crv);
-            sa_err_set(err, SA_EVALIDATION, 0, "unsupported EC curve \"%s\" "
-                       "(P-256, P-384, P-521)", cname);
-            return NULL;
-        }
-    } else if (!(kty && strcmp(kty, "OKP") == 0 && crv && strcmp(crv, "Ed25519") == 0)) {
-        sa_ossl_safe_name(cname, sizeof cname, kty);
-        sa_err_set(err, SA_EVALIDATION, 0, "cannot generate a key of type \"%s\" "
-                   "(EC P-256, P-384, P-521, or OKP Ed25519)", cname);
-        return NULL;
-    }
-    if (!(k = key_alloc(ec ? SA_KEY_EC : SA_KEY_OKP, err)))
-        return NULL;
-    /* EVP key generation draws on OpenSSL's private CSPRNG (RAND_priv_bytes) */
-    ctx = EVP_PKEY_CTX_new_from_name(NULL, ec ? "EC" : "ED25519", NULL);
-    if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 ||
-        (ec && EVP_PKEY_CTX_set_group_name(ctx, cv->ossl) != 1) ||
-        EVP_PKEY_generate(ctx, &k->pkey) != 1 || !k->pkey) {
-        EVP_PKEY_CTX_free(ctx);
-        sa_ossl_fail(err, "key generation failed");
-        sa_key_free(k);
-        return NULL;
-    }
-    EVP_PKEY_CTX_free(ctx);
-    if (ec) {
-        k->curve = cv->jwk;
-        k->coord = cv->coord;
-        k->bits = cv->bits;
-    } else {
-        k->curve = "Ed25519";
-        k->bits = 256;
-    }
-    k->priv = 1;
-    return k;
-}
-
-int sa_key_private_d(const sa_key *k, unsigned char *out, size_t cap, size_t *outlen,
-                     sa_err *err)
-{
-    if (!k || !out || !outlen)
-        return sa_err_set(err, SA_EARG, 0, "sa_key_private_d: NULL argument");
-    *outlen = 0;
-    if (!k->priv || (k->type != SA_KEY_EC && k->type != SA_KEY_OKP))
-        return sa_err_set(err, SA_EARG, 0, "the key has no exportable private part "
-                          "(EC and Ed25519 private keys only)");
-    if (k->type == SA_KEY_EC) {
-        BIGNUM *d = NULL;
-        int ok = cap >= k->coord && EVP_PKEY_get_bn_param(k->pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1 &&
-                 BN_bn2binpad(d, out, (int)k->coord) == (int)k->coord;
-        BN_clear_free(d);
-        if (!ok) {
-            OPENSSL_cleanse(out, cap);
-            return sa_ossl_fail(err, "cannot export the EC private key");
-        }
-        *outlen = k->coord;
-        return 0;
-    }
-    *outlen = cap;
-    if (EVP_PKEY_get_raw_private_key(k->pkey, out, outlen) != 1 || *outlen != ED25519_LEN) {
-        OPENSSL_cleanse(out, cap);
-        *outlen = 0;
-        return sa_ossl_fail(err, "cannot export the Ed25519 private key");
-    }
-    return 0;
-}

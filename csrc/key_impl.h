@@ -12,6 +12,15 @@
 
 #define ED25519_LEN 32 /* Ed25519 public key and seed bytes */
 
+/* The EC curves keys may use (key.c's table). */
+typedef struct {
+    const char *jwk;  /* JWK crv */
+    const char *ossl; /* OpenSSL group name */
+    const char *alias;
+    size_t coord;
+    int bits;
+} sa_ec_curve;
+
 struct sa_key {
     int type;              /* sa_key_type */
     int bits;
@@ -28,5 +37,10 @@ struct sa_key {
     EVP_MD_CTX *vmd;       /* for the digest, kept for the same reason */
     EVP_MD *vmdt;          /* valg's digest, fetched once (not by name per use) */
 };
+
+/* key.c, for key_gen.c: a curve by its JWK name (NULL if not one we use),
+ * and a zeroed key object of a type (NULL and err on no memory). */
+const sa_ec_curve *sa_curve_by_jwk(const char *crv);
+sa_key *sa_key_alloc(int type, sa_err *err);
 
 #endif
