@@ -46,7 +46,7 @@ function M.discover(self)
   end
   if self:endpoint("issuer") and doc.issuer ~= self:endpoint("issuer") then
     return nil, errors.new("validation", "discovery document issuer '" ..
-      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self:endpoint("issuer") .. "'")
+      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self:endpoint("issuer") .. "'", { check = "iss" })
   end
   for _, k in ipairs(M.ENDPOINTS) do
     local v = doc[k]
