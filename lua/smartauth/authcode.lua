@@ -336,9 +336,9 @@ function M.exchange_code(self, opts)
   if iss == nil then
     -- RFC 9207 §2.4: once the metadata promises iss, a response without it
     -- is refused; an out-of-band code has no redirect to carry it, and a
-    -- response with an ID token has its verified iss claim instead (RFC 9207
-    -- §2.4, OIDC Core §3.3.2.12: servers such as oidc-provider send no iss
-    -- then; the ID token is verified below before the code is used)
+    -- response with an ID token carries the issuer in its iss claim (the
+    -- OpenID Connect mix-up defence; oidc-provider sends no iss parameter
+    -- then), verified below before the code is used
     if (session.iss_required or iss_promised(self)) and not url.is_oob(session.redirect_uri)
         and not no_response and not has_word(rt, "id_token") then
       return nil, errors.new("validation", "the authorization response has no iss, which the provider's " ..
