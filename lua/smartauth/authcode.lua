@@ -373,9 +373,12 @@ function M.exchange_code(self, opts)
       "requires (RFC 9207)", { check = "iss" })
   elseif iss == nil then
     -- RFC 9207 §2.4: once the metadata promises iss, a response without it
-    -- is refused; an out-of-band code has no redirect to carry it
+    -- is refused; an out-of-band code has no redirect to carry it, and a
+    -- response with an ID token carries the issuer in its iss claim (the
+    -- OpenID Connect mix-up defence; oidc-provider sends no iss parameter
+    -- then), verified below before the code is used
     if (session.iss_required or iss_promised(self)) and not url.is_oob(session.redirect_uri)
-        and not no_response then
+        and not no_response and not has_word(rt, "id_token") then
       return nil, errors.new("validation", "the authorization response has no iss, which the provider's " ..
         "metadata promises (RFC 9207)", { check = "iss" })
     end

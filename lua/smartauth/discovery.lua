@@ -99,7 +99,7 @@ function M.discover(self)
   end
   if self:endpoint("issuer") and doc.issuer ~= self:endpoint("issuer") then
     return nil, errors.new("validation", "discovery document issuer '" ..
-      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self:endpoint("issuer") .. "'")
+      tostring(doc.issuer):sub(1, 200) .. "' does not match '" .. self:endpoint("issuer") .. "'", { check = "iss" })
   end
   -- RFC 8705 §5: a provider speaking mTLS calls the aliases instead of the
   -- endpoints discovery found (never instead of one set as an option)
