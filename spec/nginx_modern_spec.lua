@@ -335,3 +335,108 @@ describe("#nginx the modern-OAuth features inside nginx", function()
     assert.are.equal("alice", r.sub)
   end)
 end)
+
+-- Mutual TLS (RFC 8705) inside nginx: tls_client_auth with the certificate
+-- sent through tcpsock:setclientcert, the mtls_endpoint_aliases, a
+-- certificate-bound token used at an API over the same certificate and
+-- refused over none. oidc-provider serves https with a certificate for
+-- 127.0.0.1 as a DNS name (nginx checks DNS names only), trusted through
+-- lua_ssl_trusted_certificate (spec/interop/ext/mtls.js).
+local MTLS_APP = [[
+  lua_ssl_trusted_certificate $CA_FILE;
+  init_by_lua_block {
+    local smartauth = require "smartauth"
+    local cjson = require "cjson.safe"
+    local issuer = os.getenv("ISSUER")
+    local M = {}
+    local function reply(t)
+      ngx.header["Content-Type"] = "application/json"
+      ngx.say(cjson.encode(t))
+      return ngx.exit(200)
+    end
+    local function failed(err)
+      return reply { error = { kind = err.kind, description = err.description, option = err.option } }
+    end
+    function M.run()
+      local p, err = smartauth.discover(issuer, { client_id = "mtls-ca-client", client_auth = "tls_client_auth",
+        client_cert = os.getenv("CLIENT_CERT"), client_key = os.getenv("CLIENT_KEY"), retry = false,
+        grant = "client_credentials", scope = "api:read" })
+      if not p then return failed(err) end
+      local tok, terr = p:token()
+      if not tok then return failed(terr) end
+      local info, ierr = p:introspect(tok)
+      if not info then return failed(ierr) end
+      local res, rerr = p:request { url = issuer .. "/api/whoami" }
+      if not res then return failed(rerr) end
+      -- the same token from a provider without a certificate
+      local bare = assert(smartauth.discover(issuer, { client_id = "basic-client", client_secret = "s3cret: %+ x",
+        retry = false }))
+      local res2, r2err = bare:request { url = issuer .. "/api/whoami", token = tok }
+      if not res2 then return failed(r2err) end
+      return reply { token_endpoint = p:endpoint("token_endpoint"), token_type = tok.token_type,
+        active = info.active, x5t = info.cnf and info.cnf["x5t#S256"], api_status = res.status,
+        api = cjson.decode(res.body), bare_status = res2.status, bare_www = res2.headers["www-authenticate"] }
+    end
+    package.loaded["mtls_app"] = M
+  }
+  server {
+    listen 127.0.0.1:$PORT;
+    location = /run { content_by_lua_block { require("mtls_app").run() } }
+  }
+]]
+
+describe("#nginx mutual TLS inside nginx", function()
+  if not available then
+    if os.getenv("CI") then error(why) end
+    pending(why)
+    return
+  end
+  local smartauth = require "smartauth"
+  local certs = require "helpers.certs"
+  local q = proc.shell_quote
+  local op, n, c, a
+
+  setup(function()
+    c = certs.make()
+    a = certs.client(c, "client-a", "unused-password")
+    -- ext/mtls.js also registers a self_signed_tls_client_auth client: its certificate
+    local ss_cert, ss_key = c.dir .. "/ss.pem", c.dir .. "/ss.key"
+    assert(proc.run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 " ..
+      "-subj /CN=self-signed -keyout " .. q(ss_key) .. " -out " .. q(ss_cert) .. " 2>/dev/null"))
+    local f = assert(io.open(c.dir .. "/mtls-ext.json", "wb"))
+    f:write(cjson.encode { subject_dn = "CN=client-a", self_signed_pem = proc.read_file(ss_cert) })
+    f:close()
+    local cert, key = nginx_lua.loopback_cert(c)
+    for _, x in ipairs { ss_cert, ss_key, c.dir .. "/mtls-ext.json", cert, key, c.dir .. "/ngx.csr",
+      c.dir .. "/ngx.ext" } do
+      c.extra[#c.extra + 1] = x
+    end
+    op = oidc.start { extend = oidc.root .. "/spec/interop/ext/mtls.js", tls = { cert = cert, key = key, ca = c.ca_file } }
+    -- PEM text: the workers (user nobody) cannot read the spec's private directory
+    n = nginx_lua.start { http = (MTLS_APP:gsub("%$CA_FILE", function() return c.ca_file end)), workers = 1, env = {
+      ISSUER = op.issuer, CLIENT_CERT = proc.read_file(a.cert), CLIENT_KEY = proc.read_file(a.key) } }
+  end)
+  teardown(function()
+    if n then n:stop() end
+    if op then op:stop() end
+    if c then certs.cleanup(c) end
+  end)
+
+  it("authenticates with the client certificate at the alias, and uses the bound token over it", function()
+    local st, _, body = oidc.request { url = n.url .. "/run" }
+    assert.are.equal(200, st, n:error_log())
+    local r = assert(cjson.decode(body), body)
+    assert.is_nil(r.error, r.error and r.error.description)
+    assert.are.equal(op.issuer .. "/mtls/token", r.token_endpoint)
+    assert.are.equal("Bearer", r.token_type)
+    assert.is_true(r.active)
+    local x5t = smartauth.cert_thumbprint(a.cert)
+    assert.are.equal(x5t, r.x5t)
+    assert.are.equal(200, r.api_status)
+    assert.are.equal("mtls-ca-client", r.api.client_id)
+    assert.are.equal(x5t, r.api.x5t)
+    -- without the certificate the same token is refused
+    assert.are.equal(401, r.bare_status)
+    assert.matches("invalid_token", r.bare_www, 1, true)
+  end)
+end)
