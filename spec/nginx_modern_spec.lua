@@ -411,7 +411,8 @@ describe("#nginx mutual TLS inside nginx", function()
       c.dir .. "/ngx.ext" } do
       c.extra[#c.extra + 1] = x
     end
-    op = oidc.start { extend = oidc.root .. "/spec/interop/ext/mtls.js", tls = { cert = cert, key = key, ca = c.ca_file } }
+    op = oidc.start { extend = oidc.root .. "/spec/interop/ext/mtls.js",
+      tls = { cert = cert, key = key, ca = c.ca_file } }
     -- PEM text: the workers (user nobody) cannot read the spec's private directory
     n = nginx_lua.start { http = (MTLS_APP:gsub("%$CA_FILE", function() return c.ca_file end)), workers = 1, env = {
       ISSUER = op.issuer, CLIENT_CERT = proc.read_file(a.cert), CLIENT_KEY = proc.read_file(a.key) } }
