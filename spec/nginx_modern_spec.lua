@@ -128,11 +128,15 @@ local APP = [[
       local state = cb:match("[?&]state=([^&]*)")
       local session = cjson.decode(ngx.shared.sessions:get(ngx.unescape_uri(state or "")) or "null")
       if not session then return reply { error = { description = "no session" } } end
-      local tok, xerr = p:exchange_code { url = cb, session = session }
+      local keep = ngx.var.arg_keep ~= "0"
+      local tok, xerr = p:exchange_code { url = cb, session = session, keep = keep }
       if not tok then return failed(xerr) end
       local out = { token_type = tok.token_type, jkt = tok.ext and tok.ext.dpop_jkt, sub = tok.claims.sub }
-      -- userinfo with the kept token (DPoP: a proof with ath, the server's nonce taken)
-      local res, rerr = p:request { url = p:endpoint("userinfo_endpoint") }
+      local stored = p:stored()
+      out.kept = stored ~= nil and stored.access_token == tok.access_token
+      -- userinfo with the token (DPoP: a proof with ath, the server's nonce taken);
+      -- p:request's own when it was kept
+      local res, rerr = p:request { url = p:endpoint("userinfo_endpoint"), token = (not keep) and tok or nil }
       if not res then return failed(rerr) end
       out.userinfo_status, out.userinfo = res.status, cjson.decode(res.body)
       out.events = events
@@ -274,6 +278,8 @@ describe("#nginx the modern-OAuth features inside nginx", function()
     assert.are.equal(201, pev[#pev].status)
     -- the code flow's token is DPoP-bound to the key, userinfo answered after its nonce
     assert.is_nil(r.error, r.error and r.error.description)
+    assert.is_true(r.kept) -- in the shared dictionary, as the provider's own
+    assert.is_true(r.kept) -- in the shared dictionary, as the provider's own
     assert.are.equal("DPoP", r.token_type)
     assert.are.equal(dpop.thumbprint(jwk), r.jkt)
     assert.are.equal("alice", r.sub)
@@ -303,9 +309,9 @@ describe("#nginx the modern-OAuth features inside nginx", function()
     assert.is_false(x.kept)
   end)
 
-  it("sends a signed request object (JAR), alone and pushed", function()
+  it("sends a signed request object (JAR), alone and pushed; keep = false keeps nothing", function()
     local c0 = counts()
-    local a, r = login("kind=jar")
+    local a, r = login("kind=jar", "&keep=0")
     local q = oidc.parse_query(a.url:match("%?(.*)$"))
     local names = {}
     for k in pairs(q) do names[#names + 1] = k end
@@ -325,6 +331,7 @@ describe("#nginx the modern-OAuth features inside nginx", function()
     assert.are.equal("Bearer", r.token_type)
     assert.are.equal("alice", r.sub)
     assert.are.equal(200, r.userinfo_status)
+    assert.is_false(r.kept) -- keep = false: not in the shared dictionary
     -- pushed: the request object goes to the PAR endpoint, the URL has its request_uri
     a, r = login("kind=jar&par=1")
     q = oidc.parse_query(a.url:match("%?(.*)$"))
@@ -333,6 +340,7 @@ describe("#nginx the modern-OAuth features inside nginx", function()
     assert.are.equal(c0.par + 1, counts().par)
     assert.is_nil(r.error, r.error and r.error.description)
     assert.are.equal("alice", r.sub)
+    assert.is_true(r.kept)
   end)
 end)
 
