@@ -319,14 +319,18 @@ end
 -- callback against the session: the session is this provider's, then state
 -- (constant time), then iss (RFC 9207), and only then an error is reported.
 -- @param self the provider (the method `p:exchange_code`)
--- @param opts { code=, state=, iss=, url= (the whole redirect), session= };
---   iss = false: there is no authorization response to carry iss (a code a
---   person typed in), so a provider's promise of iss cannot be checked
+-- @param opts { code=, state=, iss=, url= (the whole redirect), session=,
+--   keep= }; iss = false: there is no authorization response to carry iss (a
+--   code a person typed in), so a provider's promise of iss cannot be
+--   checked; keep = false: the token is returned, not kept
 function M.exchange_code(self, opts)
   opts = check_opts(opts, "exchange_code")
   local session = opts.session
   if type(session) ~= "table" then
     errors.argerror(nil, "exchange_code", "session from authorization_url expected", session)
+  end
+  if opts.keep ~= nil and type(opts.keep) ~= "boolean" then
+    errors.argerror(nil, "exchange_code", "'keep' must be a boolean", opts.keep)
   end
   -- before anything is sent: this code and verifier were made for one provider
   local identity, ierr = authz_identity(self)
@@ -423,6 +427,9 @@ function M.exchange_code(self, opts)
   if not tok then return nil, err end
   local ok, verr = require("smartauth.oidc").check_code_token(self, tok, session, cb)
   if not ok then return nil, verr end
+  -- keep = false: one person's token for an application serving many; the
+  -- provider's own token (memory and store) stays as it was
+  if opts.keep == false then return tok end
   return (secrets[self].source:put(tok))
 end
 

@@ -632,7 +632,7 @@ end
 -- callback against the session, in this order: the session is this
 -- provider's, `state` (constant time), `iss` (RFC 9207), then an `error=`
 -- is reported. An ID token is verified (nonce, at_hash, c_hash). The token
--- is kept.
+-- is kept as the provider's own (memory and store), unless `keep = false`.
 -- @function Provider:exchange_code
 -- @tparam table opts `session` (from `authorization_url`), and either `url`
 --   (the whole redirect) or `code`, `state` and `iss`; `iss = false` for a
@@ -642,7 +642,10 @@ end
 --   most 64 KiB, each name once). With a JARM `response_mode` only the
 --   `response` JWT counts (in `url`, `form`, or as `response`): it is
 --   verified (signature, alg, iss, aud, exp) before its `state`, `iss`,
---   `error` or `code` is used
+--   `error` or `code` is used. `keep = false`: the token is only returned,
+--   neither stored nor kept in memory, and the provider's own token stays as
+--   it was: for a web application logging in many people, which keeps each
+--   person's tokens itself (examples/nginx/login)
 -- @return a `smartauth.token` (with `claims` when an ID token came), or nil, err
 
 --- The key this provider's token is stored under: a readable prefix (the

@@ -24,8 +24,8 @@ local session_ttl, refresh_early
 --- init_worker_by_lua: the provider (discovery happens over cosockets on the
 -- first login), the session store, the cookie key.
 function M.init()
-  -- no store: exchange_code keeps the token it gets as the provider's own,
-  -- which this site never uses; it forgets it at once (see callback)
+  -- no store: the provider has no token of its own; each person's tokens
+  -- are kept in `sessions` (exchange_code with keep = false, see callback)
   provider = assert(smartauth.provider {
     issuer = os.getenv("SMARTAUTH_ISSUER"),
     client_id = os.getenv("SMARTAUTH_CLIENT_ID"),
@@ -111,8 +111,9 @@ function M.callback()
   if not c or not c.login then return fail(400, "a callback without a login in progress") end
   -- one callback per login: a replayed one is refused before anything is sent
   if not dict:add("used:" .. c.sid, true, LOGIN_TTL) then return fail(400, "a replayed callback") end
-  local tok, err = provider:exchange_code { url = ngx.var.site_url .. ngx.var.request_uri, session = c.login }
-  provider:forget() -- the tokens are this person's, not the site's
+  -- keep = false: the tokens are this person's, not the site's provider's
+  local tok, err = provider:exchange_code { url = ngx.var.site_url .. ngx.var.request_uri, session = c.login,
+    keep = false }
   if not tok then return fail(400, "login failed: " .. tostring(err)) end
   if not tok.claims then return fail(400, "login failed: no ID token") end
   local sid = new_sid() -- a fresh id: the one the login ran under was in a cookie before
