@@ -359,7 +359,8 @@ end
 --- Options for `smartauth.provider{}` / `smartauth.discover`: `issuer`,
 -- the endpoints of the server's metadata, `client_id`, `client_secret`,
 -- `client_auth` (from `token_endpoint_auth_method`), `redirect_uri` (the
--- first registered), `scope` (when registered), the transport options the
+-- first registered), `scope`, `id_token_signed_response_alg` and
+-- `authorization_signed_response_alg` (when registered), the transport options the
 -- registration was made with, and `extra` on top. Registers again first
 -- when the client secret is due (see `ensure`).
 -- @tparam[opt] table extra more options (they win)
@@ -383,6 +384,11 @@ function Registration:options(extra)
     o.redirect_uri = md.redirect_uris[1]
   end
   if type(md.scope) == "string" and md.scope ~= "" then o.scope = md.scope end
+  -- the algs the server will sign with for this client: an HS* ID token or
+  -- JARM response is verified only when the options name its alg
+  for _, k in ipairs({ "id_token_signed_response_alg", "authorization_signed_response_alg" }) do
+    if type(md[k]) == "string" then o[k] = md[k] end
+  end
   for k, v in pairs(extra or {}) do o[k] = v end
   return o
 end

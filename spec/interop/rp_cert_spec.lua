@@ -6,8 +6,10 @@
 -- signatures, wrong claims, a key set without kids, a lying discovery document) is
 -- played against a fake on the recording server whose tokens are signed with the
 -- test keys (spec/helpers/idp.lua). Each test asserts what the RP must do: accept,
--- or reject with the `check` that names the failed rule. README.md ("OpenID
--- Connect certification profiles") lists every test id and why the others are absent.
+-- or reject with the `check` that names the failed rule. The Dynamic and Form Post
+-- profiles, request_uri, WebFinger and claims sources are in rp_cert_dynamic_spec.lua.
+-- README.md ("Certification profiles (OpenID RP tests)") lists every test id and why
+-- the others are absent.
 local smartauth = require "smartauth"
 local oidc = require "helpers.oidc"
 local server = require "helpers.server"
