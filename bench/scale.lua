@@ -87,9 +87,16 @@ http {
       echo_sleep 0.05;
       echo -n '%s';
     }
+    # benchmark 9's token server: the same, every request logged (counted)
+    location = /fleet {
+      access_log %s/fleet.log;
+      echo_read_request_body;
+      echo_sleep 0.05;
+      echo -n '%s';
+    }
   }
 }
-]]):format(hard, dir, dir, hard - 64, dir, dir, dir, dir, dir, port, TOKEN_JSON)
+]]):format(hard, dir, dir, hard - 64, dir, dir, dir, dir, dir, port, TOKEN_JSON, dir, TOKEN_JSON)
   local f = assert(io.open(dir .. "/nginx.conf", "w"))
   f:write(conf)
   f:close()
@@ -105,6 +112,18 @@ http {
   ctx.wait_port(port, 5)
   pid = math.tointeger(tonumber(ctx.proc.read_file(dir .. "/nginx.pid") or ""))
   return "http://127.0.0.1:" .. port .. "/token", pid, hard
+end
+
+--- The server of benchmarks 8 and 9 (started once per run): { url, pid,
+-- fd_limit, fleet_url, fleet_log } (fleet_log: one line per request to
+-- fleet_url).
+function M.server(ctx)
+  if not ctx.scale_server then
+    local url, pid, hard = start_server(ctx)
+    ctx.scale_server = { url = url, pid = pid, fd_limit = hard, fleet_url = url:gsub("/token$", "/fleet"),
+      fleet_log = ctx.tmp .. "/scale-nginx/fleet.log" }
+  end
+  return ctx.scale_server
 end
 
 -- One batch of n in a fresh process with the descriptor limit raised to
@@ -134,7 +153,8 @@ function M.run(ctx)
     if not quick or n <= 1000 then sizes[#sizes + 1] = n end
   end
   local rounds = quick and math.min(ctx.ROUNDS, 3) or ctx.ROUNDS
-  local url, server_pid, hard = start_server(ctx)
+  local srv = M.server(ctx)
+  local url, server_pid, hard = srv.url, srv.pid, srv.fd_limit
   ctx.header(("8. How cost grows: N concurrent client_credentials grants, server answers after 50 ms "
     .. "(nginx echo_sleep), each N in a fresh process; smartauth tasks vs the C floor (one libcurl "
     .. "multi handle, epoll, no Lua); median of %d interleaved rounds (%d at 10,000); fd limit %d")
