@@ -205,7 +205,8 @@ function M.run(ctx)
     for r = 1, r_n do s.listen_drops = s.listen_drops + sa[r].listen_drops + fl[r].listen_drops end
     res.sizes[#res.sizes + 1] = s
     if n == 1 then one_wall = s.wall_ms end
-    print(string.format("  %7d | %8.1f / %8.1f  (%5.2fx) | %8.1f / %8.1f  (%5.2fx) | %6.1f / %6.1f | %5.1f / %5.1f | %s ms, %d",
+    print(string.format("  %7d | %8.1f / %8.1f  (%5.2fx) | %8.1f / %8.1f  (%5.2fx) | %6.1f / %6.1f | "
+      .. "%5.1f / %5.1f | %s ms, %d",
       n, s.wall_ms, s.floor_wall_ms, s.wall_ratio, s.cpu_ms, s.floor_cpu_ms, s.cpu_ratio,
       s.peak_kib / 1024, s.floor_peak_kib / 1024, s.per_req_kib, s.floor_per_req_kib,
       ctx.fmt(s.server_cpu_ms), s.listen_drops))
