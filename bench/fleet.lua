@@ -79,7 +79,7 @@ local function round(ctx, kind, where, store, srv, n, dir)
   go:close()
   procs:read("a")
   procs:close()
-  local last, first, new = 0, math.huge, 0
+  local last, first, new, cpu, wake = 0, math.huge, 0, 0, 0
   for i = 1, n do
     local out = ctx.proc.read_file(dir .. "/out." .. i) or ""
     local done = tonumber(out:match('"done":([%d.]+)'))
@@ -87,16 +87,23 @@ local function round(ctx, kind, where, store, srv, n, dir)
       error(("fleet: process %d of %d failed: %s"):format(i, n, ctx.proc.read_file(dir .. "/err." .. i) or ""), 0)
     end
     if out:match('"token":"new"') then new = new + 1 end
+    cpu = cpu + tonumber(out:match('"cpu":([%d.]+)'))
+    wake = math.max(wake, tonumber(out:match('"wake":([%d.]+)')) - t_signal)
     last = math.max(last, done - t_signal)
     first = math.min(first, done - t_signal)
   end
   ctx.proc.sleep(0.06) -- nginx logs after answering
-  return { last_ms = last * 1000, first_ms = first * 1000, requests = lines(srv.fleet_log), new = new }
+  return { last_ms = last * 1000, first_ms = first * 1000, requests = lines(srv.fleet_log), new = new,
+    cpu_ms = cpu * 1000, last_wake_ms = wake * 1000 }
 end
 
 function M.run(ctx)
   local quick = os.getenv("BENCH_QUICK") == "1"
   local sizes = quick and { 8, 16 } or { 8, 16, 32, 64 }
+  if os.getenv("BENCH_FLEET") then -- e.g. BENCH_FLEET=64 while profiling
+    sizes = {}
+    for n in os.getenv("BENCH_FLEET"):gmatch("%d+") do sizes[#sizes + 1] = tonumber(n) end
+  end
   local rounds = quick and math.min(ctx.ROUNDS, 3) or math.min(ctx.ROUNDS, 5)
   local srv = scale.server(ctx)
   ctx.header(("9. Fleet: N processes on one store, a due token, released by one signal; the token server "
@@ -125,19 +132,21 @@ function M.run(ctx)
     end
     local one
     for _, n in ipairs(all) do
-      local lasts, firsts, most, fewest_new = {}, {}, 0, n
+      local lasts, firsts, most, fewest_new, cpus, wakes = {}, {}, 0, n, {}, {}
       for r, x in ipairs(runs[n]) do
-        lasts[r], firsts[r] = x.last_ms, x.first_ms
+        lasts[r], firsts[r], cpus[r], wakes[r] = x.last_ms, x.first_ms, x.cpu_ms, x.last_wake_ms
         if x.requests > most then most = x.requests end
         if x.new < fewest_new then fewest_new = x.new end
       end
       local s = { n = n, rounds = runs[n], last_ms = ctx.median(lasts), first_ms = ctx.median(firsts),
-        most_requests = most, fewest_new = fewest_new }
+        most_requests = most, fewest_new = fewest_new, cpu_ms = ctx.median(cpus),
+        last_wake_ms = ctx.median(wakes) }
       per.sizes[#per.sizes + 1] = s
       if n == 1 then one = s.last_ms end
       print(string.format("  %-5s %3d processes: last token %7.1f ms after the signal (first %6.1f), "
-        .. "%.2fx one process; token server requests per round: at most %d; new token in %d of %d",
-        kind, n, s.last_ms, s.first_ms, s.last_ms / one, most, fewest_new, n))
+        .. "%.2fx one process; token server requests per round: at most %d; new token in %d of %d; "
+        .. "CPU in p:token() %.1f ms in all; the last process woke %.1f ms after the signal",
+        kind, n, s.last_ms, s.first_ms, s.last_ms / one, most, fewest_new, n, s.cpu_ms, s.last_wake_ms))
     end
     for _, s in ipairs(per.sizes) do
       if s.n > 1 then

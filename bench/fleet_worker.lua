@@ -6,8 +6,9 @@
 --
 --   lua5.4 bench/fleet_worker.lua redis|file PORT|DIR TOKEN_URL FIFO READY_FILE
 --
--- Prints one JSON line: {"wake":t,"done":t,"ok":true} (CLOCK_MONOTONIC
--- seconds, comparable across processes).
+-- Prints one JSON line: {"wake":t,"done":t,"cpu":s,"ok":true,"token":"new"}
+-- (CLOCK_MONOTONIC seconds, comparable across processes; cpu: this
+-- process's CPU seconds in p:token()).
 package.path = "./lua/?.lua;./lua/?/init.lua;" .. package.path
 package.cpath = "./build/?.so;" .. package.cpath
 
@@ -41,12 +42,12 @@ f:write("ready\n")
 f:close()
 r:read("a") -- end of file: the driver closed its end
 r:close()
-local wake = core.monotonic()
+local wake, c0 = core.monotonic(), os.clock()
 local tok, terr = p:token()
-local done = core.monotonic()
+local done, cpu = core.monotonic(), os.clock() - c0
 if not tok then
   io.stderr:write("token: ", tostring(terr), "\n")
   os.exit(1)
 end
-io.write(string.format('{"wake":%.6f,"done":%.6f,"ok":true,"token":"%s"}\n', wake, done,
+io.write(string.format('{"wake":%.6f,"done":%.6f,"cpu":%.6f,"ok":true,"token":"%s"}\n', wake, done, cpu,
   tok.access_token == "2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789" and "new" or "old"))
