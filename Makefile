@@ -253,7 +253,11 @@ build/bench/c_floor: bench/c_floor.c
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L $(CURL_INC) -o $@ $< -lcurl
 
-bench: all build/bench/c_floor
+build/bench/scale_floor: bench/scale_floor.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) -D_POSIX_C_SOURCE=200809L $(CURL_INC) -o $@ $< -lcurl
+
+bench: all build/bench/c_floor build/bench/scale_floor
 	@bash bench/setup.sh
 	timeout 900 $(LUA) bench/run.lua
 

@@ -25,7 +25,7 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,10,12"):gmatch("%d+") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,9,10,12,13"):gmatch("%d+") do ONLY[tonumber(id)] = true end
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -896,6 +896,12 @@ local function main()
   if ONLY[10] then bench_gateway(urls) end
   if ONLY[8] then bench_dpop(urls) end
   if ONLY[12] then bench_resource(keydir) end
+  -- 13 (how cost grows) and 9 (a fleet on one store) live in their own files
+  local ctx = { compare = compare, header = header, median = median, fmt = fmt, results = results,
+    cleanup = cleanup, tmp = tmp, sh = sh, must = must, q = q, cjson = cjson, proc = proc,
+    free_port = free_port, wait_port = wait_port, ROUNDS = ROUNDS, certs = c }
+  if ONLY[13] then require("scale").run(ctx) end
+  if ONLY[9] then require("fleet").run(ctx) end
 end
 
 local ok, err = xpcall(main, debug.traceback)

@@ -364,6 +364,34 @@ describe("token lifecycle", function()
       assert.equal("at-after", assert(p:token()).access_token)
     end)
 
+    -- A fleet on one store (issue 14, point 7): while another process holds
+    -- the lock and renews, a waiter takes the renewed entry as soon as it is
+    -- stored, without queueing for the lock (64 processes queued one by one
+    -- through it took 3x one renewal).
+    it("gives a waiter the entry another holder of the lock stored, without the lock", function()
+      local st = store.memory()
+      local p = provider { store = st }
+      local key = p:store_key()
+      assert(st:set(key, entry("at-due", nil, -10)))
+      local unlock = assert(st:lock(key, 30)) -- held elsewhere: here, the main coroutine
+      local got
+      local task = smartauth.spawn(function() got = assert(p:token()).access_token end)
+      smartauth.step(0.01)
+      assert.equal("running", task.status)
+      assert(st:set(key, entry("at-renewed", nil, 3600)))
+      local deadline = os.time() + 2
+      while task.status == "running" and os.time() < deadline do smartauth.step(0.01) end
+      local status = task.status
+      if status == "running" then task:cancel() end
+      unlock()
+      assert.equal("done", status)
+      assert.equal("at-renewed", got)
+      assert.equal(0, #s:requests())
+      -- a forced call still waits for the lock: it wants a new token
+      s:script("/token", { json = { access_token = "at-forced", expires_in = 600 } })
+      assert.equal("at-forced", assert(p:token { force = true }).access_token)
+    end)
+
     -- obtain runs without a pcall inside a task (5.1 cannot yield across
     -- one): when it raises after yielding, the task's failure releases the
     -- store lock and the single flight.

@@ -4,6 +4,7 @@
 --   store:set(key, entry, ttl) -> true | nil, err   (ttl: seconds, or nil for none)
 --   store:delete(key)          -> true | nil, err
 --   store:lock(key, ttl)       -> unlock function | nil, err  (waits up to ttl seconds)
+--   store:lock(key, ttl, stop) -> ... | nil, nil, value  (optional: stop() while waiting)
 --
 -- An entry is a plain table (what `token:to_entry()` makes: refresh token,
 -- scope, expiry, id_token and a format version `v`). Built in:
@@ -85,6 +86,11 @@ M.DEFAULT_LOCK_TTL = 30 -- seconds, when lock is called without one
 -- @function Store:lock
 -- @tparam string key a non-empty key
 -- @tparam[opt=30] number ttl seconds (`DEFAULT_LOCK_TTL`)
+-- @tparam[opt] function stop called while the lock is taken by someone
+--   else: a value from it ends the wait, returned as `nil, nil, value`
+--   (a provider passes one that reads a renewed token from the store, so a
+--   fleet of waiters does not queue through the lock). A store may ignore
+--   it and just wait.
 -- @return the unlock function (returns true, or nil, err), or nil, err
 --   (retryable when the lock could not be had in time)
 

@@ -320,10 +320,24 @@ function Source:token(opts)
   local release = engine().on_cancel(function(e)
     if e == nil then finish(CANCELLED) else failed(e) end
   end)
-  local lerr
-  unlock, lerr = p.options.store:lock(key, self:lock_ttl())
+  -- While someone else holds the lock (another process renewing), the
+  -- entry it stores ends the wait: a fleet does not queue through the lock
+  -- just to read it. Not for a forced call (it wants a new token), nor over
+  -- an UNSAVED token in memory (it wins over the stored one).
+  local peek
+  if not opts.force and not (main and st.save_error) then
+    peek = function()
+      local t = read(p, key)
+      if t and clock.now() < self:refresh_at(t, opts.min_ttl) then return t end
+    end
+  end
+  local lerr, fresh
+  unlock, lerr, fresh = p.options.store:lock(key, self:lock_ttl(), peek)
   local ok, tok, err
-  if not unlock then
+  if fresh then
+    if main then self:set(fresh) end
+    ok, tok, err = true, fresh, nil
+  elseif not unlock then
     ok, tok, err = true, nil, lerr
   elseif engine().current() then
     -- in a task obtain may yield, which 5.1 cannot do across a pcall: if

@@ -127,18 +127,18 @@ end
 
 --- Exclusive lock on one key across processes (flock on `<key>.lock`); it
 -- is released by the returned function or when the process dies.
-function File:lock(key, ttl)
+function File:lock(key, ttl, stop)
   store.check_key(key, "lock")
   local fs = self._fs
-  local unlock, err = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(k)
+  local unlock, err, stopped = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(k)
     local lk, kind, msg = fs:try_lock(k)
     if lk then
       return function() lk:unlock() return true end
     end
     if lk == false then return false end
     return nil, failure(kind, msg)
-  end)
-  return unlock, err
+  end, stop)
+  return unlock, err, stopped
 end
 
 --- Close the directory (also on `<close>`). Further calls raise.

@@ -27,10 +27,13 @@ end
 
 --- Take the lock on key of store for up to ttl seconds, waiting as long.
 -- A holder that kept it past ttl (a cancelled task that never unlocked) is
--- taken over, as Redis would expire it.
+-- taken over, as Redis would expire it. `stop` (optional) is called
+-- whenever the lock is found taken: a value from it ends the wait (what
+-- the waiter needed was done by the holder: a renewed token).
 -- @return unlock function (true, or what the release returns; a second
---   call does nothing) or nil, err (storage; retryable on timeout)
-function M.take(store, key, ttl, try)
+--   call does nothing) or nil, err (storage; retryable on timeout), or
+--   nil, nil, what stop returned
+function M.take(store, key, ttl, try, stop)
   if type(ttl) ~= "number" or ttl ~= ttl or ttl <= 0 or ttl > M.MAX_TTL then
     errors.argerror(2, "lock", "seconds 0.." .. M.MAX_TTL .. " expected", errors.NOGOT, 3)
   end
@@ -74,6 +77,10 @@ function M.take(store, key, ttl, try)
       elseif release == nil then
         return nil, err
       end
+    end
+    if stop then
+      local v = stop()
+      if v ~= nil then return nil, nil, v end
     end
     if now() >= deadline then
       return nil, errors.new("storage", ("timed out after %g s waiting for the lock on '%s'"):format(ttl, key),

@@ -55,10 +55,9 @@ end
 local function no_release() return true end
 local function try() return no_release end
 
-function Memory:lock(key, ttl)
+function Memory:lock(key, ttl, stop)
   store.check_key(key, "lock")
-  local unlock, err = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, try)
-  return unlock, err
+  return lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, try, stop)
 end
 
 return M

@@ -111,10 +111,10 @@ end
 --- Lock one key across every client of the server for up to ttl seconds
 -- (it expires then, should the holder die). The unlock function returns
 -- true, or nil, err when the lock had expired and was no longer ours.
-function Redis:lock(key, ttl)
+function Redis:lock(key, ttl, stop)
   store.check_key(key, "lock")
   local r, lkey = self._r, self:_lock_key(key)
-  local unlock, err = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(_, t)
+  local unlock, err, stopped = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(_, t)
     local owner, kind, msg = r:try_lock(lkey, math.max(1, math.ceil(t * 1000)))
     if owner then
       return function()
@@ -128,8 +128,8 @@ function Redis:lock(key, ttl)
     end
     if owner == false then return false end
     return nil, failure(kind, msg)
-  end)
-  return unlock, err
+  end, stop)
+  return unlock, err, stopped
 end
 
 --- Close the connection (also on `<close>`). Further calls raise.
