@@ -9,7 +9,7 @@ local errors = require "smartauth.errors"
 local M = {}
 
 --- provider -> { client_secret=, password=, api_password=, api_key=,
--- token_headers=, client_assertion_key=, proxy=, proxy_credentials=,
+-- token_headers=, client_assertion_key=, decryption_keys=, proxy=, proxy_credentials=,
 -- client_key=, client_key_password=, tok=, save_error=, source=, ... }
 M.secrets = setmetatable({}, { __mode = "k" })
 
