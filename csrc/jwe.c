@@ -164,6 +164,8 @@ int sa_jwe_split(const char *s, size_t n, sa_jwe_parts *out, sa_err *err)
             out->len[part] = i - start;
             part++;
             start = i + 1;
+        } else if (part >= 5) { /* a sixth part, whatever it holds */
+            return sa_err_set(err, SA_EVALIDATION, 0, "JWE has more than five parts");
         } else if (!b64url_char((unsigned char)s[i])) {
             return sa_err_set(err, SA_EVALIDATION, 0, "JWE %s is not base64url",
                               sa_jwe_part_name[part]);
@@ -644,6 +646,8 @@ int sa_jwe_encrypt(const sa_key *k, const char *alg, const char *enc, const char
         return sa_err_set(err, SA_EARG, 0, "JWE kid or cty: printable ASCII without quotes");
     if (n > SA_JWE_MAX_TOKEN)
         return sa_err_set(err, SA_EARG, 0, "plaintext too long");
+    if (n == 0) /* GCM would make an empty ciphertext, which the split refuses */
+        return sa_err_set(err, SA_EARG, 0, "empty plaintext");
 
     /* the CEK, and the key management's part of the header */
     if (a->kind == KM_DIR)

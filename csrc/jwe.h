@@ -87,7 +87,8 @@ int sa_jwe_decrypt(const sa_key *k, const sa_jwe_header *h, const sa_jwe_parts *
 /* Encrypt pt[0..n) to the recipient's public (or private) key k: the compact
  * JWE appended to out. The header is {"alg","enc"[,"kid"][,"cty"][,"epk"]};
  * kid and cty (NULL for none) must be printable ASCII without '"' or '\\',
- * at most 256 bytes. A fresh CEK and IV each call (dir: k is the CEK).
+ * at most 256 bytes; pt not empty. A fresh CEK and IV each call (dir: k is
+ * the CEK).
  * 0 ok, -1. */
 int sa_jwe_encrypt(const sa_key *k, const char *alg, const char *enc, const char *kid,
                    const char *cty, const unsigned char *pt, size_t n, sa_buf *out,

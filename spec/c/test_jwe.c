@@ -147,6 +147,9 @@ static void test_split(void)
     CHECK(sa_jwe_split("a..c.d.e", 8, &p, &err) == 0 && p.len[1] == 0);
     CHECK(sa_jwe_split("a.b.c.d", 7, &p, &err) == -1 && contains(err.msg, "five parts"));
     CHECK(sa_jwe_split("a.b.c.d.e.f", 11, &p, &err) == -1 && contains(err.msg, "more than five"));
+    /* found by fuzz_jwe: a bad character after a fifth dot named a sixth part */
+    CHECK(sa_jwe_split("a.b.c.d.e.=", 11, &p, &err) == -1 && contains(err.msg, "more than five"));
+    CHECK(sa_jwe_split("a.b.c.d.e..", 10, &p, &err) == -1 && contains(err.msg, "more than five"));
     CHECK(sa_jwe_split("a.b.c.d.", 8, &p, &err) == -1 && contains(err.msg, "tag is empty"));
     CHECK(sa_jwe_split(".b.c.d.e", 8, &p, &err) == -1 && contains(err.msg, "header is empty"));
     CHECK(sa_jwe_split("a.b..d.e", 8, &p, &err) == -1 && contains(err.msg, "iv is empty"));
@@ -219,6 +222,8 @@ static void test_refusals(fixture *rsa, fixture *rsa1024, fixture *p256, fixture
     CHECK(sa_jwe_encrypt(rsa->pub, "RSA-OAEP", "A128GCM", NULL, "\\", U("a"), 1, &tok, &err) == -1);
     CHECK(sa_jwe_encrypt(k16, "dir", "A256GCM", NULL, NULL, U("a"), 1, &tok, &err) == -1 &&
           contains(err.msg, "32 bytes"));
+    CHECK(sa_jwe_encrypt(rsa->pub, "RSA-OAEP", "A128GCM", NULL, NULL, U(""), 0, &tok, &err) == -1 &&
+          contains(err.msg, "empty"));
     CHECK(tok.len == 1 && tok.data[0] == 'x');
 
     /* decrypting needs the private key, the epk on the key's curve */
