@@ -25,7 +25,8 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7"):gmatch("%d") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7"):gmatch("%d+") do ONLY[tonumber(id)] = true end
+if not os.getenv("BENCH_ONLY") then ONLY[11] = true end -- 11: JWE decryption (bench/jwe.lua)
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -674,6 +675,10 @@ local function main()
   if ONLY[5] then bench_memory(urls, keydir) end
   if ONLY[6] then bench_http2(c) end
   if ONLY[7] then bench_frame(urls, c.ca_file) end
+  if ONLY[11] then
+    results.benchmarks.jwe = require("jwe").run { must = must, median = median, compare = compare,
+      header = header, rounds = ROUNDS, keydir = keydir, now = now }
+  end
 end
 
 local ok, err = xpcall(main, debug.traceback)

@@ -255,13 +255,15 @@ static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, unsigned char *z, size_t cap, si
         sa_ossl_nomem(err);
         goto done;
     }
-    /* invalid-curve attacks: the full public-key check, then again in
-     * set_peer_ex (validate = 1) */
-    if (EVP_PKEY_public_check(pc) != 1) {
+    /* invalid-curve attacks: the point must be on the curve (and not at
+     * infinity). P-256/384/521 have cofactor 1, so every such point has the
+     * group's order: the quick check is the whole check, and the peer needs
+     * no second validation (each would cost a scalar multiplication) */
+    if (EVP_PKEY_public_check_quick(pc) != 1) {
         sa_ossl_fail(err, "JWE epk is not a valid point");
         goto done;
     }
-    if (EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer_ex(c, peer, 1) != 1 ||
+    if (EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer_ex(c, peer, 0) != 1 ||
         EVP_PKEY_derive(c, NULL, &len) != 1 || len > cap ||
         EVP_PKEY_derive(c, z, &len) != 1) {
         sa_ossl_fail(err, "JWE key agreement");
