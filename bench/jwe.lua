@@ -3,7 +3,6 @@
 -- second, against `openssl speed` for the primitive that dominates it: the
 -- RSA-2048 private operation (RSA-OAEP-256 + A256GCM) and the P-256 ECDH
 -- derivation (ECDH-ES + A128GCM). Interleaved rounds, medians.
-local core = require "smartauth.core"
 local jwe = require "smartauth.jwe"
 local idtok = require "idtoken"
 
