@@ -514,12 +514,12 @@ static int l_jwe_algs(lua_State *L)
     lua_newtable(L);
     for (i = 0; (name = sa_jwe_alg_at(i)) != NULL; i++) {
         lua_pushstring(L, name);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        lua_rawseti(L, -2, (int)i + 1); /* int on 5.1/LuaJIT; the tables are small */
     }
     lua_newtable(L);
     for (i = 0; (name = sa_jwe_enc_at(i)) != NULL; i++) {
         lua_pushstring(L, name);
-        lua_rawseti(L, -2, (lua_Integer)i + 1);
+        lua_rawseti(L, -2, (int)i + 1); /* int on 5.1/LuaJIT; the tables are small */
     }
     return 2;
 }
