@@ -28,36 +28,36 @@ enum { KM_RSA, KM_ECDH, KM_ECDH_KW, KM_KW, KM_DIR };
 
 typedef struct {
     const char *name;
+    size_t kwlen;  /* AES key wrap key bytes (KW, ECDH+KW) */
     int kind;
-    size_t kwlen; /* AES key wrap key bytes (KW, ECDH+KW) */
     int oaep_bits; /* RSA-OAEP hash: 1 (SHA-1) or 256 */
 } alg_info;
 
 static const alg_info algs[] = {
-    { "RSA-OAEP", KM_RSA, 0, 1 },
-    { "RSA-OAEP-256", KM_RSA, 0, 256 },
-    { "ECDH-ES", KM_ECDH, 0, 0 },
-    { "ECDH-ES+A128KW", KM_ECDH_KW, 16, 0 },
-    { "ECDH-ES+A256KW", KM_ECDH_KW, 32, 0 },
-    { "A128KW", KM_KW, 16, 0 },
-    { "A256KW", KM_KW, 32, 0 },
-    { "dir", KM_DIR, 0, 0 },
+    { "RSA-OAEP", 0, KM_RSA, 1 },
+    { "RSA-OAEP-256", 0, KM_RSA, 256 },
+    { "ECDH-ES", 0, KM_ECDH, 0 },
+    { "ECDH-ES+A128KW", 16, KM_ECDH_KW, 0 },
+    { "ECDH-ES+A256KW", 32, KM_ECDH_KW, 0 },
+    { "A128KW", 16, KM_KW, 0 },
+    { "A256KW", 32, KM_KW, 0 },
+    { "dir", 0, KM_DIR, 0 },
 };
 
 typedef struct {
     const char *name;
-    int gcm;
     size_t keylen; /* CEK bytes */
     size_t ivlen;
     size_t taglen;
+    int gcm;
     int hmac_bits; /* CBC-HS only */
 } enc_info;
 
 static const enc_info encs[] = {
-    { "A128GCM", 1, 16, 12, 16, 0 },
-    { "A256GCM", 1, 32, 12, 16, 0 },
-    { "A128CBC-HS256", 0, 32, 16, 16, 256 },
-    { "A256CBC-HS512", 0, 64, 16, 32, 512 },
+    { "A128GCM", 16, 12, 16, 1, 0 },
+    { "A256GCM", 32, 12, 16, 1, 0 },
+    { "A128CBC-HS256", 32, 16, 16, 0, 256 },
+    { "A256CBC-HS512", 64, 16, 32, 0, 512 },
 };
 
 static const alg_info *find_alg(const char *name)

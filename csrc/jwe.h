@@ -28,11 +28,11 @@
 #include "sa_err.h"
 
 /* Caps on outside input (base64url characters). An ID token is a few KiB. */
-#define SA_JWE_MAX_TOKEN (256 * 1024)
-#define SA_JWE_MAX_HEADER (8 * 1024)
-#define SA_JWE_MAX_EKEY 2800 /* a 16384-bit RSA block */
-#define SA_JWE_MAX_IV 22     /* 16 bytes */
-#define SA_JWE_MAX_TAG 43    /* 32 bytes */
+#define SA_JWE_MAX_TOKEN ((size_t)256 * 1024)
+#define SA_JWE_MAX_HEADER ((size_t)8 * 1024)
+#define SA_JWE_MAX_EKEY ((size_t)2800) /* a 16384-bit RSA block */
+#define SA_JWE_MAX_IV ((size_t)22)    /* 16 bytes */
+#define SA_JWE_MAX_TAG ((size_t)43)   /* 32 bytes */
 
 /* The failure message of every secret-dependent step. */
 #define SA_JWE_FAILED "JWE decryption failed"
