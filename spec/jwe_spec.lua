@@ -333,6 +333,22 @@ describe("JWE", function()
       assert.equal("round", (jwe.decrypt(tok, list)))
     end)
 
+    it("a PEM text among decryption_keys is one of the secrets errors are scrubbed of", function()
+      local vault = require "smartauth.vault"
+      local p = assert(smartauth.provider { client_id = "c", token_endpoint = "https://127.0.0.1/t",
+        decryption_keys = { rsa.pem, p256.file } })
+      local list = vault.secrets_of(p)
+      local found, path = false, false
+      for _, v in ipairs(list) do
+        if v == rsa.pem then found = true end
+        if v == p256.file then path = true end
+      end
+      assert.is_true(found)
+      assert.is_false(path)
+      local e = vault.scrub(p, require("smartauth.errors").new("validation", "oops " .. rsa.pem))
+      assert.not_matches("PRIVATE KEY", e.description)
+    end)
+
     it("refuses unusable keys as config errors that hold no key material", function()
       local function bad(list, pattern)
         local ks, err = jwe.load_keys(list)
