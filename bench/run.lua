@@ -25,7 +25,7 @@ local now = core.monotonic
 
 local ROUNDS = math.tointeger(tonumber(os.getenv("BENCH_ROUNDS") or "7")) or 7
 local ONLY = {}
-for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,9,10,12,13"):gmatch("%d+") do ONLY[tonumber(id)] = true end
+for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,9,10,11,12,13"):gmatch("%d+") do ONLY[tonumber(id)] = true end
 
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
@@ -902,6 +902,10 @@ local function main()
     free_port = free_port, wait_port = wait_port, ROUNDS = ROUNDS, certs = c }
   if ONLY[13] then require("scale").run(ctx) end
   if ONLY[9] then require("fleet").run(ctx) end
+  if ONLY[11] then
+    results.benchmarks.jwe = require("jwe").run { must = must, median = median, compare = compare,
+      header = header, rounds = ROUNDS, keydir = keydir, now = now }
+  end
 end
 
 local ok, err = xpcall(main, debug.traceback)

@@ -1,12 +1,14 @@
 /* Binding: smartauth.key, keys from JWK members and PEM (key.c), and JWS
  * with them (jws.c): sign, verify, alg checks, the compact split, the
- * at_hash digest and the alg table. */
+ * at_hash digest and the alg table; JWE with them (jwe.c): decrypt,
+ * encrypt, the compact split. */
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "buf.h"
 #include "crypto.h"
+#include "jwe.h"
 #include "jws.h"
 #include "key.h"
 #include "lutil.h"
@@ -416,7 +418,82 @@ static int l_key_tostring(lua_State *L)
     return 1;
 }
 
+/* key:jwe_decrypt(compact, alg, enc [, epk [, apu [, apv]]]) -> plaintext |
+ * nil, kind, msg, code. The header's JSON is read by the Lua layer, which
+ * passes what it said (epk a key made from the header's JWK; apu and apv
+ * decoded); the header's base64url text in compact is the AAD. */
+static int l_key_jwe_decrypt(lua_State *L)
+{
+    sa_key *k = check_key(L, 1);
+    size_t n;
+    const char *s = luaL_checklstring(L, 2, &n);
+    sa_err e;
+    const char *alg = check_name(L, 3, "alg", &e);
+    const char *enc = alg ? check_name(L, 4, "enc", &e) : NULL;
+    sa_jwe_header h;
+    sa_jwe_parts parts;
+    sa_buf *b;
+    memset(&h, 0, sizeof h);
+    h.alg = alg;
+    h.enc = enc;
+    if (!lua_isnoneornil(L, 5))
+        h.epk = check_key(L, 5);
+    h.apu = opt_bytes(L, 6, &h.apulen);
+    h.apv = opt_bytes(L, 7, &h.apvlen);
+    if (!alg || !enc)
+        return lu_push_err(L, &e);
+    if (sa_jwe_split(s, n, &parts, &e) != 0)
+        return lu_push_err(L, &e);
+    b = lu_new_box(L); /* the plaintext: wiped when freed */
+    if (sa_jwe_decrypt(k, &h, &parts, b, &e) != 0) {
+        sa_buf_free(b);
+        return lu_push_err(L, &e);
+    }
+    return lu_push_buf(L, b);
+}
+
+/* key:jwe_encrypt(alg, enc, plaintext [, kid [, cty]]) -> compact JWE |
+ * nil, kind, msg, code */
+static int l_key_jwe_encrypt(lua_State *L)
+{
+    sa_key *k = check_key(L, 1);
+    size_t n;
+    sa_err e;
+    const char *alg = check_name(L, 2, "alg", &e);
+    const char *enc = alg ? check_name(L, 3, "enc", &e) : NULL;
+    const unsigned char *pt = check_bytes(L, 4, &n);
+    const char *kid = NULL, *cty = NULL;
+    sa_buf *b;
+    if (!alg || !enc)
+        return lu_push_err(L, &e);
+    if (!lua_isnoneornil(L, 5) && !(kid = check_name(L, 5, "kid", &e)))
+        return lu_push_err(L, &e);
+    if (!lua_isnoneornil(L, 6) && !(cty = check_name(L, 6, "cty", &e)))
+        return lu_push_err(L, &e);
+    b = lu_new_box(L);
+    if (sa_jwe_encrypt(k, alg, enc, kid, cty, pt, n, b, &e) != 0) {
+        sa_buf_free(b);
+        return lu_push_err(L, &e);
+    }
+    return lu_push_buf(L, b);
+}
+
+/* key:jwe_alg_ok(alg) -> true | nil, kind, msg, code */
+static int l_key_jwe_alg_ok(lua_State *L)
+{
+    sa_key *k = check_key(L, 1);
+    sa_err e;
+    const char *alg = check_name(L, 2, "alg", &e);
+    if (!alg || sa_jwe_alg_ok(k, alg, &e) != 0)
+        return lu_push_err(L, &e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static const luaL_Reg key_methods[] = {
+    { "jwe_decrypt", l_key_jwe_decrypt },
+    { "jwe_encrypt", l_key_jwe_encrypt },
+    { "jwe_alg_ok", l_key_jwe_alg_ok },
     { "verify", l_key_verify },
     { "sign", l_key_sign },
     { "alg_ok", l_key_alg_ok },
@@ -476,7 +553,46 @@ static int l_jws_algs(lua_State *L)
     return 1;
 }
 
+/* jwe_parse(compact) -> header JSON (decoded) | nil, kind, msg, code: the
+ * split with every cap (jwe.c) and the header decoded, for the Lua layer
+ * to read before choosing a key. */
+static int l_jwe_parse(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    sa_jwe_parts parts;
+    sa_err e;
+    if (sa_jwe_split(s, n, &parts, &e) != 0)
+        return lu_push_err(L, &e);
+    if (lcrypto_push_b64(L, parts.seg[0], parts.len[0], 1, &e) != 0) {
+        sa_err named;
+        sa_err_set(&named, e.kind, e.code, "JWE header: %s", e.msg);
+        return lu_push_err(L, &named);
+    }
+    return 1;
+}
+
+/* jwe_algs() -> { alg, ... }, { enc, ... }: what jwe.c supports */
+static int l_jwe_algs(lua_State *L)
+{
+    const char *name;
+    size_t i;
+    lua_newtable(L);
+    for (i = 0; (name = sa_jwe_alg_at(i)) != NULL; i++) {
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, (int)i + 1); /* int on 5.1/LuaJIT; the tables are small */
+    }
+    lua_newtable(L);
+    for (i = 0; (name = sa_jwe_enc_at(i)) != NULL; i++) {
+        lua_pushstring(L, name);
+        lua_rawseti(L, -2, (int)i + 1); /* int on 5.1/LuaJIT; the tables are small */
+    }
+    return 2;
+}
+
 static const luaL_Reg funcs[] = {
+    { "jwe_parse", l_jwe_parse },
+    { "jwe_algs", l_jwe_algs },
     { "key_rsa", l_key_rsa },
     { "key_ec", l_key_ec },
     { "key_okp", l_key_okp },

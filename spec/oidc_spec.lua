@@ -374,7 +374,8 @@ describe("OpenID Connect", function()
     end)
 
     it("five segments (a JWE)", function()
-      malformed(J.b64('{"alg":"RSA-OAEP","enc":"A256GCM"}') .. ".a.b.c.d")
+      -- refused by the JWE path (jwe_spec): no decryption_keys here
+      malformed(J.b64('{"alg":"RSA-OAEP","enc":"A256GCM"}') .. ".a.b.c.d", "jwe")
     end)
 
     it("'+' and '/' (base64, not base64url)", function()
@@ -446,7 +447,7 @@ describe("OpenID Connect", function()
       malformed(J.sign({ alg = "RS256", kid = KID.RSA }, claims { pad = string.rep("y", 1024 * 1024) },
         J.key("RSA")))
       malformed(string.rep("A", 1024 * 1024))
-      malformed(string.rep(".", 1024 * 1024))
+      malformed(string.rep(".", 1024 * 1024), "jwe") -- five parts and more: the JWE path
     end)
 
     it("a wrong argument type raises", function()

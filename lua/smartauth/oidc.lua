@@ -10,6 +10,7 @@ local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
 local json = require "smartauth.json"
+local jwe = require "smartauth.jwe"
 local jwks_mod = require "smartauth.jwks"
 local jwt = require "smartauth.jwt"
 local transport = require "smartauth.transport"
@@ -263,6 +264,13 @@ function M.verify_id_token(self, id_token, opts)
   if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
     local ok, err = self:discover()
     if not ok then return nil, err end
+  end
+  -- a nested JWT (OIDC Core §10.2): decrypted with decryption_keys, then
+  -- verified like any other; never accepted unsigned
+  if jwe.is_jwe(id_token) then
+    local inner, derr = jwe.maybe_decrypt(self, id_token, "ID token")
+    if not inner then return nil, vault.scrub(self, derr) end
+    id_token = inner
   end
   local claims, err = M.verify(self, id_token, opts)
   if not claims then return nil, vault.scrub(self, err) end

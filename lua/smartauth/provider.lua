@@ -189,6 +189,11 @@ M.DEFAULT_LEEWAY = 120 -- seconds; see DESIGN.md on early refresh margins
 --   default the key's own (`private_key_jwt`), `"HS256"` (`client_secret_jwt`)
 -- @tfield[opt] string client_assertion_kid the `kid` header of
 --   `private_key_jwt` assertions
+-- @tfield[opt] table decryption_keys the client's private keys for
+--   encrypted (JWE) ID tokens, UserInfo answers and JARM responses: a list of
+--   PEM texts, PEM file paths or private JWKs (RSA, EC; oct for A128KW,
+--   A256KW, dir). Secrets, kept off the object; published (public parts,
+--   `use = "enc"`) by `smartauth.jwe.provider_jwks(p)`
 -- @tfield[opt] string proxy `http://[user:password@]host:port`, or `https://`
 --   for a proxy spoken to over TLS; every request of the provider goes
 --   through it (`https://` URLs in a CONNECT tunnel). The credentials are
@@ -318,6 +323,7 @@ local SCHEMA = {
   client_assertion_key = "any",            -- PEM text, path to a PEM file, or a private JWK table
   client_assertion_alg = "string",
   client_assertion_kid = "string",
+  decryption_keys = "table",               -- JWE: list of PEM texts, PEM files or private JWKs (jwe.lua)
   -- proxies and mutual TLS (checked, and their secrets kept, by transport.configure)
   proxy = "string", no_proxy = "string",         -- "http://[user:password@]host:port"; "host,host"
   client_cert = "string", client_key = "string", -- PEM file paths or PEM text
@@ -462,8 +468,10 @@ function M.new(opts, where, extra)
   -- secrets, tokens and what may hold one (an API key, token_headers) are
   -- kept off the object: dumping a provider shows none of them
   local s = { client_secret = o.client_secret, password = o.password, api_password = o.api_password,
-    client_assertion_key = o.client_assertion_key, api_key = o.api_key, token_headers = o.token_headers }
+    client_assertion_key = o.client_assertion_key, api_key = o.api_key, token_headers = o.token_headers,
+    decryption_keys = o.decryption_keys }
   o.client_secret, o.password, o.api_password, o.client_assertion_key = nil, nil, nil, nil
+  o.decryption_keys = nil
   o.api_key, o.token_headers = nil, nil
   secrets[self] = s
   if o.proxy ~= nil or o.client_cert ~= nil or o.client_key ~= nil or o.client_key_password ~= nil then

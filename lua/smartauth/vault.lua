@@ -9,7 +9,7 @@ local errors = require "smartauth.errors"
 local M = {}
 
 --- provider -> { client_secret=, password=, api_password=, api_key=,
--- token_headers=, client_assertion_key=, proxy=, proxy_credentials=,
+-- token_headers=, client_assertion_key=, decryption_keys=, proxy=, proxy_credentials=,
 -- client_key=, client_key_password=, tok=, save_error=, source=, ... }
 M.secrets = setmetatable({}, { __mode = "k" })
 
@@ -27,6 +27,12 @@ function M.secrets_of(p, extra)
   for _, v in ipairs(s.proxy_credentials or {}) do add(v) end
   if s.client_key and s.client_key:find("-----BEGIN", 1, true) then add(s.client_key) end
   add(s.client_key_password)
+  -- decryption keys given as PEM text (JWK tables are never formatted into text)
+  if type(s.decryption_keys) == "table" then
+    for _, k in ipairs(s.decryption_keys) do
+      if type(k) == "string" and k:find("-----BEGIN", 1, true) then add(k) end
+    end
+  end
   if extra then for _, v in ipairs(extra) do add(v) end end
   return list
 end
