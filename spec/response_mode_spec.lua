@@ -244,7 +244,28 @@ describe("response modes", function()
       local jwe = "eyJhbGciOiJSU0EtT0FFUC0yNTYiLCJlbmMiOiJBMjU2R0NNIn0.a.b.c.d"
       local tok, err = p:exchange_code { url = REDIRECT .. "?response=" .. jwe, session = session }
       refused(tok, err, nil, "jwe")
-      assert.matches("encrypted JARM needs decryption_keys", err.description)
+      assert.matches("no decryption_keys are configured", err.description)
+    end)
+
+    it("an encrypted response is decrypted with decryption_keys, then verified (signed inside)", function()
+      local enc_key = J.key("P-384")
+      local to = J.public_jwk(enc_key, { use = "enc", alg = "ECDH-ES" })
+      local p, session = jarm_provider("query.jwt", { decryption_keys = { enc_key.pem } })
+      local sealed = assert(require("smartauth.jwe").encrypt(response(session), to, { enc = "A128GCM", cty = "JWT" }))
+      token_ok()
+      local tok = assert(p:exchange_code { url = REDIRECT .. "?response=" .. sealed, session = session })
+      assert.equal("at-1", tok.access_token)
+      s:reset()
+      T.serve_jwks()
+      -- an encrypted but unsigned response is never accepted
+      local bare = require("smartauth.json").encode { iss = T.s.url, aud = "cid", exp = clock.now() + 300,
+        code = "code-1", state = session.state }
+      local unsigned = assert(require("smartauth.jwe").encrypt(bare, to, { enc = "A128GCM" }))
+      refused_by("jwe", p:exchange_code { url = REDIRECT .. "?response=" .. unsigned, session = session })
+      -- the signed one inside still has to verify
+      local inner_forged = response(session, { aud = "someone-else" })
+      local sealed2 = assert(require("smartauth.jwe").encrypt(inner_forged, to, { enc = "A128GCM", cty = "JWT" }))
+      refused_by("aud", p:exchange_code { url = REDIRECT .. "?response=" .. sealed2, session = session })
     end)
 
     it("works inside smartauth.spawn", function()

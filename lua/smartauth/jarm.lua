@@ -67,18 +67,9 @@ local function allowed_algs(p, oidc)
 end
 
 -- An encrypted response (a JWE: five parts) decrypted with the client's
--- keys, when smartauth.jwe is there; the nested JWS, or nil, err.
+-- `decryption_keys`; the nested JWS (never accepted unsigned), or nil, err.
 local function decrypt(p, token)
-  local ok, jwe = pcall(require, "smartauth.jwe")
-  local keys = vault.secrets[p].decryption_keys or p.options.decryption_keys
-  if not ok or type(jwe) ~= "table" or keys == nil then
-    return refuse("jwe", "encrypted JARM needs decryption_keys")
-  end
-  local inner, err = jwe.decrypt(token, keys, { provider = p })
-  if not inner then return nil, err end
-  local _, dots = tostring(inner):gsub("%.", "")
-  if dots ~= 2 then return refuse("jwe", "an encrypted response must hold a signed one") end
-  return inner
+  return require("smartauth.jwe").maybe_decrypt(p, token, "the authorization response (JARM)")
 end
 
 --- The callback's parameters from a redirect URL (or its query); the

@@ -304,14 +304,17 @@ local UI_NOTE = "UserInfo rejected"
 --- A signed UserInfo answer (OIDC Core §5.3.2, `application/jwt`): verified
 -- as an ID token is (signature with the provider's key set or, for HS*, the
 -- client secret; the alg allow-list; iss; aud), then its claims are the
--- answer. An encrypted one (a JWE: five parts) is refused.
+-- answer. An encrypted one (a JWE: five parts) is decrypted with the
+-- `decryption_keys` first, and must hold a signed one (never accepted
+-- unsigned).
 -- @return claims or nil, err (validation, err.check names the failed check)
 function M.signed_userinfo(self, body)
   local jws = type(body) == "string" and body:match("^%s*(.-)%s*$") or ""
   local _, dots = jws:gsub("%.", "")
   if dots == 4 then
-    return nil, errors.new("validation", "encrypted UserInfo responses (JWE) are not supported",
-      { check = "jwe" })
+    local inner, jerr = require("smartauth.jwe").maybe_decrypt(self, jws, "UserInfo response")
+    if not inner then return nil, vault.scrub(self, jerr) end
+    jws = inner
   end
   if not self:endpoint("issuer") then
     return nil, errors.new("validation", "a signed UserInfo answer needs the provider's issuer to be checked",
