@@ -51,9 +51,31 @@ function M.is_loopback(host)
   return a ~= nil
 end
 
+-- URLs check_endpoint accepted, per allow_http: p:request checks its URL
+-- on every call, and the patterns cost more than the rest of the Lua
+-- layer of a GET. A pure function of the string; bounded.
+local accepted = { [true] = {}, [false] = {} }
+local naccepted = 0
+
+local check_endpoint
+
 --- Check an endpoint: https, or http on a loopback host, or http with the
 -- explicit opt-in. Returns true or nil, message.
 function M.check_endpoint(u, allow_http)
+  local known = accepted[allow_http and true or false]
+  if known[u] then return true end
+  local ok, err = check_endpoint(u, allow_http)
+  if ok then
+    if naccepted >= 256 then
+      accepted, naccepted = { [true] = {}, [false] = {} }, 0
+      known = accepted[allow_http and true or false]
+    end
+    known[u], naccepted = true, naccepted + 1
+  end
+  return ok, err
+end
+
+function check_endpoint(u, allow_http)
   local p, err = M.parse(u)
   if not p then return nil, err end
   if p.scheme == "https" then return true end

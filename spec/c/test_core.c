@@ -202,6 +202,13 @@ static void test_form(void)
     sa_buf b = SA_BUF_INIT;
     sa_err e;
     struct pairs p;
+    CHECK(sa_vchars("!~azAZ09-._|", 12) == 1);
+    CHECK(sa_vchars("", 0) == 1);
+    CHECK(sa_vchars("a b", 3) == 0);
+    CHECK(sa_vchars("ab\x7f", 3) == 0);
+    CHECK(sa_vchars("ab\x80", 3) == 0);
+    CHECK(sa_vchars("a\0b", 3) == 0);
+    CHECK(sa_vchars("\x20", 1) == 0 && sa_vchars("\x21", 1) == 1 && sa_vchars("\x7e", 1) == 1);
     CHECK(sa_form_escape(&b, "a b+c/~._-\xc3\xbc%:", 14) == 0);
     CHECK_MEM(b.data, b.len, "a%20b%2Bc%2F~._-%C3%BC%25%3A");
     sa_buf_reset(&b);
