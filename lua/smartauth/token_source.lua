@@ -42,7 +42,6 @@
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local token_mod = require "smartauth.token"
-local core = require "smartauth.core"
 local vault = require "smartauth.vault"
 
 local secrets = vault.secrets
@@ -366,6 +365,7 @@ local function make_store_key(self, scope)
     scope or "", secrets[self].api_key or "",
   }, "\n")
   local prefix = (self.options.name or "provider"):gsub("[^%w_.-]", "_")
+  local core = require "smartauth.core" -- libcrypto maps here, not at require "smartauth"
   return prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
 end
 

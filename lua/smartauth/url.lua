@@ -1,6 +1,12 @@
 --- Internal: URL helpers: the few pieces of RFC 3986 the client needs.
 -- @module smartauth.url
-local core = require "smartauth.core"
+-- smartauth.core (it maps libcrypto) loads on the first form encoded or
+-- decoded: `require "smartauth"` and a token cached in memory need none.
+local core_mod
+local function core()
+  if not core_mod then core_mod = require "smartauth.core" end
+  return core_mod
+end
 
 local M = {}
 
@@ -102,7 +108,7 @@ function M.encode(params)
       flat[m + 1], flat[m + 2], m = k, tostring(v), m + 2
     end
   end
-  return core.form_encode(flat)
+  return core().form_encode(flat)
 end
 
 --- Append query parameters to a URL (keeps an existing query, drops nothing).
@@ -117,7 +123,7 @@ end
 local function repeated_name(q)
   local seen = {}
   for pair in q:gmatch("[^&]+") do
-    local name = next(core.form_decode(pair) or {})
+    local name = next(core().form_decode(pair) or {})
     if name ~= nil and seen[name] then return name end
     if name ~= nil then seen[name] = true end
   end
@@ -127,7 +133,7 @@ end
 -- or a repeated name (RFC 6749 §3.1: a parameter must not be included more
 -- than once; "last wins" would let an attacker append his own code or state).
 function M.decode(q)
-  local t, _, err = core.form_decode(q)
+  local t, _, err = core().form_decode(q)
   if not t then return nil, err end
   -- the C parser makes one entry per non-empty '&' segment: fewer names
   -- than segments means a name came twice
