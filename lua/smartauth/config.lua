@@ -120,9 +120,9 @@ local function expand_home(p)
   return p
 end
 
---- Permission bits of a file (e.g. 420 for 0644), or nil when unknown
--- (lstat in C: a shell and stat(1) per call were most of a CLI call).
+--- Permission bits of a file (e.g. 420 for 0644), or nil when unknown.
 function M.file_mode(path)
+  -- one lstat in C: a shell and stat(1) per call were most of a CLI call
   return (core.file_mode(path))
 end
 

@@ -1,5 +1,7 @@
 --- Internal: URL helpers: the few pieces of RFC 3986 the client needs.
 -- @module smartauth.url
+local M = {}
+
 -- smartauth.core (it maps libcrypto) loads on the first form encoded or
 -- decoded: `require "smartauth"` and a token cached in memory need none.
 local core_mod
@@ -7,8 +9,6 @@ local function core()
   if not core_mod then core_mod = require "smartauth.core" end
   return core_mod
 end
-
-local M = {}
 
 --- The out-of-band redirect URI of native and CLI apps (SmartFile, SmartTask).
 M.OOB = "urn:ietf:wg:oauth:2.0:oob"
