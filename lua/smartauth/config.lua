@@ -122,8 +122,7 @@ end
 
 --- Permission bits of a file (e.g. 420 for 0644), or nil when unknown.
 function M.file_mode(path)
-  -- one lstat in C: a shell and stat(1) per call were most of a CLI call
-  return (core.file_mode(path))
+  return (core.file_mode(path)) -- one lstat, not stat(1) run through a shell
 end
 
 -- --------------------------------------------------------------- reading
