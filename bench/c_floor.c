@@ -2,7 +2,11 @@
  * smartauth sends, from C, with one libcurl easy handle reused for every
  * request (so one connection, one CA store load).
  *
- *   c_floor URL CA_FILE|-
+ *   c_floor URL CA_FILE|- [get]
+ *
+ * With "get", the floor of an API call with a token in hand (p:request's
+ * line): a GET with a fixed "Authorization: Bearer" header on the same
+ * reused handle, any answer with status 200 accepted.
  *
  * A worker like bench/client_smartauth.lua: reads a count per line on
  * stdin, does that many requests and answers "<seconds> <count> <cpu
@@ -41,6 +45,8 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static int get_mode;
+
 static int one(CURL *c, body_buf *b)
 {
     long status = 0;
@@ -53,7 +59,7 @@ static int one(CURL *c, body_buf *b)
         return -1;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (status != 200 || !strstr(b->data, "\"access_token\"")) {
+    if (status != 200 || (!get_mode && !strstr(b->data, "\"access_token\""))) {
         fprintf(stderr, "c_floor: HTTP %ld: %s\n", status, b->data);
         return -1;
     }
@@ -67,25 +73,33 @@ int main(int argc, char **argv)
     body_buf b;
     char line[64];
 
-    if (argc != 3) {
-        fprintf(stderr, "usage: c_floor URL CA_FILE|-\n");
+    if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "get") != 0)) {
+        fprintf(stderr, "usage: c_floor URL CA_FILE|- [get]\n");
         return 2;
     }
+    get_mode = argc == 4;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return 1;
     c = curl_easy_init();
     if (!c)
         return 1;
-    /* The headers smartauth sends for a client_credentials grant with
-     * client_auth "basic" (Authorization is added by CURLOPT_USERPWD). */
-    h = curl_slist_append(h, "Accept: application/json");
-    h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
-    h = curl_slist_append(h, "Expect:");
-    curl_easy_setopt(c, CURLOPT_URL, argv[1]);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_USERPWD, "bench-client:bench-secret");
-    curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "grant_type=client_credentials");
+    if (get_mode) {
+        /* What p:request sends for a GET with a cached token. */
+        h = curl_slist_append(h, "Authorization: Bearer 2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789");
+        curl_easy_setopt(c, CURLOPT_URL, argv[1]);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    } else {
+        /* The headers smartauth sends for a client_credentials grant with
+         * client_auth "basic" (Authorization is added by CURLOPT_USERPWD). */
+        h = curl_slist_append(h, "Accept: application/json");
+        h = curl_slist_append(h, "Content-Type: application/x-www-form-urlencoded");
+        h = curl_slist_append(h, "Expect:");
+        curl_easy_setopt(c, CURLOPT_URL, argv[1]);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_USERPWD, "bench-client:bench-secret");
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "grant_type=client_credentials");
+    }
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "c_floor/1");
     curl_easy_setopt(c, CURLOPT_CAPATH, (char *)NULL);

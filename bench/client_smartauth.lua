@@ -1,8 +1,9 @@
 -- Benchmark 1, smartauth: sequential client_credentials grants.
---   lua5.4 bench/client_smartauth.lua URL CA_FILE|- [engine]
+--   lua5.4 bench/client_smartauth.lua URL CA_FILE|- [engine | request API_URL]
 -- With "engine", the same request goes straight to the core's HTTP engine
 -- (smartauth.core, no Lua layer): it splits smartauth's cost between the C
--- engine and the provider code.
+-- engine and the provider code. With "request", each operation is
+-- `p:request{ url = API_URL }` (a GET) with the token cached after one grant.
 -- A worker: reads a count per line on stdin, does that many grants, and
 -- answers "<seconds> <count> <cpu seconds>" (wall time, and this process's
 -- CPU time); "q" or end of input ends it. SPIN=seconds sets the engine's
@@ -27,6 +28,15 @@ if mode == "engine" then
   grant = function()
     local res, _, msg = engine:request(req)
     if not res or res.status ~= 200 then return nil, msg or res.status end
+    return res
+  end
+end
+if mode == "request" then
+  local api = assert(arg[4], "request needs API_URL")
+  assert(p:token())
+  grant = function()
+    local res, err = p:request { url = api }
+    if not res or res.status ~= 200 then return nil, err or res.status end
     return res
   end
 end

@@ -30,6 +30,9 @@ for id in (os.getenv("BENCH_ONLY") or "1,2,3,4,5,6,7,8,9,10,11,12,13"):gmatch("%
 local TOKEN_JSON = '{"access_token":"2YotnFZFEjr1zCsicMWpAA-bench-token-0123456789",'
   .. '"token_type":"Bearer","expires_in":3600,"scope":"api"}'
 
+-- what /api answers (the p:request lines): a small JSON document
+local API_JSON = '{"id":42,"name":"bench","items":[1,2,3]}'
+
 local results = { benchmarks = {}, comparisons = {} }
 local cleanup = {}           -- functions run at exit, last first
 local started = now()
@@ -189,9 +192,9 @@ local function start_nginx(c)
     }
     location = /api {
       default_type application/json;
-      return 200 '{"ok":true}';
+      return 200 '%s';
     }
-]]):format(TOKEN_JSON)
+]]):format(TOKEN_JSON, API_JSON)
   local conf = ([[
 worker_processes 1;
 ]] .. (PIN and ("worker_cpu_affinity " .. PIN.server_mask .. ";\n") or "") .. [[
@@ -232,6 +235,10 @@ http {
   return {
     http = "http://127.0.0.1:" .. http_port .. "/token",
     https = "https://127.0.0.1:" .. https_port .. "/token",
+    api = {
+      http = "http://127.0.0.1:" .. http_port .. "/api",
+      https = "https://127.0.0.1:" .. https_port .. "/api",
+    },
   }
 end
 
@@ -311,6 +318,19 @@ local function bench_round_trips(urls, ca)
       cmd = function(url)
         return "env NODE_EXTRA_CA_CERTS=" .. q(ca) .. " node bench/client_openid.mjs " .. q(url)
       end },
+    -- issue 14: the call apps make most, p:request GET with a cached token,
+    -- against the same GET from C with a fixed Authorization header
+    { key = "request", n = 2000, api = true, name = "p:request GET, cached token",
+      cmd = function(url, proto)
+        return "lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) .. " request " .. q(urls.api[proto])
+      end },
+    { key = "request_nospin", n = 2000, api = true, name = "p:request GET, spin off",
+      cmd = function(url, proto)
+        return "env SPIN=0 lua5.4 bench/client_smartauth.lua " .. q(url) .. " " .. q(ca) .. " request "
+          .. q(urls.api[proto])
+      end },
+    { key = "c_get", n = 2000, api = true, name = "C GET, fixed Authorization",
+      cmd = function(_, proto) return "build/bench/c_floor " .. q(urls.api[proto]) .. " " .. q(ca) .. " get" end },
   }
   for _, proto in ipairs { "http", "https" } do
     header(("1. Token round trips, sequential, %s (µs per request: median of %d interleaved slices "
@@ -318,7 +338,7 @@ local function bench_round_trips(urls, ca)
       .. "of the per-slice ratios)"):format(proto:upper(), rounds))
     local workers = {}
     for _, cl in ipairs(clients) do
-      local w = start_worker(cl.key .. "-" .. proto, cl.cmd(urls[proto]))
+      local w = start_worker(cl.key .. "-" .. proto, cl.cmd(urls[proto], proto))
       w:run(cl.n)           -- warm-up: connection, TLS handshake, JIT
       w:run(cl.n)
       workers[cl.key] = w
@@ -352,7 +372,7 @@ local function bench_round_trips(urls, ca)
       fmt(b.median_cpu_us.engine), fmt(b.median_cpu_us.c_floor), fmt(b.median_cpu_us.luasocket),
       fmt(b.median_cpu_us.openid_client)))
     for _, cl in ipairs(clients) do
-      if cl.key ~= "smartauth" and not cl.info then
+      if cl.key ~= "smartauth" and not cl.info and not cl.api then
         -- paired: each slice against the same round's baseline slice
         local ratios = {}
         for r = 1, rounds do ratios[r] = per.smartauth[r] / per[cl.key][r] end
@@ -364,6 +384,26 @@ local function bench_round_trips(urls, ca)
         }
       end
     end
+    -- CPU (issue 14): the process's own user+sys time per request, paired
+    -- per slice like the wall lines; the busy poll's CPU counts
+    local function cpu_line(id, name, mine, base, base_name, limit)
+      local ratios = {}
+      for r = 1, rounds do
+        if cpu[mine][r] and cpu[base][r] then ratios[#ratios + 1] = cpu[mine][r] / cpu[base][r] end
+      end
+      compare {
+        id = id, name = name, value = b.median_cpu_us[mine], unit = "µs CPU", baseline_name = base_name,
+        baseline = b.median_cpu_us[base], ratio = median(ratios), op = "<=", limit = limit,
+      }
+    end
+    cpu_line("1.cpu." .. proto, "1 " .. proto .. " CPU per grant vs C floor", "smartauth", "c_floor",
+      "(a) C floor's CPU", 1.15)
+    print(string.format("  p:request GET with a cached token: %s µs per request, C GET %s µs; CPU %s µs "
+      .. "(spin off: %s µs, CPU %s µs), C %s µs", fmt(median(per.request)), fmt(median(per.c_get)),
+      fmt(b.median_cpu_us.request), fmt(median(per.request_nospin)), fmt(b.median_cpu_us.request_nospin),
+      fmt(b.median_cpu_us.c_get)))
+    cpu_line("1.request." .. proto, "1 " .. proto .. " p:request GET CPU vs C GET", "request", "c_get",
+      "C GET, one reused handle", 1.10)
   end
 end
 
@@ -560,6 +600,43 @@ local function bench_memory(urls, keydir)
   compare { id = "5.load", name = "5 require \"smartauth\" (fresh process)", value = median(mine),
     unit = "ms", baseline_name = "socket.http+ssl.https+cjson", baseline = median(theirs),
     ratio = median(ratios), op = "<=", limit = 1 } -- issue 13: no more than a hand-written client
+
+  -- issue 14: `smartauth token PROFILE` with a cached token (a file store,
+  -- the secret in a private config file), CPU (user+sys of the processes,
+  -- from bash's `times`) against a bare `lua5.4 -e ""`
+  local cdir = tmp .. "/cli"
+  must("mkdir -p " .. q(cdir))
+  local cf = assert(io.open(cdir .. "/config.lua", "w"))
+  cf:write(([[return { profiles = { svc = { token_endpoint = %q, client_id = "bench-client",
+  client_secret = "bench-secret", store = { kind = "file", dir = %q } } } }
+]]):format(urls.http, cdir .. "/store"))
+  cf:close()
+  must("chmod 600 " .. q(cdir .. "/config.lua"))
+  local env = "SMARTAUTH_CONFIG=" .. q(cdir .. "/config.lua") .. " "
+  local tok = must(env .. "lua5.4 bin/smartauth token svc")
+  assert(tok:match("^[!-~]+\n$"), "smartauth token printed: " .. tok)
+  local function cpu_ms(cmd, count)
+    local text = must("bash -c " .. q("for i in $(seq " .. count .. "); do " .. cmd
+      .. " >/dev/null || exit 1; done; times"))
+    -- times: the shell's own user and sys, then its children's
+    local m1, us, m2, ss = text:match("\n(%d+)m([%d.]+)s (%d+)m([%d.]+)s%s*$")
+    assert(m1, "unexpected output of times: " .. text)
+    return (tonumber(m1) * 60 + tonumber(us) + tonumber(m2) * 60 + tonumber(ss)) / count * 1000
+  end
+  local cli, bare, cratios = {}, {}, {}
+  local count = 20
+  for r = 1, ROUNDS do
+    if r % 2 == 1 then
+      cli[r] = cpu_ms(env .. "lua5.4 bin/smartauth token svc", count); bare[r] = cpu_ms("lua5.4 -e ''", count)
+    else
+      bare[r] = cpu_ms("lua5.4 -e ''", count); cli[r] = cpu_ms(env .. "lua5.4 bin/smartauth token svc", count)
+    end
+    cratios[r] = cli[r] / bare[r]
+  end
+  results.benchmarks.cli_token = { smartauth_token_cpu_ms = cli, lua_bare_cpu_ms = bare, runs_per_round = count }
+  compare { id = "5.cli", name = "5 smartauth token PROFILE, cached (CPU)", value = median(cli),
+    unit = "ms CPU", baseline_name = "lua5.4 -e \"\"", baseline = median(bare),
+    ratio = median(cratios), op = "<=", limit = 5 }
 end
 
 -------------------------------------------------- 6. HTTP/2 multiplexing

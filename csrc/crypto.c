@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 static const char b64_std[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -168,8 +169,43 @@ static const EVP_MD *sha2_md(int bits)
     }
 }
 
+#ifndef OPENSSL_NO_DEPRECATED_3_0
+/* SHA-2 through OpenSSL's plain functions (the default provider's SHA-2
+ * calls the same ones): no provider fetch, no context allocated, and no
+ * library initialisation, which reads openssl.cnf and loads the default
+ * provider (5M instructions: a sixth of a `smartauth token` call whose only
+ * crypto is its store key's digest). A build without the deprecated API
+ * takes the EVP path below. The context is wiped: it holds input (a store
+ * key's digest covers an API key). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+static int plain_sha2(int bits, const void *in, size_t n, unsigned char *out)
+{
+    int ok = 0, len = -1;
+    if (bits == 256) {
+        SHA256_CTX c;
+        ok = SHA256_Init(&c) && SHA256_Update(&c, in, n) && SHA256_Final(out, &c);
+        OPENSSL_cleanse(&c, sizeof c);
+        len = 32;
+    } else if (bits == 384 || bits == 512) {
+        SHA512_CTX c;
+        if (bits == 384)
+            ok = SHA384_Init(&c) && SHA384_Update(&c, in, n) && SHA384_Final(out, &c);
+        else
+            ok = SHA512_Init(&c) && SHA512_Update(&c, in, n) && SHA512_Final(out, &c);
+        OPENSSL_cleanse(&c, sizeof c);
+        len = bits / 8;
+    }
+    return ok ? len : -1;
+}
+#pragma GCC diagnostic pop
+#endif
+
 int sa_sha2(int bits, const void *in, size_t n, unsigned char *out)
 {
+#ifndef OPENSSL_NO_DEPRECATED_3_0
+    return plain_sha2(bits, in, n, out);
+#else
     const EVP_MD *md = sha2_md(bits);
     unsigned int len = 0;
     if (!md)
@@ -179,6 +215,7 @@ int sa_sha2(int bits, const void *in, size_t n, unsigned char *out)
         return -1;
     }
     return (int)len;
+#endif
 }
 
 int sa_hmac_sha2(int bits, const void *key, size_t keylen, const void *in,

@@ -105,6 +105,15 @@ int sa_form_parse(const char *s, size_t n, sa_form_cb cb, void *ud, sa_err *err)
     return rc;
 }
 
+int sa_vchars(const char *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
 int sa_form_basic_auth(sa_buf *out, const char *id, size_t idlen,
                        const char *secret, size_t slen)
 {

@@ -40,13 +40,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 
 #include "lcompat.h"
+#include "sa_err.h"
 #include <lualib.h>
 
 #include "clock.h"
 #include "lconfig.h"
 #include "lsandbox_str.h"
+#include "lutil.h"
 
 #define CFG_MT "smartauth.config_sandbox"
 #define CFG_MIB ((size_t)1 << 20)
@@ -544,6 +548,24 @@ static int l_config_load(lua_State *L)
     return 1;
 }
 
+/* core.file_mode(path) -> permission bits (0644 is 420) | nil, kind, msg,
+ * errno. The config loader warns about secrets others can read: one
+ * lstat(2) here, where it ran `stat -c %a` through a shell (a fork and two
+ * execs, most of a CLI call's CPU). lstat, as stat(1) without -L: the bits
+ * of a symbolic link itself. */
+static int l_file_mode(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    if (lstat(path, &st) != 0) {
+        sa_err e;
+        sa_err_set(&e, SA_ESTORAGE, errno, "cannot stat '%s': %s", path, strerror(errno));
+        return lu_push_err(L, &e);
+    }
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 1;
+}
+
 void sa_lconfig_open(lua_State *L)
 {
     if (luaL_newmetatable(L, CFG_MT)) {
@@ -553,4 +575,6 @@ void sa_lconfig_open(lua_State *L)
     lua_pop(L, 1);
     lua_pushcfunction(L, l_config_load);
     lua_setfield(L, -2, "config_load");
+    lua_pushcfunction(L, l_file_mode);
+    lua_setfield(L, -2, "file_mode");
 }

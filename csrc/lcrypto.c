@@ -141,6 +141,16 @@ static int l_form_escape(lua_State *L)
     return lu_push_buf(L, b);
 }
 
+/* vchars(s) -> true when every byte of s is printable ASCII without
+ * space (0x21-0x7E) */
+static int l_vchars(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_pushboolean(L, sa_vchars(s, n));
+    return 1;
+}
+
 /* form_encode{ name1, value1, name2, value2, ... }: a flat list (no table
  * per pair, this is on every token request); order kept, so the bytes are
  * fixed. */
@@ -242,6 +252,7 @@ static const luaL_Reg funcs[] = {
     { "form_encode", l_form_encode },
     { "form_decode", l_form_decode },
     { "basic_auth", l_basic_auth },
+    { "vchars", l_vchars },
     { NULL, NULL }
 };
 

@@ -164,8 +164,9 @@ static int push_response(lua_State *L, sa_http_req *r)
         const char *name, *value;
         size_t nl, vl;
         sa_http_req_header(r, i, &name, &nl, &value, &vl);
-        lua_pushlstring(L, name, nl);
-        if (lua_rawget(L, -2) == LUA_TSTRING) {
+        lua_pushlstring(L, name, nl); /* made once, used as key twice */
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, -3) == LUA_TSTRING) {
             /* Repeated header: join as RFC 9110 §5.3 allows. */
             lua_pushliteral(L, ", ");
             lua_pushlstring(L, value, vl);
@@ -174,8 +175,6 @@ static int push_response(lua_State *L, sa_http_req *r)
             lua_pop(L, 1);
             lua_pushlstring(L, value, vl);
         }
-        lua_pushlstring(L, name, nl);
-        lua_insert(L, -2);
         lua_rawset(L, -3);
     }
     lua_setfield(L, -2, "headers");

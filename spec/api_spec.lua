@@ -82,3 +82,28 @@ describe("provider", function()
     end)
   end)
 end)
+
+-- url.check_endpoint keeps the URLs it accepted (p:request checks its URL on
+-- every call): what one allow_http accepted says nothing for the other.
+describe("url.check_endpoint", function()
+  local url = require "smartauth.url"
+
+  it("answers per allow_http, also for a URL it accepted before", function()
+    for _ = 1, 2 do
+      assert.is_true(url.check_endpoint("http://api.example.com/v1", true))
+      local ok, msg = url.check_endpoint("http://api.example.com/v1", false)
+      assert.is_nil(ok)
+      assert.matches("plain http is only allowed", msg)
+      assert.is_true(url.check_endpoint("https://api.example.com/v1"))
+      assert.is_nil((url.check_endpoint("ftp://api.example.com/v1", true)))
+    end
+  end)
+
+  it("stays right past the number of URLs it keeps", function()
+    for i = 1, 600 do
+      assert.is_true(url.check_endpoint("https://h" .. i .. ".example.com/"))
+      assert.is_true(url.check_endpoint("http://h" .. i .. ".example.com/", true))
+      assert.is_nil((url.check_endpoint("http://h" .. i .. ".example.com/", false)))
+    end
+  end)
+end)

@@ -487,6 +487,17 @@ describe("config", function()
       assert.not_matches("open%-secret%-value", warnings[1])
     end)
 
+    it("read a file's mode with one lstat in the core, not a stat(1) process", function()
+      local core = require "smartauth.core"
+      assert.equal(tonumber("640", 8), core.file_mode(write("return {}", "lua", "640")))
+      assert.equal(tonumber("600", 8), config.file_mode(write("return {}", "lua", "600")))
+      local none, kind, msg = core.file_mode(dir .. "/no-such-file")
+      assert.is_nil(none)
+      assert.equal("storage", kind)
+      assert.matches("no%-such%-file", msg)
+      assert.is_nil(config.file_mode(dir .. "/no-such-file"))
+    end)
+
     it("make a config readable by others a warning, as ssh does", function()
       local text = [[return { profiles = { s = { preset = "smartsense", client_id = "id",
         client_secret = "literal-secret-value" } } }]]

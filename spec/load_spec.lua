@@ -27,8 +27,13 @@ io.write(has("libcurl"), ",", has("libhiredis"), ",", has("libcrypto"), ",",
 ]]
 
 describe("loading", function()
-  it("require 'smartauth' maps libcrypto, not libcurl or hiredis", function()
+  it("require 'smartauth' maps none of libcrypto, libcurl or hiredis", function()
     local out = fresh('require "smartauth"\n' .. MAPS)
+    assert.equal("no libcurl,no libhiredis,no libcrypto,no core_http,no core_redis", out)
+    -- smartauth.core (libcrypto) loads with the first call that needs it
+    out = fresh('local smartauth = require "smartauth"\n'
+      .. 'local p = assert(smartauth.provider { token_endpoint = "http://127.0.0.1:9/t", client_id = "c" })\n'
+      .. 'assert(p:store_key())\n' .. MAPS)
     assert.equal("no libcurl,no libhiredis,libcrypto,no core_http,no core_redis", out)
   end)
 

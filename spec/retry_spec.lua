@@ -167,3 +167,25 @@ describe("retry", function()
     assert.equal(2, #s:requests())
   end)
 end)
+
+-- The store lock's ttl reads the default policy's numbers without loading
+-- retry.lua (a CLI call with a stored token makes no request): they are one
+-- table, and the lock ttl is the same either way.
+describe("retry defaults", function()
+  it("are one table, read by the lock ttl before and after retry.lua loads", function()
+    local options = require "smartauth.options"
+    local vault = require "smartauth.vault"
+    assert.equal(options.RETRY_DEFAULTS, retry.DEFAULTS)
+    assert.equal(retry.DEFAULTS.attempts, retry.default.attempts)
+    assert.equal(retry.DEFAULTS.budget, retry.default.budget)
+    local p = assert(smartauth.provider { token_endpoint = "http://127.0.0.1:9/t", client_id = "c", timeout = 7 })
+    local source = vault.secrets[p].source
+    local want = retry.default.budget + retry.default.attempts * 7 + 5
+    assert.equal(want, source:lock_ttl())
+    package.loaded["smartauth.retry"] = nil
+    local ok, got = pcall(source.lock_ttl, source)
+    package.loaded["smartauth.retry"] = retry
+    assert.is_true(ok)
+    assert.equal(want, got)
+  end)
+end)

@@ -55,11 +55,15 @@ M.SECRET_KEYS = { client_secret = true, password = true, api_password = true, cl
 
 -- Each kind's options as its store module declares them (options.check
 -- specs: a type name or { type = ... }); the store checks ranges itself.
-local STORE_KINDS = {
-  memory = {},
-  file = require("smartauth.store.file").SCHEMA,
-  redis = require("smartauth.store.redis").SCHEMA,
-}
+-- A kind's module loads when a profile names it: a file-store profile
+-- never maps hiredis.
+local STORE_KIND_NAMES = { "file", "memory", "redis" } -- sorted, for messages
+local STORE_KINDS = setmetatable({ memory = {} }, { __index = function(t, kind)
+  if kind ~= "file" and kind ~= "redis" then return nil end
+  local schema = require("smartauth.store." .. kind).SCHEMA
+  rawset(t, kind, schema)
+  return schema
+end })
 local STORE_SECRETS = { key = true, password = true }
 
 M.MAX_SIZE = 1024 * 1024        -- bytes of config file
@@ -118,17 +122,7 @@ end
 
 --- Permission bits of a file (e.g. 420 for 0644), or nil when unknown.
 function M.file_mode(path)
-  local q = "'" .. path:gsub("'", "'\\''") .. "'"
-  for _, cmd in ipairs { "stat -c %a -- ", "stat -f %Lp -- " } do
-    local h = io.popen(cmd .. q .. " 2>/dev/null")
-    if h then
-      local out = h:read("*a") or ""
-      h:close()
-      local oct = out:match("^%s*([0-7]+)%s*$")
-      if oct then return tonumber(oct, 8) end
-    end
-  end
-  return nil
+  return (core.file_mode(path)) -- one lstat, not stat(1) run through a shell
 end
 
 -- --------------------------------------------------------------- reading
@@ -207,19 +201,24 @@ end
 LOAD_SCHEMA.store = nil
 LOAD_SCHEMA.name = "string"
 
-local PRESET_EXTRA = {}
-for _, name in ipairs(presets.NAMES) do
+-- A preset's module loads when a profile names it.
+local PRESET_NAMES = {}
+for _, name in ipairs(presets.NAMES) do PRESET_NAMES[name] = true end
+local PRESET_EXTRA = setmetatable({}, { __index = function(t, name)
+  if not PRESET_NAMES[name] then return nil end
   local ok, preset = pcall(require, "smartauth.providers." .. name)
-  PRESET_EXTRA[name] = ok and preset.extra_options or {}
-end
+  local extra = ok and preset.extra_options or {}
+  rawset(t, name, extra)
+  return extra
+end })
 
 local function check_store(where, v)
   if type(v) ~= "table" then
     return fail(where .. ": option 'store' must be a table such as { kind = \"file\" } (got " .. type(v) .. ")",
       { option = "store" })
   end
-  local kinds = sorted_keys(STORE_KINDS)
-  local schema = STORE_KINDS[v.kind]
+  local kinds = STORE_KIND_NAMES
+  local schema = v.kind ~= nil and STORE_KINDS[v.kind] or nil
   if not schema then
     return fail(where .. ": option 'store' needs kind = " .. table.concat(kinds, ", ") ..
       " (got " .. (v.kind == nil and "none" or "'" .. tostring(v.kind) .. "'") .. ")", { option = "store" })

@@ -7,6 +7,10 @@ local url = require "smartauth.url"
 
 local M = {}
 
+-- The default options of a retry policy (`smartauth.retry.DEFAULTS`): here,
+-- so the store lock's ttl needs no retry module before the first request.
+M.RETRY_DEFAULTS = { attempts = 3, base = 0.5, max_delay = 30, budget = 60 }
+
 local HUGE = math.huge
 
 local function bad(where, key, msg)

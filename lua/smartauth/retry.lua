@@ -6,6 +6,7 @@
 local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
+local options = require "smartauth.options"
 
 local M = {}
 
@@ -13,7 +14,12 @@ local Policy = { __name = "smartauth.retry.policy" }
 Policy.__index = Policy
 
 --- The default options of a policy.
-M.DEFAULTS = { attempts = 3, base = 0.5, max_delay = 30, budget = 60 }
+-- @table DEFAULTS
+-- @field attempts
+-- @field base
+-- @field max_delay
+-- @field budget
+M.DEFAULTS = options.RETRY_DEFAULTS
 
 local RETRY_STATUS = errors.RETRY_STATUS
 

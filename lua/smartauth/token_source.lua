@@ -42,7 +42,6 @@
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local token_mod = require "smartauth.token"
-local core = require "smartauth.core"
 local vault = require "smartauth.vault"
 
 local secrets = vault.secrets
@@ -116,7 +115,12 @@ function Source:lock_ttl()
   local ttl = p.options.lock_ttl
   if ttl then return ttl end
   local pol = p.options.retry
-  if pol == nil then pol = require("smartauth.retry").default end
+  if pol == nil then
+    -- retry.default, without loading retry.lua for it (a CLI call with a
+    -- stored token makes no request): its fields are RETRY_DEFAULTS'
+    local r = package.loaded["smartauth.retry"]
+    pol = r and r.default or require("smartauth.options").RETRY_DEFAULTS
+  end
   local attempts, budget = 1, 0
   if pol then attempts, budget = pol.attempts or 1, pol.budget or 0 end
   return budget + attempts * (p.options.timeout or M.DEFAULT_TIMEOUT) + 5
@@ -395,6 +399,7 @@ local function make_store_key(self, scope)
     scope or "", secrets[self].api_key or "",
   }, "\n")
   local prefix = (self.options.name or "provider"):gsub("[^%w_.-]", "_")
+  local core = require "smartauth.core" -- libcrypto maps here, not at require "smartauth"
   return prefix .. "." .. core.b64url_encode(core.sha2(256, id)):sub(1, 16)
 end
 

@@ -1,8 +1,14 @@
 --- Internal: URL helpers: the few pieces of RFC 3986 the client needs.
 -- @module smartauth.url
-local core = require "smartauth.core"
-
 local M = {}
+
+-- smartauth.core (it maps libcrypto) loads on the first form encoded or
+-- decoded: `require "smartauth"` and a token cached in memory need none.
+local core_mod
+local function core()
+  if not core_mod then core_mod = require "smartauth.core" end
+  return core_mod
+end
 
 --- The out-of-band redirect URI of native and CLI apps (SmartFile, SmartTask).
 M.OOB = "urn:ietf:wg:oauth:2.0:oob"
@@ -51,9 +57,31 @@ function M.is_loopback(host)
   return a ~= nil
 end
 
+-- URLs check_endpoint accepted, per allow_http: p:request checks its URL
+-- on every call, and the patterns cost more than the rest of the Lua
+-- layer of a GET. A pure function of the string; bounded.
+local accepted = { [true] = {}, [false] = {} }
+local naccepted = 0
+
+local check_endpoint
+
 --- Check an endpoint: https, or http on a loopback host, or http with the
 -- explicit opt-in. Returns true or nil, message.
 function M.check_endpoint(u, allow_http)
+  local known = accepted[allow_http and true or false]
+  if known[u] then return true end
+  local ok, err = check_endpoint(u, allow_http)
+  if ok then
+    if naccepted >= 256 then
+      accepted, naccepted = { [true] = {}, [false] = {} }, 0
+      known = accepted[allow_http and true or false]
+    end
+    known[u], naccepted = true, naccepted + 1
+  end
+  return ok, err
+end
+
+function check_endpoint(u, allow_http)
   local p, err = M.parse(u)
   if not p then return nil, err end
   if p.scheme == "https" then return true end
@@ -80,7 +108,7 @@ function M.encode(params)
       flat[m + 1], flat[m + 2], m = k, tostring(v), m + 2
     end
   end
-  return core.form_encode(flat)
+  return core().form_encode(flat)
 end
 
 --- Append query parameters to a URL (keeps an existing query, drops nothing).
@@ -95,7 +123,7 @@ end
 local function repeated_name(q)
   local seen = {}
   for pair in q:gmatch("[^&]+") do
-    local name = next(core.form_decode(pair) or {})
+    local name = next(core().form_decode(pair) or {})
     if name ~= nil and seen[name] then return name end
     if name ~= nil then seen[name] = true end
   end
@@ -105,7 +133,7 @@ end
 -- or a repeated name (RFC 6749 §3.1: a parameter must not be included more
 -- than once; "last wins" would let an attacker append his own code or state).
 function M.decode(q)
-  local t, _, err = core.form_decode(q)
+  local t, _, err = core().form_decode(q)
   if not t then return nil, err end
   -- the C parser makes one entry per non-empty '&' segment: fewer names
   -- than segments means a name came twice

@@ -170,7 +170,20 @@ static void test_sha2(void)
     CHECK(sa_b64_encode(&b, md, 32, 1) == 0);
     CHECK_MEM(b.data, b.len, "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
     CHECK(sa_sha2(384, "abc", 3, md) == 48);
+    CHECK(md[0] == 0xcb && md[1] == 0x00 && md[46] == 0x25 && md[47] == 0xa7);
     CHECK(sa_sha2(512, "abc", 3, md) == 64);
+    CHECK(md[0] == 0xdd && md[1] == 0xaf && md[62] == 0xa4 && md[63] == 0x9f);
+    /* 1,000,000 x 'a' (FIPS 180-2): more than one block, through Update */
+    {
+        char *m = malloc(1000000);
+        CHECK(m != NULL);
+        if (m) {
+            memset(m, 'a', 1000000);
+            CHECK(sa_sha2(256, m, 1000000, md) == 32);
+            CHECK(md[0] == 0xcd && md[1] == 0xc7 && md[30] == 0x2c && md[31] == 0xd0);
+            free(m);
+        }
+    }
     CHECK(sa_sha2(128, "abc", 3, md) == -1);
     /* RFC 4231 test case 2 */
     CHECK(sa_hmac_sha2(256, "Jefe", 4, "what do ya want for nothing?", 28, md) == 32);
@@ -202,6 +215,13 @@ static void test_form(void)
     sa_buf b = SA_BUF_INIT;
     sa_err e;
     struct pairs p;
+    CHECK(sa_vchars("!~azAZ09-._|", 12) == 1);
+    CHECK(sa_vchars("", 0) == 1);
+    CHECK(sa_vchars("a b", 3) == 0);
+    CHECK(sa_vchars("ab\x7f", 3) == 0);
+    CHECK(sa_vchars("ab\x80", 3) == 0);
+    CHECK(sa_vchars("a\0b", 3) == 0);
+    CHECK(sa_vchars("\x20", 1) == 0 && sa_vchars("\x21", 1) == 1 && sa_vchars("\x7e", 1) == 1);
     CHECK(sa_form_escape(&b, "a b+c/~._-\xc3\xbc%:", 14) == 0);
     CHECK_MEM(b.data, b.len, "a%20b%2Bc%2F~._-%C3%BC%25%3A");
     sa_buf_reset(&b);
