@@ -90,6 +90,7 @@ build = {
     ["smartauth.options"] = "lua/smartauth/options.lua",
     ["smartauth.presets"] = "lua/smartauth/presets.lua",
     ["smartauth.provider"] = "lua/smartauth/provider.lua",
+    ["smartauth.schema"] = "lua/smartauth/schema.lua",
     ["smartauth.retry"] = "lua/smartauth/retry.lua",
     ["smartauth.store"] = "lua/smartauth/store.lua",
     ["smartauth.store.envelope"] = "lua/smartauth/store/envelope.lua",

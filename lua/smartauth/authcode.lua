@@ -211,7 +211,7 @@ function M.authorization_url(self, opts)
     return cfg_err("authorization_url: profile 'fapi2' allows only response_type 'code' with PKCE S256",
       { option = response_type ~= "code" and "response_type" or "pkce" })
   end
-  local rt_ok, rt_why = require("smartauth.provider").check_response_type(response_type)
+  local rt_ok, rt_why = require("smartauth.schema").check_response_type(response_type)
   if not rt_ok then return cfg_err("authorization_url: " .. rt_why) end
   local mode = opts.response_mode or self.options.response_mode
   if mode ~= nil then

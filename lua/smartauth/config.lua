@@ -46,7 +46,7 @@ M.SECRET_KEYS = { client_secret = true, password = true, api_password = true, cl
 --   prefix =, tls =, key =, timeout =, connect_timeout = }` (the options of
 --   `smartauth.store.file.new` and `smartauth.store.redis.new`); default:
 --   the file store in its default directory
--- @field ... any option of `smartauth.provider.options` but `on_http` and
+-- @field ... any option of `smartauth.schema.options` but `on_http` and
 --   `store`; strings may hold `${NAME}` (an environment variable), and a
 --   string option or a secret (`client_assertion_key`, `store.key`,
 --   `store.password` too) may be `{ file = "~/path" }`: the file's text, a

@@ -75,7 +75,7 @@ local M = {
 }
 
 --- A provider from explicit options.
--- @tparam table opts the options (`smartauth.provider.options`)
+-- @tparam table opts the options (`smartauth.schema.options`)
 -- @return a `smartauth.provider.Provider`, or nil, err (`config`)
 function M.provider(opts)
   return provider.new(opts)
@@ -83,7 +83,7 @@ end
 
 --- OpenID Connect discovery, then a provider with the endpoints filled in.
 -- @param issuer the issuer URL (must equal the document's `issuer`)
--- @param opts any provider option (`smartauth.provider.options`)
+-- @param opts any provider option (`smartauth.schema.options`)
 -- @return a `smartauth.provider.Provider`, or nil, err
 function M.discover(issuer, opts)
   if type(issuer) ~= "string" then
@@ -175,7 +175,7 @@ end
 -- @tparam table opts `domain` (required: a host name such as
 --   `example.smartfile.com`), then either `client_id`, `client_secret`,
 --   `redirect_uri` (without one the code is pasted) or `api_key`,
---   `api_password`; and any provider option (`smartauth.provider.options`)
+--   `api_password`; and any provider option (`smartauth.schema.options`)
 -- @return a provider, or nil, err
 
 --- SmartConnect: the password grant (client id and secret in the form)
