@@ -111,6 +111,7 @@ build = {
     ["smartauth.mtls"] = "lua/smartauth/mtls.lua",
     ["smartauth.profile"] = "lua/smartauth/profile.lua",
     ["smartauth.register"] = "lua/smartauth/register.lua",
+    ["smartauth.client_metadata"] = "lua/smartauth/client_metadata.lua",
     ["smartauth.resource_meta"] = "lua/smartauth/resource_meta.lua",
     ["smartauth.grant"] = "lua/smartauth/grant.lua",
     ["smartauth.exchange"] = "lua/smartauth/exchange.lua",

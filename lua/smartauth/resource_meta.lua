@@ -304,7 +304,7 @@ function M.for_resource(resource, opts)
     for _, k in ipairs { "ca_file", "timeout", "connect_timeout", "allow_http", "on_http", "proxy", "no_proxy",
       "retry", "max_body", "client_cert", "client_key", "client_key_password" } do ropts[k] = po[k] end
     -- a client registered before for this resource and server is reused
-    local key = register.key_for(as, resource, register.encode_metadata(cm))
+    local key = register.key_for(as, resource, require("smartauth.client_metadata").encode(cm))
     if po.store then
       local r, lerr = register.load(po.store, key)
       if lerr then return nil, lerr end
