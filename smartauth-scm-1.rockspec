@@ -39,7 +39,7 @@ build = {
         "csrc/lstore.c", "csrc/lclock.c", "csrc/lconfig.c", "csrc/lsandbox_str.c", "csrc/laead.c",
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/form.c",
         "csrc/ossl.c", "csrc/key.c", "csrc/key_gen.c", "csrc/key_jwk.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
-        "csrc/jwe.c",
+        "csrc/jwe.c", "csrc/jwe_crypto.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(CRYPTO_INCDIR)", COMPAT53 },

@@ -14,24 +14,16 @@
 #include <openssl/rsa.h>
 
 #include "crypto.h"
+#include "jwe_impl.h"
 #include "key_impl.h"
 #include "ossl.h"
 
-#define CEK_MAX 64
 #define NAME_MAX_LEN 256
 
 const char *const sa_jwe_part_name[5] = { "header", "encrypted key", "iv", "ciphertext", "tag" };
 
 /* ------------------------------------------------------------ the tables */
 
-enum { KM_RSA, KM_ECDH, KM_ECDH_KW, KM_KW, KM_DIR };
-
-typedef struct {
-    const char *name;
-    size_t kwlen;  /* AES key wrap key bytes (KW, ECDH+KW) */
-    int kind;
-    int oaep_bits; /* RSA-OAEP hash: 1 (SHA-1) or 256 */
-} alg_info;
 
 static const alg_info algs[] = {
     { "RSA-OAEP", 0, KM_RSA, 1 },
@@ -44,14 +36,6 @@ static const alg_info algs[] = {
     { "dir", 0, KM_DIR, 0 },
 };
 
-typedef struct {
-    const char *name;
-    size_t keylen; /* CEK bytes */
-    size_t ivlen;
-    size_t taglen;
-    int gcm;
-    int hmac_bits; /* CBC-HS only */
-} enc_info;
 
 static const enc_info encs[] = {
     { "A128GCM", 16, 12, 16, 1, 0 },
@@ -183,253 +167,6 @@ int sa_jwe_split(const char *s, size_t n, sa_jwe_parts *out, sa_err *err)
     return 0;
 }
 
-/* ------------------------------------------------------------ primitives */
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-int sa_jwe_concat_kdf(const unsigned char *z, size_t zlen, const char *algid,
-                      const unsigned char *apu, size_t apulen, const unsigned char *apv,
-                      size_t apvlen, unsigned char *out, size_t keylen, sa_err *err)
-{
-    EVP_MD_CTX *md = NULL;
-    unsigned char ctr[4], len4[4], dig[32];
-    size_t done = 0, idlen = strlen(algid);
-    uint32_t round = 1;
-    int rc = -1;
-    if (keylen > CEK_MAX || zlen > 1024 || apulen > 0xffffffffu || apvlen > 0xffffffffu)
-        return sa_err_set(err, SA_EARG, 0, "Concat KDF: bad lengths");
-    if (!(md = EVP_MD_CTX_new()))
-        return sa_ossl_nomem(err);
-    while (done < keylen) {
-        size_t take = keylen - done < sizeof dig ? keylen - done : sizeof dig;
-        int ok = 1;
-        put32(ctr, round);
-        ok &= EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-        ok &= EVP_DigestUpdate(md, ctr, 4);
-        ok &= EVP_DigestUpdate(md, z, zlen);
-        put32(len4, (uint32_t)idlen);
-        ok &= EVP_DigestUpdate(md, len4, 4);
-        ok &= EVP_DigestUpdate(md, algid, idlen);
-        put32(len4, (uint32_t)apulen);
-        ok &= EVP_DigestUpdate(md, len4, 4);
-        if (apulen)
-            ok &= EVP_DigestUpdate(md, apu, apulen);
-        put32(len4, (uint32_t)apvlen);
-        ok &= EVP_DigestUpdate(md, len4, 4);
-        if (apvlen)
-            ok &= EVP_DigestUpdate(md, apv, apvlen);
-        put32(len4, (uint32_t)(keylen * 8)); /* SuppPubInfo: keydatalen in bits */
-        ok &= EVP_DigestUpdate(md, len4, 4);
-        ok &= EVP_DigestFinal_ex(md, dig, NULL);
-        if (!ok) {
-            sa_ossl_fail(err, "Concat KDF");
-            goto done;
-        }
-        memcpy(out + done, dig, take);
-        done += take;
-        round++;
-    }
-    rc = 0;
-done:
-    OPENSSL_cleanse(dig, sizeof dig);
-    EVP_MD_CTX_free(md);
-    return rc;
-}
-
-/* ECDH shared secret of priv with peer; the peer is checked (on the curve,
- * same group) by OpenSSL as well as by the caller. */
-static int ecdh(EVP_PKEY *priv, EVP_PKEY *peer, unsigned char *z, size_t cap, size_t *zlen,
-                sa_err *err)
-{
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, priv, NULL);
-    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, peer, NULL);
-    size_t len = 0;
-    int rc = -1;
-    if (!c || !pc) {
-        sa_ossl_nomem(err);
-        goto done;
-    }
-    /* invalid-curve attacks: the point must be on the curve (and not at
-     * infinity). P-256/384/521 have cofactor 1, so every such point has the
-     * group's order: the quick check is the whole check, and the peer needs
-     * no second validation (each would cost a scalar multiplication) */
-    if (EVP_PKEY_public_check_quick(pc) != 1) {
-        sa_ossl_fail(err, "JWE epk is not a valid point");
-        goto done;
-    }
-    if (EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer_ex(c, peer, 0) != 1 ||
-        EVP_PKEY_derive(c, NULL, &len) != 1 || len > cap ||
-        EVP_PKEY_derive(c, z, &len) != 1) {
-        sa_ossl_fail(err, "JWE key agreement");
-        goto done;
-    }
-    *zlen = len;
-    rc = 0;
-done:
-    EVP_PKEY_CTX_free(c);
-    EVP_PKEY_CTX_free(pc);
-    return rc;
-}
-
-/* AES key wrap (enc = 1) or unwrap of in with kek; out holds inlen + 8. */
-static int aes_kw(int enc, const unsigned char *kek, size_t keklen, const unsigned char *in,
-                  size_t inlen, unsigned char *out, size_t *outlen)
-{
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    const EVP_CIPHER *ci = keklen == 16 ? EVP_aes_128_wrap() : EVP_aes_256_wrap();
-    int l1 = 0, l2 = 0, ok;
-    if (!c)
-        return -1;
-    EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
-    ok = inlen <= INT_MAX && EVP_CipherInit_ex(c, ci, NULL, kek, NULL, enc) == 1 &&
-         EVP_CipherUpdate(c, out, &l1, in, (int)inlen) == 1 &&
-         EVP_CipherFinal_ex(c, out + l1, &l2) == 1;
-    EVP_CIPHER_CTX_free(c);
-    ERR_clear_error();
-    if (!ok)
-        return -1;
-    *outlen = (size_t)l1 + (size_t)l2;
-    return 0;
-}
-
-/* RSA-OAEP encrypt (enc = 1) or decrypt; out holds the modulus size. */
-static int rsa_oaep(int enc, EVP_PKEY *pk, int bits, const unsigned char *in, size_t inlen,
-                    unsigned char *out, size_t cap, size_t *outlen)
-{
-    EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
-    const EVP_MD *md = bits == 256 ? EVP_sha256() : EVP_sha1();
-    size_t len = cap;
-    int ok;
-    if (!c)
-        return -1;
-    ok = (enc ? EVP_PKEY_encrypt_init(c) : EVP_PKEY_decrypt_init(c)) == 1 &&
-         EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING) == 1 &&
-         EVP_PKEY_CTX_set_rsa_oaep_md(c, md) == 1 && EVP_PKEY_CTX_set_rsa_mgf1_md(c, md) == 1 &&
-         (enc ? EVP_PKEY_encrypt(c, out, &len, in, inlen)
-              : EVP_PKEY_decrypt(c, out, &len, in, inlen)) == 1;
-    EVP_PKEY_CTX_free(c);
-    ERR_clear_error();
-    if (!ok)
-        return -1;
-    *outlen = len;
-    return 0;
-}
-
-static const EVP_CIPHER *content_cipher(const enc_info *e)
-{
-    if (e->gcm)
-        return e->keylen == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm();
-    return e->keylen == 32 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
-}
-
-/* CBC-HS tag: the first taglen bytes of HMAC(mac key, AAD || IV || C || AL). */
-static int cbc_tag(const enc_info *e, const unsigned char *cek, const char *aad, size_t aadlen,
-                   const unsigned char *iv, const unsigned char *ct, size_t ctlen,
-                   unsigned char *tag)
-{
-    unsigned char al[8], mac[64];
-    uint64_t bits = (uint64_t)aadlen * 8;
-    sa_buf in = SA_BUF_INIT;
-    int i, rc = -1;
-    for (i = 7; i >= 0; i--) {
-        al[i] = (unsigned char)bits;
-        bits >>= 8;
-    }
-    if (sa_buf_append(&in, aad, aadlen) != 0 || sa_buf_append(&in, iv, e->ivlen) != 0 ||
-        sa_buf_append(&in, ct, ctlen) != 0 || sa_buf_append(&in, al, 8) != 0)
-        goto done;
-    if (sa_hmac_sha2(e->hmac_bits, cek, e->keylen / 2, in.data, in.len, mac) < 0)
-        goto done;
-    memcpy(tag, mac, e->taglen);
-    rc = 0;
-done:
-    OPENSSL_cleanse(mac, sizeof mac);
-    sa_buf_free(&in);
-    return rc;
-}
-
-/* Content decryption into out; -1 for any failure (the caller says
- * SA_JWE_FAILED), -2 out of memory. */
-static int content_decrypt(const enc_info *e, const unsigned char *cek, const char *aad,
-                           size_t aadlen, const unsigned char *iv, const unsigned char *ct,
-                           size_t ctlen, const unsigned char *tag, sa_buf *out)
-{
-    EVP_CIPHER_CTX *c = NULL;
-    unsigned char want[32];
-    int l1 = 0, l2 = 0, rc = -1;
-    if (ctlen > INT_MAX - 32 || aadlen > INT_MAX)
-        return -1;
-    if (!e->gcm) {
-        if (cbc_tag(e, cek, aad, aadlen, iv, ct, ctlen, want) != 0)
-            return -2;
-        if (CRYPTO_memcmp(want, tag, e->taglen) != 0)
-            return -1;
-    }
-    if (sa_buf_reserve(out, ctlen + 32) != 0 || !(c = EVP_CIPHER_CTX_new())) {
-        rc = -2;
-        goto done;
-    }
-    if (EVP_DecryptInit_ex(c, content_cipher(e), NULL, NULL, NULL) != 1)
-        goto done;
-    if (e->gcm && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, (int)e->ivlen, NULL) != 1)
-        goto done;
-    if (EVP_DecryptInit_ex(c, NULL, NULL, e->gcm ? cek : cek + e->keylen / 2, iv) != 1)
-        goto done;
-    if (e->gcm && EVP_DecryptUpdate(c, NULL, &l1, (const unsigned char *)aad, (int)aadlen) != 1)
-        goto done;
-    if (EVP_DecryptUpdate(c, (unsigned char *)out->data + out->len, &l1, ct, (int)ctlen) != 1)
-        goto done;
-    if (e->gcm &&
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, (int)e->taglen, (void *)tag) != 1)
-        goto done;
-    if (EVP_DecryptFinal_ex(c, (unsigned char *)out->data + out->len + l1, &l2) != 1)
-        goto done;
-    out->len += (size_t)l1 + (size_t)l2;
-    out->data[out->len] = '\0';
-    rc = 0;
-done:
-    if (rc != 0 && out->data) /* a failed tag: no unverified plaintext stays */
-        OPENSSL_cleanse(out->data + out->len, out->cap - out->len);
-    OPENSSL_cleanse(want, sizeof want);
-    EVP_CIPHER_CTX_free(c);
-    ERR_clear_error();
-    return rc;
-}
-
-/* Content encryption: ciphertext to ct (ptlen + 16 bytes), tag to tag. */
-static int content_encrypt(const enc_info *e, const unsigned char *cek, const char *aad,
-                           size_t aadlen, const unsigned char *iv, const unsigned char *pt,
-                           size_t ptlen, unsigned char *ct, size_t *ctlen, unsigned char *tag)
-{
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int l1 = 0, l2 = 0, ok;
-    if (!c)
-        return -1;
-    ok = ptlen <= INT_MAX - 32 && aadlen <= INT_MAX &&
-         EVP_EncryptInit_ex(c, content_cipher(e), NULL, NULL, NULL) == 1 &&
-         (!e->gcm || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, (int)e->ivlen, NULL) == 1) &&
-         EVP_EncryptInit_ex(c, NULL, NULL, e->gcm ? cek : cek + e->keylen / 2, iv) == 1 &&
-         (!e->gcm ||
-          EVP_EncryptUpdate(c, NULL, &l1, (const unsigned char *)aad, (int)aadlen) == 1) &&
-         EVP_EncryptUpdate(c, ct, &l1, pt, (int)ptlen) == 1 &&
-         EVP_EncryptFinal_ex(c, ct + l1, &l2) == 1 &&
-         (!e->gcm || EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, (int)e->taglen, tag) == 1);
-    EVP_CIPHER_CTX_free(c);
-    ERR_clear_error();
-    if (!ok)
-        return -1;
-    *ctlen = (size_t)l1 + (size_t)l2;
-    if (!e->gcm)
-        return cbc_tag(e, cek, aad, aadlen, iv, ct, *ctlen, tag);
-    return 0;
-}
-
 /* ------------------------------------------------------------ decrypt */
 
 static int decode_part(const sa_jwe_parts *p, int i, sa_buf *b, sa_err *err)
@@ -452,7 +189,7 @@ static int ecdh_key(const sa_key *mine, const sa_key *theirs, const alg_info *a,
     if (!theirs || theirs->type != SA_KEY_EC || !mine->curve || !theirs->curve ||
         strcmp(mine->curve, theirs->curve) != 0)
         return sa_err_set(err, SA_EVALIDATION, 0, "JWE epk is not a key on the recipient's curve");
-    if (ecdh(mine->pkey, theirs->pkey, z, sizeof z, &zlen, err) != 0)
+    if (sa_jwe_ecdh(mine->pkey, theirs->pkey, z, sizeof z, &zlen, err) != 0)
         return -1;
     rc = sa_jwe_concat_kdf(z, zlen, a->kind == KM_ECDH ? e->name : a->name, h->apu, h->apulen,
                            h->apv, h->apvlen, out, keylen, err);
@@ -527,7 +264,7 @@ int sa_jwe_decrypt(const sa_key *k, const sa_jwe_header *h, const sa_jwe_parts *
             memcpy(kek, k->secret, a->kwlen);
             keklen = a->kwlen;
         }
-        unwrapped = aes_kw(0, kek, keklen, (const unsigned char *)ek.data, ek.len, cek,
+        unwrapped = sa_jwe_aes_kw(0, kek, keklen, (const unsigned char *)ek.data, ek.len, cek,
                            &ceklen) == 0 && ceklen == e->keylen;
         break;
     default: /* KM_RSA */
@@ -536,7 +273,7 @@ int sa_jwe_decrypt(const sa_key *k, const sa_jwe_header *h, const sa_jwe_parts *
             sa_ossl_nomem(err);
             goto done;
         }
-        unwrapped = rsa_oaep(0, k->pkey, a->oaep_bits, (const unsigned char *)ek.data, ek.len,
+        unwrapped = sa_jwe_rsa_oaep(0, k->pkey, a->oaep_bits, (const unsigned char *)ek.data, ek.len,
                              big, biglen, &ceklen) == 0 && ceklen == e->keylen;
         if (unwrapped)
             memcpy(cek, big, ceklen);
@@ -546,7 +283,7 @@ int sa_jwe_decrypt(const sa_key *k, const sa_jwe_header *h, const sa_jwe_parts *
      * fails at the tag, like a tampered token: one path, one message */
     if (!unwrapped && sa_random_bytes(cek, e->keylen, err) != 0)
         goto done;
-    r = content_decrypt(e, cek, p->seg[0], p->len[0], (const unsigned char *)iv.data,
+    r = sa_jwe_content_decrypt(e, cek, p->seg[0], p->len[0], (const unsigned char *)iv.data,
                         (const unsigned char *)ct.data, ct.len, (const unsigned char *)tag.data,
                         out);
     if (r == -2) {
@@ -684,9 +421,9 @@ int sa_jwe_encrypt(const sa_key *k, const char *alg, const char *enc, const char
             goto done;
         }
         if (a->kind == KM_RSA)
-            ok = rsa_oaep(1, k->pkey, a->oaep_bits, cek, e->keylen, ek, ekcap, &eklen) == 0;
+            ok = sa_jwe_rsa_oaep(1, k->pkey, a->oaep_bits, cek, e->keylen, ek, ekcap, &eklen) == 0;
         else
-            ok = aes_kw(1, kek, keklen, cek, e->keylen, ek, &eklen) == 0;
+            ok = sa_jwe_aes_kw(1, kek, keklen, cek, e->keylen, ek, &eklen) == 0;
         if (!ok) {
             sa_err_set(err, SA_EVALIDATION, 0, "JWE %s: key encryption failed", a->name);
             goto done;
@@ -724,7 +461,7 @@ int sa_jwe_encrypt(const sa_key *k, const char *alg, const char *enc, const char
         sa_ossl_nomem(err);
         goto done;
     }
-    if (content_encrypt(e, cek, out->data + hstart, out->len - hstart, iv, pt, n, ct, &ctlen,
+    if (sa_jwe_content_encrypt(e, cek, out->data + hstart, out->len - hstart, iv, pt, n, ct, &ctlen,
                         tag) != 0) {
         sa_err_set(err, SA_EVALIDATION, 0, "JWE content encryption failed");
         goto done;
