@@ -393,9 +393,9 @@ function M.introspect(self, tok, opts)
   return data
 end
 
-
 --- Log out: revoke the access token and the refresh token (RFC 7009, one
 -- request each, with token_type_hint), then forget the token.
+-- @param self the provider (the method `p:logout`)
 -- @param opts optional: what `p:end_session_url` takes (`post_logout_redirect_uri`,
 --   `state`, ...); `id_token_hint` defaults to the stored token's ID token
 -- @return { revoked = { "access_token", "refresh_token" }, failed = { [name] = err },
