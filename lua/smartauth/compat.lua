@@ -39,6 +39,11 @@ M.math_type = math.type or function(x)
   return "float"
 end
 
+--- A finite number (not NaN, not ±inf): what a JSON claim like `exp` must be.
+function M.is_finite(v)
+  return M.math_type(v) ~= nil and v == v and v ~= math.huge and v ~= -math.huge
+end
+
 --- math.tointeger: the integer x holds (a number or a numeric string, as
 -- 5.4 takes it), or nil.
 M.tointeger = math.tointeger or function(x)

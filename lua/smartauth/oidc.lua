@@ -40,11 +40,9 @@ local function reject(check, msg)
   return nil, errors.new("validation", "ID token rejected: " .. msg, { check = check })
 end
 
-local math_type, HUGE, os_time = compat.math_type, math.huge, os.time
+local os_time = os.time
 
-local function is_number(v)
-  return math_type(v) ~= nil and v == v and v ~= HUGE and v ~= -HUGE
-end
+local is_number = compat.is_finite
 
 -- OIDC Core §3.1.3.6: base64url of the left half of the alg's hash.
 function M.half_hash(alg, value)

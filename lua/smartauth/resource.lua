@@ -16,11 +16,8 @@ local vault = require "smartauth.vault"
 
 local M = {}
 
-local math_type, HUGE = compat.math_type, math.huge
 
-local function is_number(v)
-  return math_type(v) ~= nil and v == v and v ~= HUGE and v ~= -HUGE
-end
+local is_number = compat.is_finite
 
 local function reject(check, msg, fields)
   local f = { check = check }

@@ -12,11 +12,9 @@ local options = require "smartauth.options"
 
 local M = {}
 
-local math_type, HUGE = compat.math_type, math.huge
+local math_type = compat.math_type
 
-local function is_number(v)
-  return math_type(v) ~= nil and v == v and v ~= HUGE and v ~= -HUGE
-end
+local is_number = compat.is_finite
 
 M.CACHE_MAX_TTL = 300      -- seconds a positive answer is kept at most
 M.CACHE_MAX_ENTRIES = 1000

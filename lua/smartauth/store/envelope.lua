@@ -105,4 +105,18 @@ function M.stored(ok, kind, msg)
   return true
 end
 
+--- What every backend's `set` does first: the key, the entry and the ttl
+-- checked (a wrong type raises: a programming mistake), then the entry
+-- encoded. Returns the bytes and the ttl (nil: none), or nil, err.
+function M.for_set(key, entry, ttl)
+  local store = require "smartauth.store"
+  store.check_key(key, "set")
+  store.check_entry(entry)
+  local t, terr = store.check_ttl(ttl, "set")
+  if terr then return nil, terr end
+  local s, err = M.encode(key, entry, t)
+  if not s then return nil, err end
+  return s, t
+end
+
 return M

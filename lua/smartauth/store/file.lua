@@ -100,12 +100,7 @@ function File:get(key)
 end
 
 function File:set(key, entry, ttl)
-  store.check_key(key, "set")
-  store.check_entry(entry)
-  local terr
-  ttl, terr = store.check_ttl(ttl, "set")
-  if terr then return nil, terr end
-  local s, err = envelope.encode(key, entry, ttl)
+  local s, err = envelope.for_set(key, entry, ttl) -- the ttl lives in the envelope
   if not s then return nil, err end
   -- Inside a task the write and its fsyncs run on a thread while the task
   -- yields (a host's frame goes on); the task resumes once the entry is

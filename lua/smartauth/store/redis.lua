@@ -92,13 +92,9 @@ function Redis:get(key)
 end
 
 function Redis:set(key, entry, ttl)
-  store.check_key(key, "set")
-  store.check_entry(entry)
-  local terr
-  ttl, terr = store.check_ttl(ttl, "set")
-  if terr then return nil, terr end
-  local s, err = envelope.encode(key, entry, ttl)
-  if not s then return nil, err end
+  local s, t = envelope.for_set(key, entry, ttl)
+  if not s then return nil, t end
+  ttl = t
   local px = ttl and math.max(1, math.ceil(ttl * 1000)) or nil
   return stored(self._r:set(self:_entry_key(key), s, px))
 end

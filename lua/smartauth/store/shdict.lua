@@ -73,13 +73,9 @@ function Shdict:get(key)
 end
 
 function Shdict:set(key, entry, ttl)
-  store.check_key(key, "set")
-  store.check_entry(entry)
-  local terr
-  ttl, terr = store.check_ttl(ttl, "set")
-  if terr then return nil, terr end
-  local s, err = envelope.encode(key, entry, ttl)
-  if not s then return nil, err end
+  local s, t = envelope.for_set(key, entry, ttl)
+  if not s then return nil, t end
+  ttl = t
   -- safe_set: a full zone refuses the entry rather than evicting others
   local ok, serr = self._d:safe_set(self.prefix .. "t:" .. key, s, ttl or 0)
   if not ok then
