@@ -218,7 +218,7 @@ return {
       assert.matches("\n  " .. k .. " ", r.out, 1, true)
       if k ~= "store" then
         local text = r.out:match("\n  " .. k .. " [^\n]*\n      (%S[^\n]*)")
-        assert.truthy(text, "option '" .. k .. "' has no description (its @tfield in provider.lua)")
+        assert.truthy(text, "option '" .. k .. "' has no description (its @tfield in schema.lua)")
         described = described + 1
       end
     end
