@@ -461,6 +461,92 @@ describe("JWE", function()
       assert.equal("table", type(jwe.provider_jwks(T.provider { decryption_keys = { rsa.pem } }).keys))
     end)
 
+    -- OIDC Core §10.2: the symmetric keys come from the client secret, the
+    -- left-most bits of SHA-256 (up to 256 bits), SHA-384 or SHA-512 of its
+    -- octets. The expected keys are computed by openssl, not by the library.
+    describe("keys derived from the client secret", function()
+      local SECRET = "s\195\169cret: %+ x/y" -- UTF-8 octets, shell-unsafe characters
+      local function dgst(bits, secret)
+        local f = os.tmpname()
+        local h = assert(io.open(f, "wb"))
+        h:write(secret)
+        h:close()
+        local pipe = assert(io.popen("openssl dgst -sha" .. bits .. " -binary < " .. f))
+        local md = pipe:read("*a")
+        pipe:close()
+        os.remove(f)
+        assert.equal(bits / 8, #md)
+        return md
+      end
+      local function sym(alg, enc, md, len)
+        local k = assert(core.key_oct(md:sub(1, len)))
+        return assert(jwe.encrypt(T.token("RS256"), k, { alg = alg, enc = enc, cty = "JWT" }))
+      end
+      local CASES = {
+        { "A128KW", "A128GCM", 256, 16 }, { "A128KW", "A256CBC-HS512", 256, 16 },
+        { "A256KW", "A128CBC-HS256", 256, 32 }, { "A256KW", "A256GCM", 256, 32 },
+        { "dir", "A128GCM", 256, 16 }, { "dir", "A256GCM", 256, 32 },
+        { "dir", "A128CBC-HS256", 256, 32 }, { "dir", "A256CBC-HS512", 512, 64 },
+      }
+
+      for _, c in ipairs(CASES) do
+        it(c[1] .. " + " .. c[2] .. ": the key is the first " .. c[4] .. " bytes of SHA-" .. c[3], function()
+          local p = T.provider { client_secret = SECRET }
+          local claims, err = p:verify_id_token(sym(c[1], c[2], dgst(c[3], SECRET), c[4]))
+          assert.is_nil(err)
+          assert.equal("alice", claims.sub)
+        end)
+      end
+
+      it("a key made another way, or from another secret, fails with the generic message", function()
+        local p = T.provider { client_secret = SECRET }
+        for _, tok in ipairs {
+          sym("A256KW", "A256GCM", dgst(512, SECRET), 32),        -- SHA-512 where SHA-256 is the rule
+          sym("dir", "A256CBC-HS512", dgst(256, SECRET) .. dgst(256, SECRET), 64),
+          sym("A128KW", "A128GCM", dgst(256, SECRET .. "x"), 16),
+          sym("dir", "A128GCM", dgst(256, SECRET):sub(17), 16),   -- the right-most bits
+        } do
+          local c, err = p:verify_id_token(tok)
+          assert.is_nil(c)
+          assert.equal("validation", err.kind)
+          assert.equal("ID token: " .. FAILED, err.description)
+        end
+      end)
+
+      it("sit beside decryption_keys; without a secret there is no symmetric key", function()
+        local both = T.provider { client_secret = SECRET, decryption_keys = { rsa.pem } }
+        assert.equal("alice", assert(both:verify_id_token(sym("A128KW", "A128GCM", dgst(256, SECRET), 16))).sub)
+        assert.equal("alice", assert(both:verify_id_token(nested("RSA-OAEP-256", "A256GCM", rsa))).sub)
+        local none = T.provider { decryption_keys = { rsa.pem } }
+        local c, err = none:verify_id_token(sym("A128KW", "A128GCM", dgst(256, SECRET), 16))
+        assert.is_nil(c)
+        assert.matches("no decryption key for JWE alg A128KW", err.description)
+        c, err = T.provider():verify_id_token(sym("dir", "A128GCM", dgst(256, SECRET), 16))
+        assert.is_nil(c)
+        assert.matches("no decryption_keys", err.description)
+      end)
+
+      it("are never published, kept off the object, and never in errors", function()
+        local p = T.provider { client_secret = SECRET }
+        local keys = assert(jwe.provider_keys(p))
+        assert.equal(6, #keys) -- A128KW, A256KW, dir for each of the four encs
+        assert.same({ keys = {} }, jwe.public_jwks(keys))
+        local doc, err = jwe.provider_jwks(p)
+        assert.is_nil(doc)
+        assert.equal("config", err.kind)
+        for k, v in pairs(p) do
+          assert.not_equal(SECRET, v, k)
+        end
+        local md = dgst(256, SECRET)
+        local c
+        c, err = p:verify_id_token(sym("A256KW", "A256GCM", dgst(384, SECRET), 32))
+        assert.is_nil(c)
+        for _, bad in ipairs { SECRET, md, md:sub(1, 16), b64(md), b64(md:sub(1, 16)) } do
+          assert.is_nil(err.description:find(bad, 1, true))
+        end
+      end)
+    end)
+
     it("works inside smartauth.spawn (the JWKS fetched while the task yields)", function()
       s:script("/jwks", { json = idp.default_jwks(), delay_ms = 200 }, 0)
       local p = T.provider { decryption_keys = { p256.pem } }

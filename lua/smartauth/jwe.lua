@@ -164,7 +164,9 @@ function M.decrypt(token, keys, opts)
   -- its thumbprint), every key that fits alg
   local cands = {}
   for _, k in ipairs(keys) do
-    if (k.alg == nil or k.alg == alg) and k.key:jwe_alg_ok(alg) then cands[#cands + 1] = k end
+    if (k.alg == nil or k.alg == alg) and (k.enc == nil or k.enc == enc) and k.key:jwe_alg_ok(alg) then
+      cands[#cands + 1] = k
+    end
   end
   if h.kid ~= nil then
     local named = {}
@@ -325,22 +327,57 @@ function M.public_jwks(keys)
   return { keys = out }
 end
 
---- A provider's decryption keys (option `decryption_keys`, kept in the
--- vault), parsed on first use: the list, or nil (none configured), or
--- nil, err (`config`).
+-- OIDC Core §10.2: the symmetric keys of A128KW, A256KW and dir are the
+-- left-most bits of SHA-256 of the client secret's octets for keys of up to
+-- 256 bits, SHA-384 up to 384, SHA-512 up to 512. A dir key is the content
+-- key itself, so there is one per enc (A128CBC-HS256 and A256GCM share
+-- their 32 bytes but not their use).
+local DERIVED = {
+  { alg = "A128KW", len = 16 }, { alg = "A256KW", len = 32 },
+  { alg = "dir", enc = "A128GCM", len = 16 }, { alg = "dir", enc = "A256GCM", len = 32 },
+  { alg = "dir", enc = "A128CBC-HS256", len = 32 }, { alg = "dir", enc = "A256CBC-HS512", len = 64 },
+}
+
+local function derived_keys(secret, out)
+  local md = {}
+  for _, d in ipairs(DERIVED) do
+    local bits = d.len <= 32 and 256 or d.len <= 48 and 384 or 512
+    md[bits] = md[bits] or core.sha2(bits, secret)
+    local key = core.key_oct(md[bits]:sub(1, d.len))
+    -- never published (public_jwks skips oct keys) and never named by kid
+    if key and ALG_SET[d.alg] and (d.enc == nil or ENC_SET[d.enc]) then
+      out[#out + 1] = { key = key, alg = d.alg, enc = d.enc, derived = true }
+    end
+  end
+  return out
+end
+
+--- A provider's decryption keys, made on first use: those of the option
+-- `decryption_keys` (kept in the vault), then, when the client has a
+-- `client_secret`, the symmetric keys derived from it (OIDC Core §10.2:
+-- A128KW, A256KW, dir). The list, or nil (no key at all), or nil, err
+-- (`config`: a bad `decryption_keys` entry).
 function M.provider_keys(p)
   local s = require("smartauth.vault").secrets[p]
   if s.decryption_keyset then return s.decryption_keyset end
-  if s.decryption_keys == nil then return nil end
-  local keys, err = M.load_keys(s.decryption_keys)
-  if not keys then return nil, err end
+  local keys = {}
+  if s.decryption_keys ~= nil then
+    local err
+    keys, err = M.load_keys(s.decryption_keys)
+    if not keys then return nil, err end
+  end
+  if type(s.client_secret) == "string" and s.client_secret ~= "" then derived_keys(s.client_secret, keys) end
+  if #keys == 0 then return nil end
   s.decryption_keyset = keys
   return keys
 end
 
 --- A provider's public decryption JWKS (for registration), or nil, err.
+-- Only the keys of `decryption_keys`: those derived from the client secret
+-- are the provider's too and are never published.
 function M.provider_jwks(p)
   local keys, err = M.provider_keys(p)
+  if keys and require("smartauth.vault").secrets[p].decryption_keys == nil then keys = nil end
   if not keys then return nil, err or errors.new("config", "no decryption_keys configured") end
   return M.public_jwks(keys)
 end
@@ -360,7 +397,7 @@ function M.maybe_decrypt(p, token, what, opts)
   local keys, kerr = M.provider_keys(p)
   if not keys then
     if kerr then return nil, kerr end
-    return invalid(what .. " is encrypted (JWE) but no decryption_keys are configured")
+    return invalid(what .. " is encrypted (JWE) but no decryption_keys (nor client_secret) are configured")
   end
   local inner, h = M.decrypt(token, keys, opts)
   if not inner then
