@@ -528,9 +528,9 @@ describe("JWE", function()
 
       it("are never published, kept off the object, and never in errors", function()
         local p = T.provider { client_secret = SECRET }
-        local keys = assert(jwe.provider_keys(p))
-        assert.equal(6, #keys) -- A128KW, A256KW, dir for each of the four encs
-        assert.same({ keys = {} }, jwe.public_jwks(keys))
+        local derived = assert(jwe.provider_keys(p))
+        assert.equal(6, #derived) -- A128KW, A256KW, dir for each of the four encs
+        assert.same({ keys = {} }, jwe.public_jwks(derived))
         local doc, err = jwe.provider_jwks(p)
         assert.is_nil(doc)
         assert.equal("config", err.kind)
