@@ -547,6 +547,105 @@ describe("JWE", function()
       end)
     end)
 
+    -- OIDC Core §5.3.2 lets a UserInfo answer be encrypted without being
+    -- signed; it comes from the UserInfo endpoint over TLS, as a plain JSON
+    -- answer does, so its claims are used as a plain answer's would be (sub
+    -- checked against the verified ID token). ID tokens and JARM responses
+    -- travel through other hands and stay signed-only (tests above and in
+    -- response_mode_spec.lua).
+    describe("encrypted UserInfo", function()
+      local function tok(sub)
+        local t = assert(smartauth.token.from_response({ access_token = "at-ui", expires_in = 3600 }, os.time()))
+        t.claims = { sub = sub or "alice" }
+        return t
+      end
+      local function serve(body)
+        s:script("/userinfo", { body = body, headers = { ["Content-Type"] = "application/jwt" } })
+      end
+      local function up(extra)
+        local o = { userinfo_endpoint = s.url .. "/userinfo", decryption_keys = { rsa.pem, p256.pem } }
+        for k, v in pairs(extra or {}) do
+          if v == false then v = nil end -- false: the option left out
+          o[k] = v
+        end
+        return T.provider(o)
+      end
+      local function sealed(content, opts)
+        opts = opts or {}
+        return assert(jwe.encrypt(content, opts.to or rsa.key,
+          { alg = opts.alg or "RSA-OAEP-256", enc = opts.enc or "A256GCM", cty = opts.cty }))
+      end
+      local INFO = '{"sub":"alice","email":"alice@example.com"}'
+
+      it("encrypted but not signed (rp-userinfo-enc): the JSON object's claims are used", function()
+        for _, c in ipairs { { "RSA-OAEP-256", "A256GCM", rsa.key }, { "ECDH-ES+A128KW", "A128CBC-HS256", p256.key },
+          { "RSA-OAEP", "A256CBC-HS512", rsa.key } } do
+          serve(sealed(INFO, { alg = c[1], enc = c[2], to = c[3] }))
+          local p = up()
+          local info, err = p:userinfo(tok())
+          assert.is_nil(err)
+          assert.equal("alice", info.sub)
+          assert.equal("alice@example.com", info.email)
+        end
+      end)
+
+      it("encrypted with a key derived from the client secret, unsigned or signed", function()
+        local secret = "ui-secret"
+        local k = assert(core.key_oct(core.sha2(256, secret):sub(1, 16)))
+        serve(sealed(INFO, { alg = "A128KW", enc = "A128GCM", to = k }))
+        local p = up { client_secret = secret, decryption_keys = false }
+        assert.equal("alice", assert(p:userinfo(tok())).sub)
+      end)
+
+      it("signed inside is verified: a bad signature is never read as plain claims", function()
+        local good = T.token("RS256", { email = "alice@example.com" })
+        serve(sealed(good, { cty = "JWT" }))
+        assert.equal("alice@example.com", assert(up():userinfo(tok())).email)
+        local t = parts(good)
+        t[3] = tamper(t[3], 1)
+        serve(sealed(join(t)))
+        local info, err = up():userinfo(tok())
+        assert.is_nil(info)
+        assert.equal("signature", err.check)
+        serve(sealed(T.token("RS256", { aud = "another" })))
+        info, err = up():userinfo(tok())
+        assert.is_nil(info)
+        assert.equal("aud", err.check)
+      end)
+
+      it("refuses hostile content: not an object, a JWT that is not one, no sub, another sub", function()
+        local function no(body, pattern, t, p)
+          serve(body)
+          local ok, info, err = pcall((p or up()).userinfo, p or up(), t or tok())
+          assert.is_true(ok, tostring(info))
+          assert.is_nil(info)
+          assert.equal("validation", err.kind)
+          if pattern then assert.matches(pattern, err.description) end
+          assert.not_matches("PRIVATE", err.description)
+          return err
+        end
+        no(sealed("[1,2]"), "neither a JWS nor a JSON object")
+        no(sealed("not json"), "neither a JWS nor a JSON object")
+        no(sealed('{"sub":"alice"'), "neither a JWS nor a JSON object")
+        no(sealed('"alice"'), "neither a JWS nor a JSON object")
+        no(sealed(INFO, { cty = "JWT" }), "not signed")
+        no(sealed(INFO, { cty = "application/xml" }), "cty")
+        no(sealed('{"email":"x@example.com"}'), "no sub")
+        no(sealed('{"sub":42}'), "no sub")
+        no(sealed(INFO), "does not match", tok("bob"))
+        local t = parts(sealed(INFO))
+        t[4] = tamper(t[4], 1)
+        no(join(t), FAILED)
+        no(sealed(INFO):sub(1, -5), nil)
+        no(sealed(INFO), "no decryption", nil, up { decryption_keys = false })
+        -- too deep or too big
+        no(sealed(("["):rep(5000) .. ("]"):rep(5000)), "neither")
+        local big = parts(sealed(INFO))
+        big[4] = ("A"):rep(jwe.MAX_LENGTH)
+        no(join(big), "longer")
+      end)
+    end)
+
     it("works inside smartauth.spawn (the JWKS fetched while the task yields)", function()
       s:script("/jwks", { json = idp.default_jwks(), delay_ms = 200 }, 0)
       local p = T.provider { decryption_keys = { p256.pem } }

@@ -382,11 +382,41 @@ function M.provider_jwks(p)
   return M.public_jwks(keys)
 end
 
+--- Decrypt a compact JWE with the provider's keys (`decryption_keys`, and
+-- those derived from `client_secret`). What the plaintext may be is the
+-- caller's decision: see `maybe_decrypt` (a JWS only) and oidc.lua's
+-- UserInfo answers (a JWS, or a JSON object).
+-- @param p provider
+-- @param token the compact JWE
+-- @param what what it is, for messages ("ID token", "UserInfo response")
+-- @param opts { algs =, encs = } allow-lists
+-- @return plaintext, header; or nil, err (`validation` check "jwe"; `config` for bad keys)
+function M.open(p, token, what, opts)
+  local keys, kerr = M.provider_keys(p)
+  if not keys then
+    if kerr then return nil, kerr end
+    return invalid(what .. " is encrypted (JWE) but no decryption_keys are configured (nor a client_secret)")
+  end
+  local plain, h = M.decrypt(token, keys, opts)
+  if not plain then
+    h.description = what .. ": " .. h.description -- h is the error here
+    return nil, h
+  end
+  return plain, h
+end
+
+--- Is this text shaped as a compact JWS (three base64url parts)?
+function M.is_jws(text)
+  if type(text) ~= "string" or text:find("[^%w%-_%.]") then return false end
+  local _, dots = text:gsub("%.", "")
+  return dots == 2
+end
+
 --- A nested JWT's inner token: `token` as it is when it is a JWS (three
 -- parts), else decrypted with the provider's decryption keys. The
 -- plaintext must be a JWS (cty "JWT" or none, three parts): an encrypted
 -- token is never accepted unsigned; the caller verifies what it gets.
--- For ID tokens (oidc.lua), UserInfo answers and JARM responses.
+-- For ID tokens (oidc.lua) and JARM responses.
 -- @param p provider
 -- @param token the compact JWT (JWS or JWE)
 -- @param what what it is, for messages ("ID token", "UserInfo response")
@@ -394,22 +424,19 @@ end
 -- @return the JWS, or nil, err (`validation` check "jwe"; `config` for bad keys)
 function M.maybe_decrypt(p, token, what, opts)
   if not M.is_jwe(token) then return token end
-  local keys, kerr = M.provider_keys(p)
-  if not keys then
-    if kerr then return nil, kerr end
-    return invalid(what .. " is encrypted (JWE) but no decryption_keys (nor client_secret) are configured")
-  end
-  local inner, h = M.decrypt(token, keys, opts)
-  if not inner then
-    h.description = what .. ": " .. h.description -- h is the error here
-    return nil, h
-  end
+  local inner, h = M.open(p, token, what, opts)
+  if not inner then return nil, h end
+  return M.nested(inner, h, what)
+end
+
+--- The rule of nested JWTs for a decrypted plaintext and its header: the
+-- JWS (cty "JWT" or none, three parts), or nil, err (`validation`).
+function M.nested(inner, h, what)
   local cty = h.cty
   if cty ~= nil and cty:upper() ~= "JWT" then
     return invalid(what .. ": the encrypted content is not a JWT (cty " .. errors.clean_text(cty, 32) .. ")")
   end
-  local _, dots = inner:gsub("%.", "")
-  if dots ~= 2 or inner:find("[^%w%-_%.]") then
+  if not M.is_jws(inner) then
     return invalid(what .. " is encrypted but not signed: the inner token must be a JWS")
   end
   return inner
