@@ -232,7 +232,7 @@ describe("JWE", function()
         refused(with_epk { kty = "EC", crv = "P-384", x = other.x, y = other.y }, keys["P-256"], "curve")
         refused(with_epk { kty = "EC", crv = "P-256", x = h.epk.x, y = h.epk.y, d = h.epk.x }, keys["P-256"],
           "private")
-        refused(with_epk { kty = "OKP", crv = "X25519", x = h.epk.x }, keys["P-256"], "EC")
+        refused(with_epk { kty = "OKP", crv = "X25519", x = h.epk.x }, keys["P-256"], "curve")
         refused(with_epk "a string", keys["P-256"], "epk")
       end)
 
@@ -299,6 +299,110 @@ describe("JWE", function()
       -- a key restricted to another alg is not used
       local restricted = assert(jwe.load_keys { J.private_jwk(b, { alg = "RSA-OAEP-256" }) })
       refused(tok, restricted, "no decryption key")
+    end)
+  end)
+
+  -- RFC 8037 §3.2: ECDH-ES with X25519 keys (OKP). The key pair is openssl's,
+  -- its raw members read from `openssl pkey -text`.
+  describe("X25519", function()
+    local x, pem, file, d, pub, ks
+    local function hex(block)
+      return (block:gsub("[%s:]", ""):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+    end
+    setup(function()
+      file = os.tmpname()
+      assert(os.execute("openssl genpkey -algorithm X25519 -out " .. file .. " 2>/dev/null"))
+      local f = assert(io.open(file, "rb"))
+      pem = f:read("*a")
+      f:close()
+      local t = assert(io.popen("openssl pkey -in " .. file .. " -text -noout"))
+      local text = t:read("*a")
+      t:close()
+      d = hex(text:match("priv:(.-)pub:"))
+      pub = hex(text:match("pub:(.*)$"))
+      assert.equal(32, #d)
+      assert.equal(32, #pub)
+      x = { kty = "OKP", crv = "X25519", x = b64(pub), d = b64(d), kid = "x1" }
+      ks = assert(jwe.load_keys { pem })
+    end)
+    teardown(function() os.remove(file) end)
+
+    it("loads from PEM text, a PEM file and a private JWK; publishes crv and x only", function()
+      local list = assert(jwe.load_keys { pem, file, x })
+      assert.equal(3, #list)
+      local doc = jwe.public_jwks(list)
+      for _, k in ipairs(doc.keys) do
+        assert.same({ "OKP", "X25519", b64(pub), "ECDH-ES", "enc" }, { k.kty, k.crv, k.x, k.alg, k.use })
+        assert.is_nil(k.d)
+        assert.is_nil(k.y)
+      end
+      assert.equal("x1", doc.keys[3].kid)
+      -- RFC 7638: the thumbprint of a key given without kid
+      assert.equal(b64(core.sha2(256, '{"crv":"X25519","kty":"OKP","x":"' .. b64(pub) .. '"}')), doc.keys[1].kid)
+    end)
+
+    for _, alg in ipairs { "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW" } do
+      for _, enc in ipairs { "A128GCM", "A256CBC-HS512" } do
+        it(alg .. " + " .. enc .. " round trip, to the published JWK", function()
+          local jwk = jwe.public_jwks(ks).keys[1]
+          local tok = assert(jwe.encrypt("x25519 " .. alg, jwk, { alg = alg, enc = enc }))
+          local h = cjson.decode(unb64(parts(tok)[1]))
+          assert.same({ "OKP", "X25519" }, { h.epk.kty, h.epk.crv })
+          assert.equal(32, #unb64(h.epk.x))
+          assert.is_nil(h.epk.y)
+          assert.equal("x25519 " .. alg, (jwe.decrypt(tok, ks)))
+          assert.equal("x25519 " .. alg, (jwe.decrypt(tok, assert(jwe.load_keys { x }))))
+          local t = parts(tok)
+          t[5] = tamper(t[5])
+          assert.equal(FAILED, refused(join(t), ks).description)
+        end)
+      end
+    end
+
+    it("refuses low-order and malformed epks, and epks of another curve", function()
+      local tok = assert(jwe.encrypt("s", jwe.public_jwks(ks).keys[1], { alg = "ECDH-ES", enc = "A128GCM" }))
+      local function with_epk(epk)
+        local t = parts(tok)
+        t[1] = b64(cjson.encode { alg = "ECDH-ES", enc = "A128GCM", epk = epk })
+        return join(t)
+      end
+      -- points of small order give an all-zero secret whatever the private key
+      for _, bad in ipairs { ("\0"):rep(32), "\1" .. ("\0"):rep(31),
+        hex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+        hex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+        hex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f") } do
+        refused(with_epk { kty = "OKP", crv = "X25519", x = b64(bad) }, ks, "epk")
+      end
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(("\9"):rep(31)) }, ks, "32 bytes")
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(pub), y = b64(pub) }, ks, "epk")
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(pub), d = b64(d) }, ks, "private")
+      refused(with_epk { kty = "OKP", crv = "Ed25519", x = b64(pub) }, ks, "X25519")
+      refused(with_epk { kty = "OKP", crv = "X25519" }, ks, "epk")
+      local ec = J.public_jwk(p256)
+      refused(with_epk { kty = "EC", crv = "P-256", x = ec.x, y = ec.y }, ks, "curve")
+      -- another X25519 point: the key agreement differs, the one generic message
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(core.sha2(256, "another point")) }, ks, FAILED)
+    end)
+
+    it("refuses bad private JWKs; an X25519 key never signs nor decrypts other algs", function()
+      local function bad(list, pattern)
+        local k, err = jwe.load_keys(list)
+        assert.is_nil(k)
+        assert.equal("config", err.kind)
+        assert.matches(pattern, err.description)
+        assert.not_matches(x.d, err.description, 1, true)
+      end
+      bad({ { kty = "OKP", crv = "X25519", x = b64(pub) } }, "private")
+      bad({ { kty = "OKP", crv = "X25519", x = b64(core.sha2(256, "x")), d = x.d } }, "does not match")
+      bad({ { kty = "OKP", crv = "X25519", x = x.x, d = b64(d:sub(2)) } }, "32 bytes")
+      bad({ { kty = "OKP", crv = "X448", x = x.x, d = x.d } }, "X448")
+      local k = ks[1].key
+      assert.is_nil(k:jwe_alg_ok("RSA-OAEP-256"))
+      assert.is_nil(k:jwe_alg_ok("A128KW"))
+      assert.is_true(k:jwe_alg_ok("ECDH-ES"))
+      assert.is_nil(k:sign("EdDSA", "data"))
+      -- a signature key set (jwks.lua) still holds no X25519 key
+      assert.is_nil(require("smartauth.jwks").parse_jwk { kty = "OKP", crv = "X25519", x = x.x })
     end)
   end)
 

@@ -29,7 +29,7 @@ for _, a in ipairs(ALGS) do ALG_SET[a] = true end
 for _, e in ipairs(ENCS) do ENC_SET[e] = true end
 local ECDH = { ["ECDH-ES"] = true, ["ECDH-ES+A128KW"] = true, ["ECDH-ES+A256KW"] = true }
 -- the alg a published key announces when its JWK names none
-local DEFAULT_ALG = { RSA = "RSA-OAEP-256", EC = "ECDH-ES" }
+local DEFAULT_ALG = { RSA = "RSA-OAEP-256", EC = "ECDH-ES", OKP = "ECDH-ES" }
 
 local function invalid(msg)
   return nil, errors.new("validation", msg, { check = "jwe" })
@@ -79,11 +79,21 @@ local function b64_member(h, name)
 end
 
 -- The header's epk as a core key: an EC public JWK whose point is on its
--- curve (core.key_ec refuses any other point: the invalid-curve attack).
+-- curve (core.key_ec refuses any other point: the invalid-curve attack), or
+-- an X25519 one (RFC 8037; a point of small order is refused when agreed).
 local function epk_key(epk)
   if type(epk) ~= "table" then return nil, "JWE header 'epk' is not a JWK" end
-  if epk.kty ~= "EC" then return nil, "JWE header 'epk' must be an EC key" end
   if epk.d ~= nil then return nil, "JWE header 'epk' holds a private key" end
+  if epk.kty == "OKP" then
+    if epk.crv ~= "X25519" then return nil, "JWE header 'epk' must be an EC or X25519 key" end
+    if epk.y ~= nil then return nil, "JWE header 'epk' of X25519 has a y" end
+    local x = type(epk.x) == "string" and core.b64url_decode(epk.x)
+    if not x then return nil, "JWE header 'epk' needs x (base64url)" end
+    local key, _, msg = core.key_x25519(x)
+    if not key then return nil, "JWE header 'epk': " .. tostring(msg) end
+    return key
+  end
+  if epk.kty ~= "EC" then return nil, "JWE header 'epk' must be an EC or X25519 key" end
   if type(epk.crv) ~= "string" or type(epk.x) ~= "string" or type(epk.y) ~= "string" then
     return nil, "JWE header 'epk' needs crv, x and y"
   end
@@ -207,7 +217,15 @@ function M.encrypt(plaintext, key, opts)
     for k, v in pairs(key) do if k ~= "use" and k ~= "key_ops" then pub[k] = v end end
     kid = kid or key.kid
     local alg = opts.alg or key.alg
-    local ck, msg = require("smartauth.jwks").parse_jwk(pub)
+    local ck, msg
+    if pub.kty == "OKP" and pub.crv == "X25519" then
+      local x = type(pub.x) == "string" and core.b64url_decode(pub.x)
+      local kind
+      ck, kind, msg = core.key_x25519(x or "")
+      msg = msg or kind
+    else
+      ck, msg = require("smartauth.jwks").parse_jwk(pub)
+    end
     if not ck then return cfg_err("jwe.encrypt: " .. tostring(msg)) end
     opts = { alg = alg, enc = opts.enc, cty = opts.cty }
     key = ck
@@ -236,6 +254,8 @@ local function one_key(src, where)
     local pem, perr = read_pem(src, where)
     if not pem then return nil, perr end
     local key, kind, msg = core.key_pem(pem)
+    -- an X25519 key (ECDH-ES only) is read by its own constructor
+    if not key then key = core.key_x25519_pem(pem) end
     if not key then return nil, where .. ": " .. tostring(msg or kind) end
     return { key = key }
   elseif type(src) == "table" then
@@ -253,6 +273,13 @@ local function one_key(src, where)
       if not k then return nil, where .. ": oct JWK needs 'k' (base64url)" end
       local kind
       key, kind, msg = core.key_oct(k)
+      msg = msg or kind
+    elseif src.kty == "OKP" and src.crv == "X25519" then
+      local x = type(src.x) == "string" and core.b64url_decode(src.x)
+      local d = type(src.d) == "string" and core.b64url_decode(src.d)
+      if not d then return nil, where .. ": the JWK has no private part 'd'" end
+      local kind
+      key, kind, msg = core.key_x25519(x or nil, d)
       msg = msg or kind
     else
       key, msg = require("smartauth.jwks").parse_private_jwk(src)
@@ -294,7 +321,7 @@ function M.load_keys(list)
     local kty = entry.key:type()
     if kty ~= "oct" then
       local pub = entry.key:public()
-      if kty ~= "RSA" and kty ~= "EC" then
+      if kty ~= "RSA" and kty ~= "EC" and pub.crv ~= "X25519" then
         return cfg_err("decryption_keys[" .. i .. "]: a " .. kty .. " key cannot decrypt")
       end
       entry.kid = entry.kid or thumbprint(pub)
@@ -318,6 +345,8 @@ function M.public_jwks(keys)
       local jwk = { kty = kty, use = "enc", kid = k.kid, alg = k.alg or DEFAULT_ALG[kty] }
       if kty == "RSA" then
         jwk.n, jwk.e = b(pub.n), b(pub.e)
+      elseif kty == "OKP" then
+        jwk.crv, jwk.x = pub.crv, b(pub.x)
       else
         jwk.crv, jwk.x, jwk.y = pub.crv, b(pub.x), b(pub.y)
       end
