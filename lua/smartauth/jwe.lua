@@ -1,13 +1,16 @@
 --- Internal: JSON Web Encryption (RFC 7516), compact serialization: encrypted ID
 -- tokens, UserInfo answers and JARM responses. The cryptography is the C
 -- core's (csrc/jwe.c: RSA-OAEP, RSA-OAEP-256, ECDH-ES, ECDH-ES+A128KW,
--- ECDH-ES+A256KW, A128KW, A256KW, dir; A128GCM, A256GCM, A128CBC-HS256,
--- A256CBC-HS512); this module reads the protected header strictly, picks the
--- key and keeps the client's decryption keys.
+-- ECDH-ES+A256KW on P-256/384/521 and X25519, A128KW, A256KW, dir; A128GCM,
+-- A256GCM, A128CBC-HS256, A256CBC-HS512); this module reads the protected
+-- header strictly, picks the key and keeps the client's decryption keys
+-- (`decryption_keys`, and the symmetric keys OIDC Core §10.2 derives from
+-- the client secret).
 --
 -- Refused by construction: `RSA1_5` (the PKCS#1 v1.5 padding oracle), a `zip`
 -- member, critical extensions, an `epk` that is not a point of the
--- recipient's curve, oversized tokens and parts. Every failure that depends on
+-- recipient's curve (or an X25519 point of small order), oversized tokens
+-- and parts. Every failure that depends on
 -- a secret (a key that does not unwrap, a bad tag, bad padding) has the one
 -- message "JWE decryption failed".
 -- @module smartauth.jwe
@@ -306,7 +309,7 @@ end
 
 --- Parse the client's decryption keys (option `decryption_keys`) once.
 -- @param list a list of PEM texts, PEM file paths or private JWKs (RSA, EC,
---   or oct for A128KW/A256KW/dir); a JWK's `kid` and `alg` are kept
+--   OKP X25519, or oct for A128KW/A256KW/dir); a JWK's `kid` and `alg` are kept
 -- @return a list of { key =, kid =, alg = } (a key without kid gets its
 --   RFC 7638 thumbprint), or nil, err (`config`)
 function M.load_keys(list)
@@ -332,7 +335,7 @@ function M.load_keys(list)
 end
 
 --- The public JWKS of decryption keys, to publish or register (`jwks`):
--- `{ keys = { { kty=, n=, e= | crv=, x=, y=, use = "enc", alg=, kid= }, ... } }`.
+-- `{ keys = { { kty=, n=, e= | crv=, x=, y= | crv=, x=, use = "enc", alg=, kid= }, ... } }`.
 -- Symmetric keys are never published.
 -- @param keys a list from `jwe.load_keys`
 function M.public_jwks(keys)
