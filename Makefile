@@ -26,7 +26,7 @@ CORE_LIBS  = -lcrypto -lpthread
 HTTP_LIBS  = -lcurl -lssl -lcrypto -lpthread
 REDIS_LIBS = -lhiredis -lcrypto
 CORE_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/crypto.c csrc/form.c csrc/ossl.c \
-             csrc/key.c csrc/key_gen.c csrc/key_jwk.c csrc/jws.c csrc/jwe.c csrc/jwe_crypto.c csrc/aead.c csrc/store_file.c
+             csrc/key.c csrc/key_gen.c csrc/key_jwk.c csrc/key_x25519.c csrc/jws.c csrc/jwe.c csrc/jwe_crypto.c csrc/aead.c csrc/store_file.c
 CORE_BIND  = csrc/lsmartauth.c csrc/lutil.c csrc/lcrypto.c csrc/lkey.c csrc/lstore.c \
              csrc/lclock.c csrc/lconfig.c csrc/lsandbox_str.c csrc/laead.c
 HTTP_SRC   = csrc/sa_err.c csrc/buf.c csrc/clock.c csrc/http.c csrc/http_setup.c csrc/http_resp.c csrc/http_ca.c

@@ -40,6 +40,7 @@ build = {
         "csrc/sa_err.c", "csrc/buf.c", "csrc/clock.c", "csrc/crypto.c", "csrc/form.c",
         "csrc/ossl.c", "csrc/key.c", "csrc/key_gen.c", "csrc/key_jwk.c", "csrc/jws.c", "csrc/aead.c", "csrc/store_file.c",
         "csrc/jwe.c", "csrc/jwe_crypto.c",
+        "csrc/key_x25519.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       incdirs = { "csrc", "$(CRYPTO_INCDIR)", COMPAT53 },

@@ -86,6 +86,11 @@ static int refuse_name(sa_err *err, const char *what, const char *name)
     return sa_err_set(err, SA_EVALIDATION, 0, "JWE %s '%s' is not supported", what, safe);
 }
 
+static int is_x25519(const sa_key *k)
+{
+    return k->type == SA_KEY_OKP && k->curve && strcmp(k->curve, "X25519") == 0;
+}
+
 static int alg_ok(const sa_key *k, const alg_info *a, sa_err *err)
 {
     if (!k)
@@ -98,9 +103,9 @@ static int alg_ok(const sa_key *k, const alg_info *a, sa_err *err)
         return 0;
     case KM_ECDH:
     case KM_ECDH_KW:
-        if (k->type != SA_KEY_EC)
-            return sa_err_set(err, SA_EVALIDATION, 0, "%s needs an EC key (P-256, P-384, P-521)",
-                              a->name);
+        if (k->type != SA_KEY_EC && !is_x25519(k))
+            return sa_err_set(err, SA_EVALIDATION, 0, "%s needs an EC key (P-256, P-384, P-521) "
+                              "or an X25519 key", a->name);
         return 0;
     case KM_KW:
         if (k->type != SA_KEY_OCT || k->secretlen != a->kwlen)
@@ -186,7 +191,7 @@ static int ecdh_key(const sa_key *mine, const sa_key *theirs, const alg_info *a,
     unsigned char z[133];
     size_t zlen = 0, keylen = a->kind == KM_ECDH ? e->keylen : a->kwlen;
     int rc;
-    if (!theirs || theirs->type != SA_KEY_EC || !mine->curve || !theirs->curve ||
+    if (!theirs || theirs->type != mine->type || !mine->curve || !theirs->curve ||
         strcmp(mine->curve, theirs->curve) != 0)
         return sa_err_set(err, SA_EVALIDATION, 0, "JWE epk is not a key on the recipient's curve");
     if (sa_jwe_ecdh(mine->pkey, theirs->pkey, z, sizeof z, &zlen, err) != 0)
@@ -328,6 +333,20 @@ static EVP_PKEY *ephemeral(const sa_key *k, unsigned char *x, unsigned char *y, 
     unsigned char pt[1 + 2 * 66];
     size_t i, len = 0;
     EVP_PKEY *eph;
+    (void)y;
+    if (is_x25519(k)) { /* RFC 8037: the epk is x alone */
+        if (!(eph = EVP_PKEY_Q_keygen(NULL, NULL, "X25519"))) {
+            sa_ossl_fail(err, "ECDH-ES key generation");
+            return NULL;
+        }
+        len = k->coord;
+        if (EVP_PKEY_get_raw_public_key(eph, x, &len) != 1 || len != k->coord) {
+            EVP_PKEY_free(eph);
+            sa_ossl_fail(err, "ECDH-ES public key");
+            return NULL;
+        }
+        return eph;
+    }
     for (i = 0; i < 3; i++)
         if (strcmp(k->curve, groups[i][0]) == 0)
             group = groups[i][1];
@@ -399,7 +418,7 @@ int sa_jwe_encrypt(const sa_key *k, const char *alg, const char *enc, const char
             goto done;
         /* the agreement from our side: our ephemeral private key, their key */
         memset(&ephk, 0, sizeof ephk);
-        ephk.type = SA_KEY_EC;
+        ephk.type = k->type;
         ephk.curve = k->curve;
         ephk.coord = k->coord;
         ephk.pkey = eph;
@@ -441,10 +460,12 @@ int sa_jwe_encrypt(const sa_key *k, const char *alg, const char *enc, const char
         ok = sa_buf_append_str(&hdr, ",\"cty\":\"") == 0 && sa_buf_append_str(&hdr, cty) == 0 &&
              sa_buf_append_char(&hdr, '"') == 0;
     if (ok && eph)
-        ok = sa_buf_append_str(&hdr, ",\"epk\":{\"kty\":\"EC\",\"crv\":\"") == 0 &&
+        ok = sa_buf_append_str(&hdr, is_x25519(k) ? ",\"epk\":{\"kty\":\"OKP\",\"crv\":\""
+                                                  : ",\"epk\":{\"kty\":\"EC\",\"crv\":\"") == 0 &&
              sa_buf_append_str(&hdr, k->curve) == 0 &&
              sa_buf_append_str(&hdr, "\",\"x\":\"") == 0 && append_b64(&hdr, x, k->coord) == 0 &&
-             sa_buf_append_str(&hdr, "\",\"y\":\"") == 0 && append_b64(&hdr, y, k->coord) == 0 &&
+             (is_x25519(k) || (sa_buf_append_str(&hdr, "\",\"y\":\"") == 0 &&
+                               append_b64(&hdr, y, k->coord) == 0)) &&
              sa_buf_append_str(&hdr, "\"}") == 0;
     ok = ok && sa_buf_append_char(&hdr, '}') == 0;
     hstart = out->len;

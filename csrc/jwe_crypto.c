@@ -77,6 +77,16 @@ done:
 
 /* ECDH shared secret of priv with peer; the peer is checked (on the curve,
  * same group) by OpenSSL as well as by the caller. */
+/* Constant time in the length only. */
+static int all_zero(const unsigned char *p, size_t n)
+{
+    unsigned char acc = 0;
+    size_t i;
+    for (i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
 int sa_jwe_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, unsigned char *z, size_t cap, size_t *zlen,
                 sa_err *err)
 {
@@ -91,7 +101,8 @@ int sa_jwe_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, unsigned char *z, size_t cap, si
     /* invalid-curve attacks: the point must be on the curve (and not at
      * infinity). P-256/384/521 have cofactor 1, so every such point has the
      * group's order: the quick check is the whole check, and the peer needs
-     * no second validation (each would cost a scalar multiplication) */
+     * no second validation (each would cost a scalar multiplication). An
+     * X25519 peer is any 32 bytes (RFC 7748): only the secret is checked */
     if (EVP_PKEY_public_check_quick(pc) != 1) {
         sa_ossl_fail(err, "JWE epk is not a valid point");
         goto done;
@@ -99,7 +110,15 @@ int sa_jwe_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, unsigned char *z, size_t cap, si
     if (EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer_ex(c, peer, 0) != 1 ||
         EVP_PKEY_derive(c, NULL, &len) != 1 || len > cap ||
         EVP_PKEY_derive(c, z, &len) != 1) {
-        sa_ossl_fail(err, "JWE key agreement");
+        sa_ossl_fail(err, "JWE key agreement (epk)");
+        goto done;
+    }
+    /* X25519 (RFC 7748 §6.1): a point of small order gives the all-zero
+     * secret whatever our key; OpenSSL refuses it too. It says nothing of
+     * our key, so the distinct message is no oracle. */
+    if (all_zero(z, len)) {
+        OPENSSL_cleanse(z, len);
+        sa_err_set(err, SA_EVALIDATION, 0, "JWE epk is a point of small order");
         goto done;
     }
     *zlen = len;

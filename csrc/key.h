@@ -65,6 +65,14 @@ sa_key *sa_key_ec_private(const char *crv, const unsigned char *x, size_t xlen,
 sa_key *sa_key_okp_private(const char *crv, const unsigned char *x, size_t xlen,
                            const unsigned char *d, size_t dlen, sa_err *err);
 
+/* X25519 (RFC 8037 OKP "X25519") keys, for ECDH-ES only (key_x25519.c): x
+ * and/or d exactly 32 bytes (d checked against x when both are given); a
+ * PEM "PRIVATE KEY" or "PUBLIC KEY" holding one. sa_key_okp and sa_key_pem
+ * refuse X25519, so keys that sign and verify never are one. */
+sa_key *sa_key_x25519(const unsigned char *x, size_t xlen, const unsigned char *d, size_t dlen,
+                      sa_err *err);
+sa_key *sa_key_x25519_pem(const char *pem, size_t len, sa_err *err);
+
 void sa_key_free(sa_key *k); /* accepts NULL; wipes an HMAC secret */
 
 /* ---- inspection */

@@ -124,6 +124,26 @@ static int l_key_pem(lua_State *L)
     return key_result(L, lk, sa_key_pem(pem, len, &e), &e);
 }
 
+/* core.key_x25519(x|nil, d|nil), core.key_x25519_pem(pem): X25519 keys
+ * for ECDH-ES (key_x25519.c) */
+static int l_key_x25519(lua_State *L)
+{
+    size_t xlen, dlen;
+    const unsigned char *x = opt_bytes(L, 1, &xlen), *d = opt_bytes(L, 2, &dlen);
+    sa_err e;
+    lkey *lk = new_lkey(L);
+    return key_result(L, lk, sa_key_x25519(x, xlen, d, dlen, &e), &e);
+}
+
+static int l_key_x25519_pem(lua_State *L)
+{
+    size_t len;
+    const char *pem = luaL_checklstring(L, 1, &len);
+    sa_err e;
+    lkey *lk = new_lkey(L);
+    return key_result(L, lk, sa_key_x25519_pem(pem, len, &e), &e);
+}
+
 /* core.key_rsa_private{ n=, e=, d= [, p=, q=, dp=, dq=, qi=] } */
 static int l_key_rsa_private(lua_State *L)
 {
@@ -598,6 +618,8 @@ static const luaL_Reg funcs[] = {
     { "key_okp", l_key_okp },
     { "key_oct", l_key_oct },
     { "key_pem", l_key_pem },
+    { "key_x25519", l_key_x25519 },
+    { "key_x25519_pem", l_key_x25519_pem },
     { "key_rsa_private", l_key_rsa_private },
     { "key_ec_private", l_key_ec_private },
     { "key_okp_private", l_key_okp_private },

@@ -232,7 +232,7 @@ describe("JWE", function()
         refused(with_epk { kty = "EC", crv = "P-384", x = other.x, y = other.y }, keys["P-256"], "curve")
         refused(with_epk { kty = "EC", crv = "P-256", x = h.epk.x, y = h.epk.y, d = h.epk.x }, keys["P-256"],
           "private")
-        refused(with_epk { kty = "OKP", crv = "X25519", x = h.epk.x }, keys["P-256"], "EC")
+        refused(with_epk { kty = "OKP", crv = "X25519", x = h.epk.x }, keys["P-256"], "curve")
         refused(with_epk "a string", keys["P-256"], "epk")
       end)
 
@@ -299,6 +299,110 @@ describe("JWE", function()
       -- a key restricted to another alg is not used
       local restricted = assert(jwe.load_keys { J.private_jwk(b, { alg = "RSA-OAEP-256" }) })
       refused(tok, restricted, "no decryption key")
+    end)
+  end)
+
+  -- RFC 8037 §3.2: ECDH-ES with X25519 keys (OKP). The key pair is openssl's,
+  -- its raw members read from `openssl pkey -text`.
+  describe("X25519", function()
+    local x, pem, file, d, pub, ks
+    local function hex(block)
+      return (block:gsub("[%s:]", ""):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end))
+    end
+    setup(function()
+      file = os.tmpname()
+      assert(os.execute("openssl genpkey -algorithm X25519 -out " .. file .. " 2>/dev/null"))
+      local f = assert(io.open(file, "rb"))
+      pem = f:read("*a")
+      f:close()
+      local t = assert(io.popen("openssl pkey -in " .. file .. " -text -noout"))
+      local text = t:read("*a")
+      t:close()
+      d = hex(text:match("priv:(.-)pub:"))
+      pub = hex(text:match("pub:(.*)$"))
+      assert.equal(32, #d)
+      assert.equal(32, #pub)
+      x = { kty = "OKP", crv = "X25519", x = b64(pub), d = b64(d), kid = "x1" }
+      ks = assert(jwe.load_keys { pem })
+    end)
+    teardown(function() os.remove(file) end)
+
+    it("loads from PEM text, a PEM file and a private JWK; publishes crv and x only", function()
+      local list = assert(jwe.load_keys { pem, file, x })
+      assert.equal(3, #list)
+      local doc = jwe.public_jwks(list)
+      for _, k in ipairs(doc.keys) do
+        assert.same({ "OKP", "X25519", b64(pub), "ECDH-ES", "enc" }, { k.kty, k.crv, k.x, k.alg, k.use })
+        assert.is_nil(k.d)
+        assert.is_nil(k.y)
+      end
+      assert.equal("x1", doc.keys[3].kid)
+      -- RFC 7638: the thumbprint of a key given without kid
+      assert.equal(b64(core.sha2(256, '{"crv":"X25519","kty":"OKP","x":"' .. b64(pub) .. '"}')), doc.keys[1].kid)
+    end)
+
+    for _, alg in ipairs { "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW" } do
+      for _, enc in ipairs { "A128GCM", "A256CBC-HS512" } do
+        it(alg .. " + " .. enc .. " round trip, to the published JWK", function()
+          local jwk = jwe.public_jwks(ks).keys[1]
+          local tok = assert(jwe.encrypt("x25519 " .. alg, jwk, { alg = alg, enc = enc }))
+          local h = cjson.decode(unb64(parts(tok)[1]))
+          assert.same({ "OKP", "X25519" }, { h.epk.kty, h.epk.crv })
+          assert.equal(32, #unb64(h.epk.x))
+          assert.is_nil(h.epk.y)
+          assert.equal("x25519 " .. alg, (jwe.decrypt(tok, ks)))
+          assert.equal("x25519 " .. alg, (jwe.decrypt(tok, assert(jwe.load_keys { x }))))
+          local t = parts(tok)
+          t[5] = tamper(t[5])
+          assert.equal(FAILED, refused(join(t), ks).description)
+        end)
+      end
+    end
+
+    it("refuses low-order and malformed epks, and epks of another curve", function()
+      local tok = assert(jwe.encrypt("s", jwe.public_jwks(ks).keys[1], { alg = "ECDH-ES", enc = "A128GCM" }))
+      local function with_epk(epk)
+        local t = parts(tok)
+        t[1] = b64(cjson.encode { alg = "ECDH-ES", enc = "A128GCM", epk = epk })
+        return join(t)
+      end
+      -- points of small order give an all-zero secret whatever the private key
+      for _, bad in ipairs { ("\0"):rep(32), "\1" .. ("\0"):rep(31),
+        hex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+        hex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+        hex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f") } do
+        refused(with_epk { kty = "OKP", crv = "X25519", x = b64(bad) }, ks, "epk")
+      end
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(("\9"):rep(31)) }, ks, "32 bytes")
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(pub), y = b64(pub) }, ks, "epk")
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(pub), d = b64(d) }, ks, "private")
+      refused(with_epk { kty = "OKP", crv = "Ed25519", x = b64(pub) }, ks, "X25519")
+      refused(with_epk { kty = "OKP", crv = "X25519" }, ks, "epk")
+      local ec = J.public_jwk(p256)
+      refused(with_epk { kty = "EC", crv = "P-256", x = ec.x, y = ec.y }, ks, "curve")
+      -- another X25519 point: the key agreement differs, the one generic message
+      refused(with_epk { kty = "OKP", crv = "X25519", x = b64(core.sha2(256, "another point")) }, ks, FAILED)
+    end)
+
+    it("refuses bad private JWKs; an X25519 key never signs nor decrypts other algs", function()
+      local function bad(list, pattern)
+        local k, err = jwe.load_keys(list)
+        assert.is_nil(k)
+        assert.equal("config", err.kind)
+        assert.matches(pattern, err.description)
+        assert.not_matches(x.d, err.description, 1, true)
+      end
+      bad({ { kty = "OKP", crv = "X25519", x = b64(pub) } }, "private")
+      bad({ { kty = "OKP", crv = "X25519", x = b64(core.sha2(256, "x")), d = x.d } }, "does not match")
+      bad({ { kty = "OKP", crv = "X25519", x = x.x, d = b64(d:sub(2)) } }, "32 bytes")
+      bad({ { kty = "OKP", crv = "X448", x = x.x, d = x.d } }, "X448")
+      local k = ks[1].key
+      assert.is_nil(k:jwe_alg_ok("RSA-OAEP-256"))
+      assert.is_nil(k:jwe_alg_ok("A128KW"))
+      assert.is_true(k:jwe_alg_ok("ECDH-ES"))
+      assert.is_nil(k:sign("EdDSA", "data"))
+      -- a signature key set (jwks.lua) still holds no X25519 key
+      assert.is_nil(require("smartauth.jwks").parse_jwk { kty = "OKP", crv = "X25519", x = x.x })
     end)
   end)
 
@@ -459,6 +563,191 @@ describe("JWE", function()
       assert.is_nil(c)
       assert.equal("config", err.kind)
       assert.equal("table", type(jwe.provider_jwks(T.provider { decryption_keys = { rsa.pem } }).keys))
+    end)
+
+    -- OIDC Core §10.2: the symmetric keys come from the client secret, the
+    -- left-most bits of SHA-256 (up to 256 bits), SHA-384 or SHA-512 of its
+    -- octets. The expected keys are computed by openssl, not by the library.
+    describe("keys derived from the client secret", function()
+      local SECRET = "s\195\169cret: %+ x/y" -- UTF-8 octets, shell-unsafe characters
+      local function dgst(bits, secret)
+        local f = os.tmpname()
+        local h = assert(io.open(f, "wb"))
+        h:write(secret)
+        h:close()
+        local pipe = assert(io.popen("openssl dgst -sha" .. bits .. " -binary < " .. f))
+        local md = pipe:read("*a")
+        pipe:close()
+        os.remove(f)
+        assert.equal(bits / 8, #md)
+        return md
+      end
+      local function sym(alg, enc, md, len)
+        local k = assert(core.key_oct(md:sub(1, len)))
+        return assert(jwe.encrypt(T.token("RS256"), k, { alg = alg, enc = enc, cty = "JWT" }))
+      end
+      local CASES = {
+        { "A128KW", "A128GCM", 256, 16 }, { "A128KW", "A256CBC-HS512", 256, 16 },
+        { "A256KW", "A128CBC-HS256", 256, 32 }, { "A256KW", "A256GCM", 256, 32 },
+        { "dir", "A128GCM", 256, 16 }, { "dir", "A256GCM", 256, 32 },
+        { "dir", "A128CBC-HS256", 256, 32 }, { "dir", "A256CBC-HS512", 512, 64 },
+      }
+
+      for _, c in ipairs(CASES) do
+        it(c[1] .. " + " .. c[2] .. ": the key is the first " .. c[4] .. " bytes of SHA-" .. c[3], function()
+          local p = T.provider { client_secret = SECRET }
+          local claims, err = p:verify_id_token(sym(c[1], c[2], dgst(c[3], SECRET), c[4]))
+          assert.is_nil(err)
+          assert.equal("alice", claims.sub)
+        end)
+      end
+
+      it("a key made another way, or from another secret, fails with the generic message", function()
+        local p = T.provider { client_secret = SECRET }
+        for _, tok in ipairs {
+          sym("A256KW", "A256GCM", dgst(512, SECRET), 32),        -- SHA-512 where SHA-256 is the rule
+          sym("dir", "A256CBC-HS512", dgst(256, SECRET) .. dgst(256, SECRET), 64),
+          sym("A128KW", "A128GCM", dgst(256, SECRET .. "x"), 16),
+          sym("dir", "A128GCM", dgst(256, SECRET):sub(17), 16),   -- the right-most bits
+        } do
+          local c, err = p:verify_id_token(tok)
+          assert.is_nil(c)
+          assert.equal("validation", err.kind)
+          assert.equal("ID token: " .. FAILED, err.description)
+        end
+      end)
+
+      it("sit beside decryption_keys; without a secret there is no symmetric key", function()
+        local both = T.provider { client_secret = SECRET, decryption_keys = { rsa.pem } }
+        assert.equal("alice", assert(both:verify_id_token(sym("A128KW", "A128GCM", dgst(256, SECRET), 16))).sub)
+        assert.equal("alice", assert(both:verify_id_token(nested("RSA-OAEP-256", "A256GCM", rsa))).sub)
+        local none = T.provider { decryption_keys = { rsa.pem } }
+        local c, err = none:verify_id_token(sym("A128KW", "A128GCM", dgst(256, SECRET), 16))
+        assert.is_nil(c)
+        assert.matches("no decryption key for JWE alg A128KW", err.description)
+        c, err = T.provider():verify_id_token(sym("dir", "A128GCM", dgst(256, SECRET), 16))
+        assert.is_nil(c)
+        assert.matches("no decryption_keys", err.description)
+      end)
+
+      it("are never published, kept off the object, and never in errors", function()
+        local p = T.provider { client_secret = SECRET }
+        local derived = assert(jwe.provider_keys(p))
+        assert.equal(6, #derived) -- A128KW, A256KW, dir for each of the four encs
+        assert.same({ keys = {} }, jwe.public_jwks(derived))
+        local doc, err = jwe.provider_jwks(p)
+        assert.is_nil(doc)
+        assert.equal("config", err.kind)
+        for k, v in pairs(p) do
+          assert.not_equal(SECRET, v, k)
+        end
+        local md = dgst(256, SECRET)
+        local c
+        c, err = p:verify_id_token(sym("A256KW", "A256GCM", dgst(384, SECRET), 32))
+        assert.is_nil(c)
+        for _, bad in ipairs { SECRET, md, md:sub(1, 16), b64(md), b64(md:sub(1, 16)) } do
+          assert.is_nil(err.description:find(bad, 1, true))
+        end
+      end)
+    end)
+
+    -- OIDC Core §5.3.2 lets a UserInfo answer be encrypted without being
+    -- signed; it comes from the UserInfo endpoint over TLS, as a plain JSON
+    -- answer does, so its claims are used as a plain answer's would be (sub
+    -- checked against the verified ID token). ID tokens and JARM responses
+    -- travel through other hands and stay signed-only (tests above and in
+    -- response_mode_spec.lua).
+    describe("encrypted UserInfo", function()
+      local function tok(sub)
+        local t = assert(smartauth.token.from_response({ access_token = "at-ui", expires_in = 3600 }, os.time()))
+        t.claims = { sub = sub or "alice" }
+        return t
+      end
+      local function serve(body)
+        s:script("/userinfo", { body = body, headers = { ["Content-Type"] = "application/jwt" } })
+      end
+      local function up(extra)
+        local o = { userinfo_endpoint = s.url .. "/userinfo", decryption_keys = { rsa.pem, p256.pem } }
+        for k, v in pairs(extra or {}) do
+          if v == false then v = nil end -- false: the option left out
+          o[k] = v
+        end
+        return T.provider(o)
+      end
+      local function sealed(content, opts)
+        opts = opts or {}
+        return assert(jwe.encrypt(content, opts.to or rsa.key,
+          { alg = opts.alg or "RSA-OAEP-256", enc = opts.enc or "A256GCM", cty = opts.cty }))
+      end
+      local INFO = '{"sub":"alice","email":"alice@example.com"}'
+
+      it("encrypted but not signed (rp-userinfo-enc): the JSON object's claims are used", function()
+        for _, c in ipairs { { "RSA-OAEP-256", "A256GCM", rsa.key }, { "ECDH-ES+A128KW", "A128CBC-HS256", p256.key },
+          { "RSA-OAEP", "A256CBC-HS512", rsa.key } } do
+          serve(sealed(INFO, { alg = c[1], enc = c[2], to = c[3] }))
+          local p = up()
+          local info, err = p:userinfo(tok())
+          assert.is_nil(err)
+          assert.equal("alice", info.sub)
+          assert.equal("alice@example.com", info.email)
+        end
+      end)
+
+      it("encrypted with a key derived from the client secret, unsigned or signed", function()
+        local secret = "ui-secret"
+        local k = assert(core.key_oct(core.sha2(256, secret):sub(1, 16)))
+        serve(sealed(INFO, { alg = "A128KW", enc = "A128GCM", to = k }))
+        local p = up { client_secret = secret, decryption_keys = false }
+        assert.equal("alice", assert(p:userinfo(tok())).sub)
+      end)
+
+      it("signed inside is verified: a bad signature is never read as plain claims", function()
+        local good = T.token("RS256", { email = "alice@example.com" })
+        serve(sealed(good, { cty = "JWT" }))
+        assert.equal("alice@example.com", assert(up():userinfo(tok())).email)
+        local t = parts(good)
+        t[3] = tamper(t[3], 1)
+        serve(sealed(join(t)))
+        local info, err = up():userinfo(tok())
+        assert.is_nil(info)
+        assert.equal("signature", err.check)
+        serve(sealed(T.token("RS256", { aud = "another" })))
+        info, err = up():userinfo(tok())
+        assert.is_nil(info)
+        assert.equal("aud", err.check)
+      end)
+
+      it("refuses hostile content: not an object, a JWT that is not one, no sub, another sub", function()
+        local function no(body, pattern, t, p)
+          serve(body)
+          local ok, info, err = pcall((p or up()).userinfo, p or up(), t or tok())
+          assert.is_true(ok, tostring(info))
+          assert.is_nil(info)
+          assert.equal("validation", err.kind)
+          if pattern then assert.matches(pattern, err.description) end
+          assert.not_matches("PRIVATE", err.description)
+          return err
+        end
+        no(sealed("[1,2]"), "neither a JWS nor a JSON object")
+        no(sealed("not json"), "neither a JWS nor a JSON object")
+        no(sealed('{"sub":"alice"'), "neither a JWS nor a JSON object")
+        no(sealed('"alice"'), "neither a JWS nor a JSON object")
+        no(sealed(INFO, { cty = "JWT" }), "not signed")
+        no(sealed(INFO, { cty = "application/xml" }), "cty")
+        no(sealed('{"email":"x@example.com"}'), "no sub")
+        no(sealed('{"sub":42}'), "no sub")
+        no(sealed(INFO), "does not match", tok("bob"))
+        local t = parts(sealed(INFO))
+        t[4] = tamper(t[4], 1)
+        no(join(t), FAILED)
+        no(sealed(INFO):sub(1, -5), nil)
+        no(sealed(INFO), "no decryption", nil, up { decryption_keys = false })
+        -- too deep or too big
+        no(sealed(("["):rep(5000) .. ("]"):rep(5000)), "neither")
+        local big = parts(sealed(INFO))
+        big[4] = ("A"):rep(jwe.MAX_LENGTH)
+        no(join(big), "longer")
+      end)
     end)
 
     it("works inside smartauth.spawn (the JWKS fetched while the task yields)", function()

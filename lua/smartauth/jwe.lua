@@ -1,13 +1,16 @@
 --- Internal: JSON Web Encryption (RFC 7516), compact serialization: encrypted ID
 -- tokens, UserInfo answers and JARM responses. The cryptography is the C
 -- core's (csrc/jwe.c: RSA-OAEP, RSA-OAEP-256, ECDH-ES, ECDH-ES+A128KW,
--- ECDH-ES+A256KW, A128KW, A256KW, dir; A128GCM, A256GCM, A128CBC-HS256,
--- A256CBC-HS512); this module reads the protected header strictly, picks the
--- key and keeps the client's decryption keys.
+-- ECDH-ES+A256KW on P-256/384/521 and X25519, A128KW, A256KW, dir; A128GCM,
+-- A256GCM, A128CBC-HS256, A256CBC-HS512); this module reads the protected
+-- header strictly, picks the key and keeps the client's decryption keys
+-- (`decryption_keys`, and the symmetric keys OIDC Core §10.2 derives from
+-- the client secret).
 --
 -- Refused by construction: `RSA1_5` (the PKCS#1 v1.5 padding oracle), a `zip`
 -- member, critical extensions, an `epk` that is not a point of the
--- recipient's curve, oversized tokens and parts. Every failure that depends on
+-- recipient's curve (or an X25519 point of small order), oversized tokens
+-- and parts. Every failure that depends on
 -- a secret (a key that does not unwrap, a bad tag, bad padding) has the one
 -- message "JWE decryption failed".
 -- @module smartauth.jwe
@@ -29,7 +32,7 @@ for _, a in ipairs(ALGS) do ALG_SET[a] = true end
 for _, e in ipairs(ENCS) do ENC_SET[e] = true end
 local ECDH = { ["ECDH-ES"] = true, ["ECDH-ES+A128KW"] = true, ["ECDH-ES+A256KW"] = true }
 -- the alg a published key announces when its JWK names none
-local DEFAULT_ALG = { RSA = "RSA-OAEP-256", EC = "ECDH-ES" }
+local DEFAULT_ALG = { RSA = "RSA-OAEP-256", EC = "ECDH-ES", OKP = "ECDH-ES" }
 
 local function invalid(msg)
   return nil, errors.new("validation", msg, { check = "jwe" })
@@ -79,11 +82,21 @@ local function b64_member(h, name)
 end
 
 -- The header's epk as a core key: an EC public JWK whose point is on its
--- curve (core.key_ec refuses any other point: the invalid-curve attack).
+-- curve (core.key_ec refuses any other point: the invalid-curve attack), or
+-- an X25519 one (RFC 8037; a point of small order is refused when agreed).
 local function epk_key(epk)
   if type(epk) ~= "table" then return nil, "JWE header 'epk' is not a JWK" end
-  if epk.kty ~= "EC" then return nil, "JWE header 'epk' must be an EC key" end
   if epk.d ~= nil then return nil, "JWE header 'epk' holds a private key" end
+  if epk.kty == "OKP" then
+    if epk.crv ~= "X25519" then return nil, "JWE header 'epk' must be an EC or X25519 key" end
+    if epk.y ~= nil then return nil, "JWE header 'epk' of X25519 has a y" end
+    local x = type(epk.x) == "string" and core.b64url_decode(epk.x)
+    if not x then return nil, "JWE header 'epk' needs x (base64url)" end
+    local key, _, msg = core.key_x25519(x)
+    if not key then return nil, "JWE header 'epk': " .. tostring(msg) end
+    return key
+  end
+  if epk.kty ~= "EC" then return nil, "JWE header 'epk' must be an EC or X25519 key" end
   if type(epk.crv) ~= "string" or type(epk.x) ~= "string" or type(epk.y) ~= "string" then
     return nil, "JWE header 'epk' needs crv, x and y"
   end
@@ -164,7 +177,9 @@ function M.decrypt(token, keys, opts)
   -- its thumbprint), every key that fits alg
   local cands = {}
   for _, k in ipairs(keys) do
-    if (k.alg == nil or k.alg == alg) and k.key:jwe_alg_ok(alg) then cands[#cands + 1] = k end
+    if (k.alg == nil or k.alg == alg) and (k.enc == nil or k.enc == enc) and k.key:jwe_alg_ok(alg) then
+      cands[#cands + 1] = k
+    end
   end
   if h.kid ~= nil then
     local named = {}
@@ -205,7 +220,15 @@ function M.encrypt(plaintext, key, opts)
     for k, v in pairs(key) do if k ~= "use" and k ~= "key_ops" then pub[k] = v end end
     kid = kid or key.kid
     local alg = opts.alg or key.alg
-    local ck, msg = require("smartauth.jwks").parse_jwk(pub)
+    local ck, msg
+    if pub.kty == "OKP" and pub.crv == "X25519" then
+      local x = type(pub.x) == "string" and core.b64url_decode(pub.x)
+      local kind
+      ck, kind, msg = core.key_x25519(x or "")
+      msg = msg or kind
+    else
+      ck, msg = require("smartauth.jwks").parse_jwk(pub)
+    end
     if not ck then return cfg_err("jwe.encrypt: " .. tostring(msg)) end
     opts = { alg = alg, enc = opts.enc, cty = opts.cty }
     key = ck
@@ -234,6 +257,8 @@ local function one_key(src, where)
     local pem, perr = read_pem(src, where)
     if not pem then return nil, perr end
     local key, kind, msg = core.key_pem(pem)
+    -- an X25519 key (ECDH-ES only) is read by its own constructor
+    if not key then key = core.key_x25519_pem(pem) end
     if not key then return nil, where .. ": " .. tostring(msg or kind) end
     return { key = key }
   elseif type(src) == "table" then
@@ -251,6 +276,13 @@ local function one_key(src, where)
       if not k then return nil, where .. ": oct JWK needs 'k' (base64url)" end
       local kind
       key, kind, msg = core.key_oct(k)
+      msg = msg or kind
+    elseif src.kty == "OKP" and src.crv == "X25519" then
+      local x = type(src.x) == "string" and core.b64url_decode(src.x)
+      local d = type(src.d) == "string" and core.b64url_decode(src.d)
+      if not d then return nil, where .. ": the JWK has no private part 'd'" end
+      local kind
+      key, kind, msg = core.key_x25519(x or nil, d)
       msg = msg or kind
     else
       key, msg = require("smartauth.jwks").parse_private_jwk(src)
@@ -277,7 +309,7 @@ end
 
 --- Parse the client's decryption keys (option `decryption_keys`) once.
 -- @param list a list of PEM texts, PEM file paths or private JWKs (RSA, EC,
---   or oct for A128KW/A256KW/dir); a JWK's `kid` and `alg` are kept
+--   OKP X25519, or oct for A128KW/A256KW/dir); a JWK's `kid` and `alg` are kept
 -- @return a list of { key =, kid =, alg = } (a key without kid gets its
 --   RFC 7638 thumbprint), or nil, err (`config`)
 function M.load_keys(list)
@@ -292,7 +324,7 @@ function M.load_keys(list)
     local kty = entry.key:type()
     if kty ~= "oct" then
       local pub = entry.key:public()
-      if kty ~= "RSA" and kty ~= "EC" then
+      if kty ~= "RSA" and kty ~= "EC" and pub.crv ~= "X25519" then
         return cfg_err("decryption_keys[" .. i .. "]: a " .. kty .. " key cannot decrypt")
       end
       entry.kid = entry.kid or thumbprint(pub)
@@ -303,7 +335,7 @@ function M.load_keys(list)
 end
 
 --- The public JWKS of decryption keys, to publish or register (`jwks`):
--- `{ keys = { { kty=, n=, e= | crv=, x=, y=, use = "enc", alg=, kid= }, ... } }`.
+-- `{ keys = { { kty=, n=, e= | crv=, x=, y= | crv=, x=, use = "enc", alg=, kid= }, ... } }`.
 -- Symmetric keys are never published.
 -- @param keys a list from `jwe.load_keys`
 function M.public_jwks(keys)
@@ -316,6 +348,8 @@ function M.public_jwks(keys)
       local jwk = { kty = kty, use = "enc", kid = k.kid, alg = k.alg or DEFAULT_ALG[kty] }
       if kty == "RSA" then
         jwk.n, jwk.e = b(pub.n), b(pub.e)
+      elseif kty == "OKP" then
+        jwk.crv, jwk.x = pub.crv, b(pub.x)
       else
         jwk.crv, jwk.x, jwk.y = pub.crv, b(pub.x), b(pub.y)
       end
@@ -325,31 +359,96 @@ function M.public_jwks(keys)
   return { keys = out }
 end
 
---- A provider's decryption keys (option `decryption_keys`, kept in the
--- vault), parsed on first use: the list, or nil (none configured), or
--- nil, err (`config`).
+-- OIDC Core §10.2: the symmetric keys of A128KW, A256KW and dir are the
+-- left-most bits of SHA-256 of the client secret's octets for keys of up to
+-- 256 bits, SHA-384 up to 384, SHA-512 up to 512. A dir key is the content
+-- key itself, so there is one per enc (A128CBC-HS256 and A256GCM share
+-- their 32 bytes but not their use).
+local DERIVED = {
+  { alg = "A128KW", len = 16 }, { alg = "A256KW", len = 32 },
+  { alg = "dir", enc = "A128GCM", len = 16 }, { alg = "dir", enc = "A256GCM", len = 32 },
+  { alg = "dir", enc = "A128CBC-HS256", len = 32 }, { alg = "dir", enc = "A256CBC-HS512", len = 64 },
+}
+
+local function derived_keys(secret, out)
+  local md = {}
+  for _, d in ipairs(DERIVED) do
+    local bits = d.len <= 32 and 256 or d.len <= 48 and 384 or 512
+    md[bits] = md[bits] or core.sha2(bits, secret)
+    local key = core.key_oct(md[bits]:sub(1, d.len))
+    -- never published (public_jwks skips oct keys) and never named by kid
+    if key and ALG_SET[d.alg] and (d.enc == nil or ENC_SET[d.enc]) then
+      out[#out + 1] = { key = key, alg = d.alg, enc = d.enc, derived = true }
+    end
+  end
+  return out
+end
+
+--- A provider's decryption keys, made on first use: those of the option
+-- `decryption_keys` (kept in the vault), then, when the client has a
+-- `client_secret`, the symmetric keys derived from it (OIDC Core §10.2:
+-- A128KW, A256KW, dir). The list, or nil (no key at all), or nil, err
+-- (`config`: a bad `decryption_keys` entry).
 function M.provider_keys(p)
   local s = require("smartauth.vault").secrets[p]
   if s.decryption_keyset then return s.decryption_keyset end
-  if s.decryption_keys == nil then return nil end
-  local keys, err = M.load_keys(s.decryption_keys)
-  if not keys then return nil, err end
+  local keys = {}
+  if s.decryption_keys ~= nil then
+    local err
+    keys, err = M.load_keys(s.decryption_keys)
+    if not keys then return nil, err end
+  end
+  if type(s.client_secret) == "string" and s.client_secret ~= "" then derived_keys(s.client_secret, keys) end
+  if #keys == 0 then return nil end
   s.decryption_keyset = keys
   return keys
 end
 
 --- A provider's public decryption JWKS (for registration), or nil, err.
+-- Only the keys of `decryption_keys`: those derived from the client secret
+-- are the provider's too and are never published.
 function M.provider_jwks(p)
   local keys, err = M.provider_keys(p)
+  if keys and require("smartauth.vault").secrets[p].decryption_keys == nil then keys = nil end
   if not keys then return nil, err or errors.new("config", "no decryption_keys configured") end
   return M.public_jwks(keys)
+end
+
+--- Decrypt a compact JWE with the provider's keys (`decryption_keys`, and
+-- those derived from `client_secret`). What the plaintext may be is the
+-- caller's decision: see `maybe_decrypt` (a JWS only) and oidc.lua's
+-- UserInfo answers (a JWS, or a JSON object).
+-- @param p provider
+-- @param token the compact JWE
+-- @param what what it is, for messages ("ID token", "UserInfo response")
+-- @param opts { algs =, encs = } allow-lists
+-- @return plaintext, header; or nil, err (`validation` check "jwe"; `config` for bad keys)
+function M.open(p, token, what, opts)
+  local keys, kerr = M.provider_keys(p)
+  if not keys then
+    if kerr then return nil, kerr end
+    return invalid(what .. " is encrypted (JWE) but no decryption_keys are configured (nor a client_secret)")
+  end
+  local plain, h = M.decrypt(token, keys, opts)
+  if not plain then
+    h.description = what .. ": " .. h.description -- h is the error here
+    return nil, h
+  end
+  return plain, h
+end
+
+--- Is this text shaped as a compact JWS (three base64url parts)?
+function M.is_jws(text)
+  if type(text) ~= "string" or text:find("[^%w%-_%.]") then return false end
+  local _, dots = text:gsub("%.", "")
+  return dots == 2
 end
 
 --- A nested JWT's inner token: `token` as it is when it is a JWS (three
 -- parts), else decrypted with the provider's decryption keys. The
 -- plaintext must be a JWS (cty "JWT" or none, three parts): an encrypted
 -- token is never accepted unsigned; the caller verifies what it gets.
--- For ID tokens (oidc.lua), UserInfo answers and JARM responses.
+-- For ID tokens (oidc.lua) and JARM responses.
 -- @param p provider
 -- @param token the compact JWT (JWS or JWE)
 -- @param what what it is, for messages ("ID token", "UserInfo response")
@@ -357,22 +456,19 @@ end
 -- @return the JWS, or nil, err (`validation` check "jwe"; `config` for bad keys)
 function M.maybe_decrypt(p, token, what, opts)
   if not M.is_jwe(token) then return token end
-  local keys, kerr = M.provider_keys(p)
-  if not keys then
-    if kerr then return nil, kerr end
-    return invalid(what .. " is encrypted (JWE) but no decryption_keys are configured")
-  end
-  local inner, h = M.decrypt(token, keys, opts)
-  if not inner then
-    h.description = what .. ": " .. h.description -- h is the error here
-    return nil, h
-  end
+  local inner, h = M.open(p, token, what, opts)
+  if not inner then return nil, h end
+  return M.nested(inner, h, what)
+end
+
+--- The rule of nested JWTs for a decrypted plaintext and its header: the
+-- JWS (cty "JWT" or none, three parts), or nil, err (`validation`).
+function M.nested(inner, h, what)
   local cty = h.cty
   if cty ~= nil and cty:upper() ~= "JWT" then
     return invalid(what .. ": the encrypted content is not a JWT (cty " .. errors.clean_text(cty, 32) .. ")")
   end
-  local _, dots = inner:gsub("%.", "")
-  if dots ~= 2 or inner:find("[^%w%-_%.]") then
+  if not M.is_jws(inner) then
     return invalid(what .. " is encrypted but not signed: the inner token must be a JWS")
   end
   return inner

@@ -303,16 +303,39 @@ local UI_NOTE = "UserInfo rejected"
 -- as an ID token is (signature with the provider's key set or, for HS*, the
 -- client secret; the alg allow-list; iss; aud), then its claims are the
 -- answer. An encrypted one (a JWE: five parts) is decrypted with the
--- `decryption_keys` first, and must hold a signed one (never accepted
--- unsigned).
+-- `decryption_keys` (or the keys derived from the client secret) first.
+-- Inside is a JWS, verified as above, or, when the provider encrypts
+-- without signing (OIDC Core §5.3.2 allows it: rp-userinfo-enc), a JSON
+-- object, used as a plain `application/json` answer is: it came from the
+-- UserInfo endpoint over the same TLS channel, and the encryption only hides
+-- it. ID tokens and JARM responses are never accepted so (jwe.maybe_decrypt):
+-- they pass through other hands, and only a signature says who made them.
+-- Content shaped as a JWS is always verified, never read as claims.
 -- @return claims or nil, err (validation, err.check names the failed check)
 function M.signed_userinfo(self, body)
   local jws = type(body) == "string" and body:match("^%s*(.-)%s*$") or ""
   local _, dots = jws:gsub("%.", "")
   if dots == 4 then
-    local inner, jerr = require("smartauth.jwe").maybe_decrypt(self, jws, "UserInfo response")
-    if not inner then return nil, vault.scrub(self, jerr) end
-    jws = inner
+    local what = "UserInfo response"
+    local inner, h = jwe.open(self, jws, what)
+    if not inner then return nil, vault.scrub(self, h) end
+    local cty = h.cty and h.cty:upper()
+    if cty == "JWT" or jwe.is_jws(inner) then
+      local nerr
+      inner, nerr = jwe.nested(inner, h, what)
+      if not inner then return nil, nerr end
+      jws = inner
+    elseif cty ~= nil and cty ~= "JSON" and cty ~= "APPLICATION/JSON" then
+      return nil, errors.new("validation", what .. ": the encrypted content's cty is "
+        .. errors.clean_text(h.cty, 32) .. ", not JWT or JSON", { check = "jwe" })
+    else
+      local claims = json.object(inner)
+      if type(claims) ~= "table" then
+        return nil, errors.new("validation", what .. ": the encrypted content is neither a JWS nor a JSON object",
+          { check = "jwe" })
+      end
+      return claims
+    end
   end
   if not self:endpoint("issuer") then
     return nil, errors.new("validation", "a signed UserInfo answer needs the provider's issuer to be checked",

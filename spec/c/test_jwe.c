@@ -1,8 +1,9 @@
 /* Tests for csrc/jwe.c: every alg x enc encrypted and decrypted with keys made
  * by OpenSSL at run time, tampering of each part (one message for every
  * secret-dependent failure), alg/key mismatches, epk on another curve, the
- * compact split and its caps, and the Concat KDF example of RFC 7518
- * Appendix C. (The RFC 7520 vectors run in spec/jwe_spec.lua.)
+ * compact split and its caps, the Concat KDF example of RFC 7518
+ * Appendix C, and X25519 keys (RFC 8037: key_x25519.c, low-order points).
+ * (The RFC 7520 vectors run in spec/jwe_spec.lua.)
  *
  * Run: build/test_jwe  (prints "test_jwe: N passed, M failed") */
 #include "key_fixture.h"
@@ -54,7 +55,10 @@ static int decrypt(const sa_key *k, const char *alg, const char *enc, const char
             return -1;
         xl = member(hdr.data, "x", x, sizeof x);
         yl = member(hdr.data, "y", y, sizeof y);
-        epk = sa_key_ec(sa_key_curve(k), x, xl, y, yl, err);
+        if (strcmp(sa_key_curve(k), "X25519") == 0)
+            epk = yl == (size_t)-1 ? sa_key_x25519(x, xl, NULL, 0, err) : NULL;
+        else
+            epk = sa_key_ec(sa_key_curve(k), x, xl, y, yl, err);
         sa_buf_free(&hdr);
         if (!epk)
             return -1;
@@ -253,6 +257,122 @@ static void test_refusals(fixture *rsa, fixture *rsa1024, fixture *p256, fixture
     sa_buf_free(&pt);
 }
 
+/* An X25519 key pair made by OpenSSL, as sa_key_x25519 builds it from raw
+ * bytes (the JWK's x and d). */
+static void x25519_pair(sa_key **priv, sa_key **pub)
+{
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    unsigned char d[32], x[32];
+    size_t dl = sizeof d, xl = sizeof x;
+    sa_err err;
+    CHECK(pk && EVP_PKEY_get_raw_private_key(pk, d, &dl) == 1 &&
+          EVP_PKEY_get_raw_public_key(pk, x, &xl) == 1);
+    CHECK((*priv = sa_key_x25519(x, xl, d, dl, &err)) != NULL);
+    CHECK((*pub = sa_key_x25519(x, xl, NULL, 0, &err)) != NULL);
+    CHECK(sa_key_has_private(*priv) && !sa_key_has_private(*pub));
+    CHECK(strcmp(sa_key_kty(*pub), "OKP") == 0 && strcmp(sa_key_curve(*pub), "X25519") == 0);
+    OPENSSL_cleanse(d, sizeof d);
+    EVP_PKEY_free(pk);
+}
+
+static void test_x25519(fixture *p256, fixture *ed, sa_key *k16)
+{
+    /* RFC 7748 §6.1's points of small order (0, 1, and one of order 8) */
+    static const unsigned char order8[32] = {
+        0xe0, 0xeb, 0x7a, 0x7c, 0x3b, 0x41, 0xb8, 0xae, 0x16, 0x56, 0xe3, 0xfa, 0xf1, 0x9f, 0xc4, 0x6a,
+        0xda, 0x09, 0x8d, 0xeb, 0x9c, 0x32, 0xb1, 0xfd, 0x86, 0x62, 0x05, 0x16, 0x5f, 0x49, 0xb8, 0x00 };
+    static const char *const ecdh[] = { "ECDH-ES", "ECDH-ES+A128KW", "ECDH-ES+A256KW" };
+    static const char *const encs[] = { "A128GCM", "A256GCM", "A128CBC-HS256", "A256CBC-HS512" };
+    unsigned char zero[32], one[32], buf[32];
+    sa_key *priv, *pub, *priv2, *pub2, *low;
+    sa_buf tok = SA_BUF_INIT, pt = SA_BUF_INIT;
+    sa_jwe_parts p;
+    sa_jwe_header h;
+    sa_err err;
+    size_t a, e, bl = sizeof buf;
+    char *pem;
+    BIO *bio;
+    EVP_PKEY *pk;
+
+    x25519_pair(&priv, &pub);
+    x25519_pair(&priv2, &pub2);
+    for (a = 0; a < 3; a++)
+        for (e = 0; e < 4; e++)
+            roundtrip(ecdh[a], encs[e], pub, priv, priv2);
+
+    CHECK(sa_jwe_alg_ok(pub, "ECDH-ES+A128KW", &err) == 0);
+    CHECK(sa_jwe_alg_ok(pub, "RSA-OAEP", &err) == -1 && sa_jwe_alg_ok(pub, "A128KW", &err) == -1);
+    CHECK(sa_jwe_alg_ok(ed->priv, "ECDH-ES", &err) == -1 && contains(err.msg, "X25519"));
+
+    /* constructor refusals */
+    memset(zero, 0, sizeof zero);
+    memset(one, 0, sizeof one);
+    one[0] = 1;
+    CHECK(sa_key_x25519(zero, 31, NULL, 0, &err) == NULL && contains(err.msg, "32 bytes"));
+    CHECK(sa_key_x25519(NULL, 0, one, 33, &err) == NULL && contains(err.msg, "32 bytes"));
+    CHECK(sa_key_x25519(NULL, 0, NULL, 0, &err) == NULL && contains(err.msg, "x or d"));
+    CHECK(sa_key_public_jwk(pub, &(sa_jwk_public){ 0 }, &err) == 0);
+    CHECK(sa_key_x25519(zero, 32, one, 32, &err) == NULL && contains(err.msg, "does not match"));
+    CHECK(sa_key_okp("X25519", one, 32, &err) == NULL); /* never a signing key */
+
+    /* decrypting: epk on the recipient's curve, never of small order */
+    CHECK(sa_jwe_encrypt(pub, "ECDH-ES", "A128GCM", NULL, NULL, U(PLAIN), PLEN, &tok, &err) == 0);
+    CHECK(sa_jwe_split(tok.data, tok.len, &p, &err) == 0);
+    memset(&h, 0, sizeof h);
+    h.alg = "ECDH-ES";
+    h.enc = "A128GCM";
+    h.epk = p256->pub;
+    CHECK(sa_jwe_decrypt(priv, &h, &p, &pt, &err) == -1 && contains(err.msg, "curve"));
+    h.epk = pub;
+    CHECK(sa_jwe_decrypt(p256->priv, &h, &p, &pt, &err) == -1 && contains(err.msg, "curve"));
+    h.epk = pub2; /* a valid point, not the sender's: the generic failure */
+    CHECK(sa_jwe_decrypt(priv, &h, &p, &pt, &err) == -1 && strcmp(err.msg, SA_JWE_FAILED) == 0);
+    CHECK(sa_jwe_decrypt(pub, &h, &p, &pt, &err) == -1 && contains(err.msg, "private"));
+    CHECK((low = sa_key_x25519(zero, 32, NULL, 0, &err)) != NULL);
+    h.epk = low;
+    CHECK(sa_jwe_decrypt(priv, &h, &p, &pt, &err) == -1 && contains(err.msg, "epk"));
+    sa_key_free(low);
+    CHECK((low = sa_key_x25519(one, 32, NULL, 0, &err)) != NULL);
+    h.epk = low;
+    CHECK(sa_jwe_decrypt(priv, &h, &p, &pt, &err) == -1 && contains(err.msg, "epk"));
+    sa_key_free(low);
+    CHECK((low = sa_key_x25519(order8, 32, NULL, 0, &err)) != NULL);
+    h.epk = low;
+    CHECK(sa_jwe_decrypt(priv, &h, &p, &pt, &err) == -1 && contains(err.msg, "epk"));
+    sa_key_free(low);
+    CHECK(pt.len == 0);
+    (void)k16;
+
+    /* PEM: a private and a public X25519 key; any other type refused */
+    pk = EVP_PKEY_Q_keygen(NULL, NULL, "X25519");
+    bio = BIO_new(BIO_s_mem());
+    CHECK(pk && bio && PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL) == 1);
+    pem = NULL;
+    bl = (size_t)BIO_get_mem_data(bio, &pem);
+    CHECK((low = sa_key_x25519_pem(pem, bl, &err)) != NULL && sa_key_has_private(low));
+    CHECK(sa_key_pem(pem, bl, &err) == NULL); /* never through the signing keys' reader */
+    sa_key_free(low);
+    (void)BIO_reset(bio);
+    CHECK(PEM_write_bio_PUBKEY(bio, pk) == 1);
+    bl = (size_t)BIO_get_mem_data(bio, &pem);
+    CHECK((low = sa_key_x25519_pem(pem, bl, &err)) != NULL && !sa_key_has_private(low));
+    sa_key_free(low);
+    (void)BIO_reset(bio);
+    CHECK(PEM_write_bio_PrivateKey(bio, ed->pk, NULL, NULL, 0, NULL, NULL) == 1);
+    bl = (size_t)BIO_get_mem_data(bio, &pem);
+    CHECK(sa_key_x25519_pem(pem, bl, &err) == NULL && contains(err.msg, "X25519"));
+    CHECK(sa_key_x25519_pem("", 0, &err) == NULL && sa_key_x25519_pem("junk", 4, &err) == NULL);
+    BIO_free(bio);
+    EVP_PKEY_free(pk);
+
+    sa_key_free(priv);
+    sa_key_free(pub);
+    sa_key_free(priv2);
+    sa_key_free(pub2);
+    sa_buf_free(&tok);
+    sa_buf_free(&pt);
+}
+
 int main(void)
 {
     static const char *const algs[] = { "RSA-OAEP", "RSA-OAEP-256", "ECDH-ES", "ECDH-ES+A128KW",
@@ -312,6 +432,7 @@ int main(void)
     test_split();
     test_concat_kdf();
     test_refusals(&rsa, &rsa1024, &p256, &p384, &ed, k16);
+    test_x25519(&p256, &ed, k16);
 
     fixture_free(&rsa);
     fixture_free(&rsa2);

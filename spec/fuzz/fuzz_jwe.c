@@ -4,10 +4,11 @@
  * decrypted again, so the success path is covered without seeds.
  *
  * Input (see fuzz_input.h for fields):
- *   byte   key   0 RSA-2048, 1 P-256, 2 oct 16 bytes, 3 oct 32, 4 oct 64
+ *   byte   key   0 RSA-2048, 1 P-256, 2 oct 16 bytes, 3 oct 32, 4 oct 64, 5 X25519
  *   byte   alg   modulo 9: index into the alg list, or (8) a field
  *   byte   enc   modulo 5: index into the enc list, or (4) a field
- *   field  epk x, field epk y (a P-256 point; NULL when not on the curve)
+ *   field  epk x, field epk y (a P-256 point, or with the X25519 key an X25519
+ *          x alone; NULL when not a key)
  *   field  apu, field apv
  *   rest   the compact JWE
  * The keys are the fixed test keys of fuzz_jws.c; mkseeds_jwe.lua writes
@@ -62,7 +63,8 @@ static const char *const algs[] = { "RSA-OAEP", "RSA-OAEP-256", "ECDH-ES", "ECDH
 static const char *const encs[] = { "A128GCM", "A256GCM", "A128CBC-HS256", "A256CBC-HS512" };
 #define NALGS (sizeof algs / sizeof algs[0])
 #define NENCS (sizeof encs / sizeof encs[0])
-#define NKEYS 5
+#define NKEYS 6
+#define X25519_KEY 5
 
 static sa_key *keys[NKEYS];
 
@@ -78,6 +80,8 @@ static void load_keys(void)
     for (i = 0; i < 3; i++)
         if (!(keys[2 + i] = sa_key_oct(secret, lens[i], &e)))
             abort();
+    if (!(keys[X25519_KEY] = sa_key_x25519(NULL, 0, secret, 32, &e)))
+        abort();
 }
 
 /* A base64url "x" or "y" member of the header's epk, decoded; 0 if absent. */
@@ -133,7 +137,9 @@ static void roundtrip(sa_key *k, const char *alg, const char *enc, const uint8_t
             abort();
         xl = epk_member(hdr.data, hdr.len, 'x', x, sizeof x);
         yl = epk_member(hdr.data, hdr.len, 'y', y, sizeof y);
-        if (!(epk = sa_key_ec("P-256", x, xl, y, yl, &e)))
+        epk = k == keys[X25519_KEY] ? sa_key_x25519(x, xl, NULL, 0, &e)
+                                    : sa_key_ec("P-256", x, xl, y, yl, &e);
+        if (!epk)
             abort();
         h.epk = epk;
     }
@@ -183,7 +189,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apu = fz_field(&in, &apul);
     apv = fz_field(&in, &apvl);
     tok = fz_rest(&in, &n);
-    epk = sa_key_ec("P-256", x, xl, y, yl, &e);
+    epk = k == keys[X25519_KEY] ? sa_key_x25519(x, xl, NULL, 0, &e)
+                                : sa_key_ec("P-256", x, xl, y, yl, &e);
 
     if (sa_jwe_split((const char *)tok, n, &p, &e) == 0) {
         memset(&h, 0, sizeof h);

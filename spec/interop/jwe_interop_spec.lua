@@ -33,6 +33,7 @@ describe("#interop encrypted ID tokens against oidc-provider", function()
     { "jwe-rsa", "RSA-OAEP-256", "A256GCM", "jwe_rsa_key_file", "jwe_rsa_kid" },
     { "jwe-ec", "ECDH-ES", "A128CBC-HS256", "jwe_ec_key_file", "jwe_ec_kid" },
     { "jwe-ec-kw", "ECDH-ES+A256KW", "A256CBC-HS512", "jwe_ec_key_file", "jwe_ec_kid" },
+    { "jwe-x25519", "ECDH-ES+A128KW", "A256GCM", "jwe_x25519_key_file", "jwe_x25519_kid" },
   } do
     it(c[1] .. ": the ID token comes " .. c[2] .. " + " .. c[3] .. ", decrypts and verifies", function()
       local p = client(c[1], { op[c[4]] })
@@ -114,6 +115,23 @@ describe("#interop encrypted ID tokens against oidc-provider", function()
     local i3, err3 = other:userinfo(tok)
     assert.is_nil(i3)
     assert.equal("validation", err3.kind)
+  end)
+
+  it("an X25519 client (RFC 8037): the epk is an OKP key; UserInfo ECDH-ES + A128GCM decrypts and verifies",
+      function()
+    local p = client("jwe-x25519", { op.jwe_x25519_key_file })
+    local tok = assert(login(p))
+    local h = header(tok.id_token)
+    assert.same({ "OKP", "X25519" }, { h.epk.kty, h.epk.crv })
+    assert.is_nil(h.epk.y)
+    local res = assert(p:request { url = p:endpoint("userinfo_endpoint"), token = tok })
+    local uh = header(res.body)
+    assert.same({ "ECDH-ES", "A128GCM", "X25519" }, { uh.alg, uh.enc, uh.epk.crv })
+    local info = assert(p:userinfo(tok))
+    assert.equal("alice@example.com", info.email)
+    -- the key's published JWK is the one the provider holds
+    local doc = assert(jwe.provider_jwks(p))
+    assert.same({ "OKP", "X25519", "ECDH-ES" }, { doc.keys[1].kty, doc.keys[1].crv, doc.keys[1].alg })
   end)
 
   it("works inside smartauth.spawn", function()

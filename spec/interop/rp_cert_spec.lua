@@ -535,3 +535,153 @@ describe("#interop RP certification, against a misbehaving provider (fake)", fun
     rejected("iss", p, err)
   end)
 end)
+
+-- The tests that need JWE (spec/interop/ext/rpcert_enc.js): nested ID tokens and
+-- UserInfo answers decrypted with decryption_keys or with the keys derived from the
+-- client secret (OIDC Core §10.2), then verified.
+describe("#interop RP certification, encrypted responses against oidc-provider", function()
+  local jwe = require "smartauth.jwe"
+  local cjson = require "cjson"
+  local core = require "smartauth.core"
+  local op
+
+  setup(function() op = oidc.start { extend = "spec/interop/ext/rpcert_enc.js" } end)
+  teardown(function() if op then op:stop() end end)
+
+  local function client(id, extra)
+    local o = { client_id = id, client_secret = op.rpenc_secret, redirect_uri = REDIRECT,
+      scope = "openid email" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return assert(smartauth.discover(op.issuer, o))
+  end
+
+  local function login(p)
+    local url, session = assert(p:authorization_url())
+    local redirect = op:login(url, { login = "alice", password = "x" })
+    return p:exchange_code { url = redirect, session = session }
+  end
+
+  local function header(tok)
+    assert.equal(4, select(2, tok:gsub("%.", "")))
+    return cjson.decode((core.jwe_parse(tok)))
+  end
+
+  -- the UserInfo answer as it came on the wire
+  local function raw_userinfo(p, tok)
+    local res = assert(p:request { url = p:endpoint("userinfo_endpoint"), token = tok })
+    assert.equal(200, res.status)
+    assert.matches("^application/jwt", res.headers["content-type"])
+    return res.body
+  end
+
+  it("rp-id_token-sig+enc: a signed, then encrypted (RSA-OAEP + A128CBC-HS256) ID token is decrypted " ..
+      "and its signature verified with the issuer's keys", function()
+    local p = client("rpenc-rsa", { decryption_keys = { op.rpenc_rsa_key_file } })
+    local tok, err = login(p)
+    assert(tok, tostring(err))
+    local h = header(tok.id_token)
+    assert.same({ "RSA-OAEP", "A128CBC-HS256", "JWT" }, { h.alg, h.enc, h.cty })
+    assert.equal("alice", tok.claims.sub)
+    assert.equal(op.issuer, tok.claims.iss)
+    -- the inner token is a JWS signed with a key of the issuer's set
+    local inner = assert(jwe.maybe_decrypt(p, tok.id_token, "ID token"))
+    local ih = cjson.decode((core.b64url_decode(inner:match("^[^.]+"))))
+    assert.equal("RS256", ih.alg)
+    -- without the client's key: refused, never read
+    local bare = client("rpenc-rsa")
+    local c, verr = bare:verify_id_token(tok.id_token)
+    assert.is_nil(c)
+    assert.equal("jwe", verr.check)
+  end)
+
+  it("rp-id_token-sig+enc: the test's own key management, RSA1_5, stays refused by policy " ..
+      "(the PKCS#1 v1.5 padding oracle), before any decryption", function()
+    local p = client("rpenc-rsa", { decryption_keys = { op.rpenc_rsa_key_file } })
+    local h = core.b64url_encode('{"alg":"RSA1_5","enc":"A128CBC-HS256","cty":"JWT"}')
+    local c, err = p:verify_id_token(h .. ".AAAA.AAAAAAAAAAAAAAAAAAAAAA.AAAA.AAAAAAAAAAAAAAAAAAAAAA")
+    assert.is_nil(c)
+    assert.equal("jwe", err.check)
+    assert.matches("RSA1_5 is never accepted", err.description)
+  end)
+
+  it("rp-id_token-sig+enc-a128kw: an ID token encrypted A128KW + A256CBC-HS512 with the key derived " ..
+      "from the client secret is decrypted and verified", function()
+    local p = client("rpenc-a128kw") -- no decryption_keys: the client secret is the key
+    local tok, err = login(p)
+    assert(tok, tostring(err))
+    local h = header(tok.id_token)
+    assert.same({ "A128KW", "A256CBC-HS512" }, { h.alg, h.enc })
+    assert.equal("alice", tok.claims.sub)
+    -- another secret derives another key: the one generic failure, no secret in it
+    local other = client("rpenc-a128kw", { client_secret = op.rpenc_secret .. "x" })
+    local c, verr = other:verify_id_token(tok.id_token)
+    assert.is_nil(c)
+    assert.equal("ID token: JWE decryption failed", verr.description)
+    assert.is_nil(verr.description:find(op.rpenc_secret, 1, true))
+  end)
+
+  it("rp-id_token-sig+enc-a128kw (dir variant): dir + A256CBC-HS512, the 64-byte key from SHA-512 " ..
+      "of the client secret", function()
+    local p = client("rpenc-dir")
+    local tok, err = login(p)
+    assert(tok, tostring(err))
+    local h = header(tok.id_token)
+    assert.same({ "dir", "A256CBC-HS512" }, { h.alg, h.enc })
+    assert.equal("alice", tok.claims.sub)
+  end)
+
+  it("rp-userinfo-sig+enc: a signed, then encrypted (ECDH-ES + A256GCM) UserInfo answer is decrypted " ..
+      "and verified", function()
+    local p = client("rpenc-uisig", { decryption_keys = { op.rpenc_ec_key_file } })
+    local tok = assert(login(p))
+    local h = header(raw_userinfo(p, tok))
+    assert.same({ "ECDH-ES", "A256GCM" }, { h.alg, h.enc })
+    local info, err = p:userinfo(tok)
+    assert(info, tostring(err))
+    assert.equal("alice", info.sub)
+    assert.equal("alice@example.com", info.email)
+  end)
+
+  it("rp-userinfo-enc: an encrypted, unsigned UserInfo answer (a JSON object inside) is decrypted " ..
+      "and used as a plain answer is (sub checked against the ID token)", function()
+    local p = client("rpenc-ui", { decryption_keys = { op.rpenc_rsa_key_file } })
+    local tok = assert(login(p))
+    local body = raw_userinfo(p, tok)
+    local h = header(body)
+    assert.same({ "RSA-OAEP-256", "A128CBC-HS256" }, { h.alg, h.enc })
+    local plain = assert(jwe.open(p, body, "UserInfo response"))
+    assert.equal("alice", cjson.decode(plain).sub) -- no signature inside
+    local info, err = p:userinfo(tok)
+    assert(info, tostring(err))
+    assert.equal("alice", info.sub)
+    assert.equal("alice@example.com", info.email)
+    -- another user's ID token: the answer's sub does not match
+    local t2 = setmetatable({ claims = { sub = "bob" } }, { __index = tok })
+    local i2, e2 = p:userinfo(t2)
+    assert.is_nil(i2)
+    assert.equal("sub", e2.check)
+    -- without the client's key the answer is refused, never read
+    local i3, e3 = client("rpenc-ui"):userinfo(tok)
+    assert.is_nil(i3)
+    assert.equal("jwe", e3.check)
+  end)
+
+  it("rp-userinfo-enc and rp-id_token-sig+enc-a128kw inside smartauth.spawn", function()
+    local p = client("rpenc-ui", { decryption_keys = { op.rpenc_rsa_key_file } })
+    local q = client("rpenc-a128kw")
+    local info, claims, err
+    smartauth.spawn(function()
+      local tok
+      tok, err = login(p)
+      if tok then info, err = p:userinfo(tok) end
+      if not err then
+        tok, err = login(q)
+        claims = tok and tok.claims
+      end
+    end)
+    smartauth.run()
+    assert.is_nil(err)
+    assert.equal("alice", info.sub)
+    assert.equal("alice", claims.sub)
+  end)
+end)

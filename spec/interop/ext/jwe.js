@@ -8,9 +8,11 @@
 //               (RS256), then encrypted RSA-OAEP-256 + A256GCM
 //   jwe-ec      secret "jwe-secret"; ID tokens ECDH-ES + A128CBC-HS256
 //   jwe-ec-kw   secret "jwe-secret"; ID tokens ECDH-ES+A256KW + A256CBC-HS512
+//   jwe-x25519  secret "jwe-secret"; ID tokens ECDH-ES+A128KW + A256GCM to an X25519 key
+//               (RFC 8037); UserInfo signed RS256, then encrypted ECDH-ES + A128GCM
 // The clients' key pairs are made here; the private keys are written to tmpDir as
-// PEM files, named on the ready line: jwe_rsa_key_file, jwe_ec_key_file, and their
-// kids jwe_rsa_kid, jwe_ec_kid.
+// PEM files, named on the ready line: jwe_rsa_key_file, jwe_ec_key_file,
+// jwe_x25519_key_file, and their kids jwe_rsa_kid, jwe_ec_kid, jwe_x25519_kid.
 'use strict';
 
 const crypto = require('node:crypto');
@@ -21,6 +23,9 @@ const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
 const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const rsaKid = `enc-rsa-${crypto.randomBytes(4).toString('hex')}`;
 const ecKid = `enc-ec-${crypto.randomBytes(4).toString('hex')}`;
+const x25519 = crypto.generateKeyPairSync('x25519');
+const xKid = `enc-x25519-${crypto.randomBytes(4).toString('hex')}`;
+const xJwk = { ...x25519.publicKey.export({ format: 'jwk' }), kid: xKid, use: 'enc' };
 const rsaJwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: rsaKid, use: 'enc' };
 const ecJwk = { ...ec.publicKey.export({ format: 'jwk' }), kid: ecKid, use: 'enc' };
 
@@ -59,6 +64,16 @@ module.exports = {
       id_token_encrypted_response_enc: 'A256CBC-HS512',
       jwks: { keys: [ecJwk] },
     },
+    {
+      ...base,
+      client_id: 'jwe-x25519',
+      id_token_encrypted_response_alg: 'ECDH-ES+A128KW',
+      id_token_encrypted_response_enc: 'A256GCM',
+      userinfo_signed_response_alg: 'RS256',
+      userinfo_encrypted_response_alg: 'ECDH-ES',
+      userinfo_encrypted_response_enc: 'A128GCM',
+      jwks: { keys: [xJwk] },
+    },
   ],
 
   configure(config) {
@@ -81,5 +96,7 @@ module.exports = {
     line.jwe_ec_key_file = write('jwe-ec-key.pem', ec.privateKey);
     line.jwe_rsa_kid = rsaKid;
     line.jwe_ec_kid = ecKid;
+    line.jwe_x25519_key_file = write('jwe-x25519-key.pem', x25519.privateKey);
+    line.jwe_x25519_kid = xKid;
   },
 };
