@@ -151,9 +151,11 @@ end
 --   `private_key_jwt` assertions
 -- @tfield[opt] table decryption_keys the client's private keys for
 --   encrypted (JWE) ID tokens, UserInfo answers and JARM responses: a list of
---   PEM texts, PEM file paths or private JWKs (RSA, EC; oct for A128KW,
---   A256KW, dir). Secrets, kept off the object; published (public parts,
---   `use = "enc"`) by `smartauth.jwe.provider_jwks(p)`
+--   PEM texts, PEM file paths or private JWKs (RSA, EC, X25519; oct for
+--   A128KW, A256KW, dir). Secrets, kept off the object; published (public
+--   parts, `use = "enc"`) by `smartauth.jwe.provider_jwks(p)`. With a
+--   `client_secret`, the A128KW, A256KW and dir keys derived from it (OIDC
+--   Core §10.2) are tried too, and never published
 -- @tfield[opt] string proxy `http://[user:password@]host:port`, or `https://`
 --   for a proxy spoken to over TLS; every request of the provider goes
 --   through it (`https://` URLs in a CONNECT tunnel). The credentials are
