@@ -193,7 +193,7 @@ valgrind-c: $(C_TESTS)
 # The C tests, then the whole busted suite, under valgrind memcheck: no
 # invalid reads or writes, no use of uninitialised memory, no definite leaks
 # (spec/valgrind/lua.sh; suppressions in spec/valgrind/smartauth.supp, for
-# libraries outside the project only). About 4 minutes on 2 cores; SPECS=...
+# libraries outside the project only). About 7 minutes on 2 cores; SPECS=...
 # picks spec files.
 valgrind: valgrind-c all $(SPEC_BINS)
 	$(BUSTED) --lua=spec/valgrind/lua.sh $(SPECS)
