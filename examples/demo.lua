@@ -49,7 +49,7 @@ local tok = check(p:exchange_code { url = redirect, session = session })
 print(tok)
 -- exchange_code verified the ID token: signature from the JWKS, iss, aud,
 -- exp, iat, nonce, at_hash
-print("ID token verified; claims:", tok.claims.sub, tok.claims.email, "exp " .. tok.claims.exp)
+print("ID token verified; claims:", tok.claims.sub, tok.claims.email, ("exp %d"):format(tok.claims.exp))
 
 step("calling a protected endpoint (userinfo) with the token")
 local res = check(p:request { url = p:endpoint("userinfo_endpoint"), token = tok })
