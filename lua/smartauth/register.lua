@@ -21,6 +21,7 @@ local errors = require "smartauth.errors"
 local json = require "smartauth.json"
 local transport = require "smartauth.transport"
 local url = require "smartauth.url"
+local vault = require "smartauth.vault"
 
 local M = {}
 
@@ -72,7 +73,8 @@ function Registration:__tostring()
   return "smartauth.registration(" .. tostring(rawget(self, "client_id")) .. ")"
 end
 
--- Every secret the registration knows, for errors.scrub.
+-- Every secret the registration knows, for vault.scrub (which adds what its
+-- transport provider knows: proxy credentials, the client key password).
 local function secret_list(self, extra)
   local h = hidden[self] or {}
   local list = {}
@@ -81,15 +83,6 @@ local function secret_list(self, extra)
   add(h.client_secret); add(h.registration_access_token); add(h.initial_access_token)
   if extra then add(extra.client_secret); add(extra.registration_access_token) end
   return list
-end
-
-local function scrub(list, err)
-  if errors.is(err) then
-    err.description = errors.scrub(err.description, list)
-    err.code = errors.scrub(err.code, list)
-    err.error_uri = errors.scrub(err.error_uri, list)
-  end
-  return err
 end
 
 -- Keep a checked answer: client information on the object, secrets off it,
@@ -129,12 +122,12 @@ end
 
 local function call(self, req, what, ok_status, requested, old_id)
   local res, err = transport.call(self._bp, req)
-  if not res then return nil, scrub(secret_list(self), err) end
+  if not res then return nil, vault.scrub(self._bp, err, secret_list(self)) end
   local d, aerr = answer(self, res, what, ok_status, requested, old_id)
   if not d then
     -- a hostile answer may quote a secret in its error text
     local dd = json.object(res.body or "")
-    return nil, scrub(secret_list(self, type(dd) == "table" and dd or nil), aerr)
+    return nil, vault.scrub(self._bp, aerr, secret_list(self, type(dd) == "table" and dd or nil))
   end
   return d
 end
@@ -425,7 +418,7 @@ function Registration:save(store, key)
     if type(v) ~= "function" then entry.transport[k] = v end -- a hook is code, not data
   end
   local sok, err = store:set(key, entry, nil)
-  if not sok then return nil, scrub(secret_list(self), err) end
+  if not sok then return nil, vault.scrub(self._bp, err, secret_list(self)) end
   rawset(self, "_store", store)
   rawset(self, "_key", key)
   return true
