@@ -33,9 +33,10 @@ local SECRET = { client_secret = true, registration_access_token = true }
 -- registers again.
 M.DEFAULT_LEEWAY = 300
 
--- What a registration's HTTP calls take from the caller's options.
-local TRANSPORT_OPTS = { "ca_file", "timeout", "connect_timeout", "allow_http", "on_http", "proxy",
+--- What a registration's HTTP calls (and `bare`) take from the caller's options.
+M.TRANSPORT_OPTS = { "ca_file", "timeout", "connect_timeout", "allow_http", "on_http", "proxy",
   "no_proxy", "retry", "max_body", "client_cert", "client_key", "client_key_password" }
+local TRANSPORT_OPTS = M.TRANSPORT_OPTS
 local OWN_OPTS = { initial_access_token = "string", store = "any", key = "string", leeway = "number",
   discovery = "string" }
 

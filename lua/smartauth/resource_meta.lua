@@ -301,8 +301,7 @@ function M.for_resource(resource, opts)
       token_endpoint_auth_method = "none",
     }
     local ropts = { initial_access_token = own.initial_access_token }
-    for _, k in ipairs { "ca_file", "timeout", "connect_timeout", "allow_http", "on_http", "proxy", "no_proxy",
-      "retry", "max_body", "client_cert", "client_key", "client_key_password" } do ropts[k] = po[k] end
+    for _, k in ipairs(register.TRANSPORT_OPTS) do ropts[k] = po[k] end
     -- a client registered before for this resource and server is reused
     local key = register.key_for(as, resource, require("smartauth.client_metadata").encode(cm))
     if po.store then
