@@ -51,19 +51,24 @@ local function candidates(self)
   return list
 end
 
--- One document: the decoded object, or nil, err and whether the next
--- candidate may be tried (a missing or unusable document: yes; the
--- network failing: no, the next URL is on the same host).
-local function fetch(self, durl)
-  local res, err = transport.call(self, { url = durl, headers = { "Accept: application/json" } })
+--- A metadata document by GET through provider `p`: the decoded object,
+-- or nil, err and whether it was merely absent (a status other than 200,
+-- or not a JSON object: true; the network failing: false). Used for
+-- discovery and RFC 9728 resource metadata (resource_meta.lua).
+-- @param p the provider the request goes through
+-- @tparam string u the document URL
+-- @tparam string what the document's name, for messages
+-- @tparam[opt] number max_body the largest body read
+function M.get_json(p, u, what, max_body)
+  local res, err = transport.call(p, { url = u, headers = { "Accept: application/json" }, max_body = max_body })
   if not res then return nil, err, false end
   if res.status ~= 200 then
-    return nil, errors.new("http", "discovery document request failed (HTTP " .. res.status ..
-      " from " .. durl .. ")", { status = res.status }), true
+    return nil, errors.new("http", what .. " request failed (HTTP " .. res.status ..
+      " from " .. u .. ")", { status = res.status }), true
   end
   local d = json.object(res.body)
   if type(d) ~= "table" then
-    return nil, errors.new("validation", "discovery document at " .. durl .. " is not a JSON object"), true
+    return nil, errors.new("validation", what .. " at " .. u .. " is not a JSON object"), true
   end
   return d
 end
@@ -90,7 +95,7 @@ function M.discover(self)
   else
     local first_err
     for _, durl in ipairs(list) do
-      local d, err, next_ok = fetch(self, durl)
+      local d, err, next_ok = M.get_json(self, durl, "discovery document")
       if d then doc = d; break end
       first_err = first_err or err
       if not next_ok then return nil, err end

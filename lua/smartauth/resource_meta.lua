@@ -7,6 +7,7 @@
 -- OpenID) → dynamic registration (RFC 7591) when no `client_id` is given →
 -- a provider whose tokens are asked for with `resource = url` (RFC 8707).
 -- @module smartauth.resource_meta
+local discovery = require "smartauth.discovery"
 local errors = require "smartauth.errors"
 local json = require "smartauth.json"
 local register = require "smartauth.register"
@@ -140,23 +141,6 @@ function M.scope_union(a, b)
   return table.concat(words(b, words(a, {}, seen), seen), " ")
 end
 
--- A JSON document by GET, or nil, err, and whether it was merely absent
--- (a status other than 200, or not a JSON object).
-local function get_json(bp, u, what)
-  local res, err = transport.call(bp, { url = u, headers = { "Accept: application/json" },
-    max_body = MAX_METADATA })
-  if not res then return nil, err, false end
-  if res.status ~= 200 then
-    return nil, errors.new("http", what .. " request failed (HTTP " .. res.status .. " from " .. u .. ")",
-      { status = res.status }), true
-  end
-  local d = json.object(res.body)
-  if type(d) ~= "table" then
-    return nil, errors.new("validation", what .. " at " .. u .. " is not a JSON object"), true
-  end
-  return d
-end
-
 local function string_list(v, name, check_url, allow_http)
   if v == nil then return true end
   if type(v) ~= "table" then return verr("resource metadata: '" .. name .. "' must be a list") end
@@ -184,7 +168,7 @@ end
 function M.fetch_metadata(bp, u, resource)
   local ok, msg = url.check_endpoint(u, bp.options.allow_http)
   if not ok then return verr("resource metadata URL is not usable: " .. msg) end
-  local d, err, absent = get_json(bp, u, "protected resource metadata")
+  local d, err, absent = discovery.get_json(bp, u, "protected resource metadata", MAX_METADATA)
   if not d then return nil, err, absent end
   if d.resource ~= resource then
     return verr("protected resource metadata at " .. u .. " names resource '" ..
@@ -212,7 +196,7 @@ local function find_metadata(bp, resource, given)
     if not d then return nil, err end
     return d, given
   end
-  local wk = require("smartauth.discovery").well_known(resource, "oauth-protected-resource")
+  local wk = discovery.well_known(resource, "oauth-protected-resource")
   local d, err, absent = M.fetch_metadata(bp, wk, resource)
   if d then return d, wk end
   if not absent then return nil, err end
