@@ -217,10 +217,9 @@ local function check_store(where, v)
     return fail(where .. ": option 'store' must be a table such as { kind = \"file\" } (got " .. type(v) .. ")",
       { option = "store" })
   end
-  local kinds = STORE_KIND_NAMES
-  local schema = v.kind ~= nil and STORE_KINDS[v.kind] or nil
+  local schema = STORE_KINDS[v.kind] -- nil for none: __index answers nil
   if not schema then
-    return fail(where .. ": option 'store' needs kind = " .. table.concat(kinds, ", ") ..
+    return fail(where .. ": option 'store' needs kind = " .. table.concat(STORE_KIND_NAMES, ", ") ..
       " (got " .. (v.kind == nil and "none" or "'" .. tostring(v.kind) .. "'") .. ")", { option = "store" })
   end
   for _, k in ipairs(sorted_keys(v)) do

@@ -42,7 +42,6 @@ local Provider = { __name = "smartauth.provider" }
 Provider.__index = Provider
 M.Provider = Provider
 
---- The endpoint options discovery fills in when they are not set.
 --- The endpoint options discovery may fill in.
 M.ENDPOINTS = {
   "authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri",
