@@ -163,10 +163,8 @@ local function stored_record(s, jwk)
   local cur = s.dpop
   if cur.jkt == jkt then return cur end
   local key = require("smartauth.jwks").parse_private_jwk(jwk)
-  if not key then return nil end
-  local rec = key_record(key, "ES256")
-  if not key:alg_ok("ES256") then return nil end
-  return rec
+  if not key or not key:alg_ok("ES256") then return nil end
+  return key_record(key, "ES256")
 end
 
 --- Whether a stored token may be used by this provider (token_source
@@ -381,8 +379,10 @@ function M.verify_proof(proof, opts)
   local jkt = M.thumbprint(jwk)
   local key = jkt and require("smartauth.jwks").parse_jwk(jwk)
   if not key then return invalid("jwk", "the header's jwk is not a usable public key") end
-  local aok = key:alg_ok(h.alg)
-  if not aok then return invalid("alg", "alg does not fit the key") end
+  if not key:alg_ok(h.alg) then
+    key:close()
+    return invalid("alg", "alg does not fit the key")
+  end
   local good = key:verify(h.alg, proof, sig, input_len)
   key:close()
   if not good then return invalid("signature", "bad signature") end

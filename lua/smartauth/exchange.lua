@@ -9,11 +9,8 @@
 -- `to_entry` keeps `issued_token_type` (in `ext`) for a caller that stores
 -- one itself.
 -- @module smartauth.exchange
-local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local grant = require "smartauth.grant"
-local json = require "smartauth.json"
-local token_mod = require "smartauth.token"
 local vault = require "smartauth.vault"
 
 local M = {}
@@ -45,8 +42,7 @@ local RESERVED = {
 -- for scope, which is one space-separated value.
 local function form_value(fname, name, v)
   local tv = type(v)
-  if tv == "string" or tv == "number" then return tostring(v) end
-  if tv == "boolean" then return tostring(v) end
+  if tv == "string" or tv == "number" or tv == "boolean" then return tostring(v) end
   if tv == "table" then
     local out = {}
     for i, item in ipairs(v) do
@@ -78,30 +74,14 @@ local function form_secrets(form, extra)
   return list
 end
 
--- RFC 8693 §2.2.1: `N_A` is the token_type of an issued token that is not
--- an access token. token.lua knows Bearer; the rest of the answer is
--- checked there all the same.
-local function decode(self, res, extra)
-  local data = res.status >= 200 and res.status < 300 and json.object(res.body)
-  local tt = data and data.error == nil and data.token_type
-  if type(tt) == "string" and tt:upper() == "N_A" then
-    local copy = {}
-    for k, v in pairs(data) do copy[k] = v end
-    copy.token_type = nil
-    local tok, err = token_mod.from_response(copy, clock.now())
-    if not tok then return nil, vault.scrub(self, err, extra) end
-    tok.token_type = "N_A"
-    return tok
-  end
-  local tok, err = grant.decode(self, res, nil, extra)
-  if not tok then return nil, vault.scrub(self, err, extra) end
-  return tok
-end
-
+-- RFC 8693 §2.2.1's `N_A` (an issued token that is not an access token)
+-- is one of token.lua's token types: grant.decode takes it like Bearer.
 local function post(self, form, extra)
   local res, err = grant.post_form(self, "token_endpoint", form)
   if not res then return nil, vault.scrub(self, err, extra) end
-  return decode(self, res, extra)
+  local tok, derr = grant.decode(self, res, nil, extra)
+  if not tok then return nil, vault.scrub(self, derr, extra) end
+  return tok
 end
 
 --- Run any grant at the token endpoint (RFC 6749 §4.5 extension grants,

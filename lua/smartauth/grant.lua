@@ -129,10 +129,13 @@ function M.post_form(self, endpoint_name, form, prep_key, extra_headers)
   req.timeout, req.connect_timeout = self.options.timeout, self.options.connect_timeout
   req.ca_file, req.max_body = self.options.ca_file, self.options.max_body
   if extra_headers then
+    -- a copy: a prepared request keeps its own headers
     local h = { compat.unpack(req.headers) }
     for _, line in ipairs(extra_headers) do h[#h + 1] = line end
-    req = { method = "POST", url = req.url, headers = h, body = req.body, timeout = req.timeout,
-      connect_timeout = req.connect_timeout, ca_file = req.ca_file, max_body = req.max_body }
+    local copy = {}
+    for k, v in pairs(req) do copy[k] = v end
+    copy.headers = h
+    req = copy
   end
   local res, herr = transport.call(self, req)
   if not res then return nil, vault.scrub(self, herr) end
