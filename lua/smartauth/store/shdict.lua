@@ -92,11 +92,12 @@ end
 
 --- Lock one key across the workers for up to ttl seconds (the lock key
 -- expires then, should its holder die). The unlock function returns true,
--- or nil, err when the lock had expired and someone else held it.
-function Shdict:lock(key, ttl)
+-- or nil, err when the lock had expired and someone else held it; `stop`
+-- as the store contract has it (a waiter reads the renewed token instead).
+function Shdict:lock(key, ttl, stop)
   store.check_key(key, "lock")
   local d, lkey = self._d, self.prefix .. "l:" .. key
-  local unlock, err = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(_, t)
+  local unlock, err, stopped = lock.take(self, key, ttl or store.DEFAULT_LOCK_TTL, function(_, t)
     local owner = core.b64url_encode(core.random(12))
     local ok, aerr = d:add(lkey, owner, t)
     if ok then
@@ -113,8 +114,8 @@ function Shdict:lock(key, ttl)
     if aerr == "exists" then return false end
     return storage_err("shdict '" .. self.dict .. "': cannot take the lock on '" .. key .. "': " .. tostring(aerr),
       { retryable = true })
-  end)
-  return unlock, err
+  end, stop)
+  return unlock, err, stopped
 end
 
 function Shdict:__tostring()
