@@ -105,18 +105,22 @@ function M.request(self, opts)
   -- A resource server's nonce (RFC 9449 §9): a 401 with error
   -- "use_dpop_nonce" and a new DPoP-Nonce is sent again with it, once per
   -- call: a server that keeps asking gets its 401 back.
-  local nonce_retried = false
-  local function send_once(tok)
-    local res, err = send(tok)
-    if res and res.status == 401 and dp and not nonce_retried and tok and tok.token_type == "DPoP" then
-      local wa = res.headers["www-authenticate"]
-      if fresh_nonce and type(wa) == "string" and wa:lower():find("dpop", 1, true)
-          and wa:find('error%s*=%s*"?use_dpop_nonce') then
-        nonce_retried = true
-        res, err = send(tok)
+  -- (a Bearer request makes no second closure: this is p:request's hot path)
+  local send_once = send
+  if dp then
+    local nonce_retried = false
+    send_once = function(tok)
+      local res, err = send(tok)
+      if res and res.status == 401 and not nonce_retried and tok and tok.token_type == "DPoP" then
+        local wa = res.headers["www-authenticate"]
+        if fresh_nonce and type(wa) == "string" and wa:lower():find("dpop", 1, true)
+            and wa:find('error%s*=%s*"?use_dpop_nonce') then
+          nonce_retried = true
+          res, err = send(tok)
+        end
       end
+      return res, err
     end
-    return res, err
   end
 
   if self.api_key_auth then return send(nil) end
