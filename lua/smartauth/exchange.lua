@@ -67,7 +67,7 @@ end
 -- Secret values among a form's parameters, for scrubbing errors.
 local function form_secrets(form, extra)
   local list = extra or {}
-  local fields = require("smartauth.wire").SECRET_FIELDS
+  local fields = require("smartauth.vault").SECRET_FIELDS
   for k, v in pairs(form) do
     if fields[k] and type(v) == "string" then list[#list + 1] = v end
   end

@@ -13,6 +13,17 @@ local M = {}
 -- client_key=, client_key_password=, tok=, save_error=, source=, ... }
 M.secrets = setmetatable({}, { __mode = "k" })
 
+--- Parameter and JSON field names whose values are secrets (lower case):
+-- what wire.lua redacts and what errors are scrubbed of.
+M.SECRET_FIELDS = {
+  access_token = true, refresh_token = true, id_token = true, token = true,
+  code = true, code_verifier = true, device_code = true,
+  client_secret = true, password = true, api_key = true, api_password = true,
+  client_assertion = true, assertion = true, subject_token = true, actor_token = true,
+  registration_access_token = true, logout_token = true,
+  request = true, -- an RFC 9101 request object bears the whole authorization request
+}
+
 --- Every secret this provider knows (and `extra`), as a list without
 -- holes: a missing client secret must not hide the password.
 function M.secrets_of(p, extra)

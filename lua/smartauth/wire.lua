@@ -23,15 +23,9 @@ local M = {}
 local REDACTED = "[redacted]"
 M.REDACTED = REDACTED
 
---- Parameter and JSON field names whose values are secrets (lower case).
-M.SECRET_FIELDS = {
-  access_token = true, refresh_token = true, id_token = true, token = true,
-  code = true, code_verifier = true, device_code = true,
-  client_secret = true, password = true, api_key = true, api_password = true,
-  client_assertion = true, assertion = true, subject_token = true, actor_token = true,
-  registration_access_token = true, logout_token = true,
-  request = true, -- an RFC 9101 request object bears the whole authorization request
-}
+--- Parameter and JSON field names whose values are secrets (lower case;
+-- the list lives in vault.lua, beside the secrets).
+M.SECRET_FIELDS = vault.SECRET_FIELDS
 local SECRET_FIELDS = M.SECRET_FIELDS
 
 -- Headers whose whole value is a credential; for the Authorization family
