@@ -135,11 +135,9 @@ function M.verify(p, token)
   elseif dots ~= 2 then
     return refuse("format", "the response is not a compact JWS")
   end
-  if not p.options.jwks and not p:endpoint("jwks_uri") and not p:metadata() then
-    local ok, err = p:discover()
-    if not ok then return nil, err end
-  end
   local oidc = require "smartauth.oidc"
+  local kok, kerr = oidc.need_keys(p)
+  if not kok then return nil, kerr end
   local h, c, sig, input_len = jwt.parse(token)
   if not h then return nil, c end
   local now = clock.now()
