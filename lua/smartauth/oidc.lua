@@ -34,6 +34,9 @@ for alg, a in pairs(core.jws_algs()) do
   if a.kty == "oct" then HMAC[alg] = true else M.ASYMMETRIC[#M.ASYMMETRIC + 1] = alg end
 end
 table.sort(M.ASYMMETRIC)
+-- the same as a set (read only: an alg allow-list for check_signature)
+M.ASYMMETRIC_SET = {}
+for _, a in ipairs(M.ASYMMETRIC) do M.ASYMMETRIC_SET[a] = true end
 local NO_OPTS = {}
 
 local function reject(check, msg)
