@@ -89,21 +89,15 @@ local function verify(p, token, opts)
   local cp, err = issuer_provider(p, iss)
   if not cp then return nil, err end
   local oidc = require "smartauth.oidc"
-  local allowed = {}
-  for _, a in ipairs(oidc.ASYMMETRIC) do allowed[a] = true end
   local now = clock.now()
-  local ok, serr = oidc.check_signature(cp, token, h, sig, input_len, now, fail, false, allowed)
+  local ok, serr = oidc.check_signature(cp, token, h, sig, input_len, now, fail, false, oidc.ASYMMETRIC_SET)
   if not ok then return nil, serr end
   local leeway = p.options.leeway or 0
   if c.exp ~= nil and (type(c.exp) ~= "number" or now - leeway >= c.exp) then
     return fail("exp", "the source's JWT has expired")
   end
-  if c.aud ~= nil then
-    local aud_ok = c.aud == p.options.client_id
-    if type(c.aud) == "table" then
-      for _, a in ipairs(c.aud) do if a == p.options.client_id then aud_ok = true end end
-    end
-    if not aud_ok then return fail("aud", "the source's JWT is for another audience") end
+  if c.aud ~= nil and not jwt.aud_has(c.aud, p.options.client_id) then
+    return fail("aud", "the source's JWT is for another audience")
   end
   return c
 end

@@ -112,22 +112,6 @@ M.STRATEGIES = {
       return true
     end,
   },
-  -- RFC 8705 §2: the TLS handshake authenticates (the provider's client_cert,
-  -- checked at construction); the form only names the client
-  tls_client_auth = {
-    fixed = true,
-    form = function(p, form)
-      form.client_id = p.options.client_id
-      return true
-    end,
-  },
-  self_signed_tls_client_auth = {
-    fixed = true,
-    form = function(p, form)
-      form.client_id = p.options.client_id
-      return true
-    end,
-  },
   client_secret_jwt = {
     form = function(p, form, audience)
       local key = core.key_oct(secrets[p].client_secret)
@@ -147,6 +131,10 @@ M.STRATEGIES = {
     end,
   },
 }
+-- RFC 8705 §2: the TLS handshake authenticates (the provider's client_cert,
+-- checked at construction); the form only names the client, as with none
+M.STRATEGIES.tls_client_auth = M.STRATEGIES.none
+M.STRATEGIES.self_signed_tls_client_auth = M.STRATEGIES.none
 
 --- The fixed headers of every POST to a token-type endpoint, built once:
 -- Accept, Content-Type, the token_headers option in sorted order (stable

@@ -56,8 +56,7 @@ local function allowed_algs(p, oidc)
   if alg then return { [alg] = true }, alg:find("^HS") ~= nil end
   local md = p:metadata()
   local listed = type(md) == "table" and md.authorization_signing_alg_values_supported
-  local ours = {}
-  for _, a in ipairs(oidc.ASYMMETRIC) do ours[a] = true end
+  local ours = oidc.ASYMMETRIC_SET
   local allowed = {}
   if type(listed) == "table" then
     for _, a in ipairs(listed) do if ours[a] then allowed[a] = true end end
@@ -135,11 +134,9 @@ function M.verify(p, token)
   elseif dots ~= 2 then
     return refuse("format", "the response is not a compact JWS")
   end
-  if not p.options.jwks and not p:endpoint("jwks_uri") and not p:metadata() then
-    local ok, err = p:discover()
-    if not ok then return nil, err end
-  end
   local oidc = require "smartauth.oidc"
+  local kok, kerr = oidc.need_keys(p)
+  if not kok then return nil, kerr end
   local h, c, sig, input_len = jwt.parse(token)
   if not h then return nil, c end
   local now = clock.now()
@@ -147,12 +144,7 @@ function M.verify(p, token)
   local ok, serr = oidc.check_signature(p, token, h, sig, input_len, now, refuse, hmac, allowed)
   if not ok then return nil, vault.scrub(p, serr) end
   if type(c.iss) ~= "string" or c.iss ~= issuer then return refuse("iss", "iss does not match the issuer") end
-  local client, aud = p.options.client_id, c.aud
-  local aud_ok = aud == client
-  if type(aud) == "table" then
-    for _, a in ipairs(aud) do if a == client then aud_ok = true end end
-  end
-  if client == nil or not aud_ok then return refuse("aud", "aud is not this client") end
+  if not jwt.aud_has(c.aud, p.options.client_id) then return refuse("aud", "aud is not this client") end
   local leeway = p.options.leeway or 0
   if type(c.exp) ~= "number" or c.exp ~= c.exp then return refuse("exp", "no exp claim") end
   if now - leeway >= c.exp then return refuse("exp", "expired") end

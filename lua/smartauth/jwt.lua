@@ -63,6 +63,16 @@ function M.decode(jwt)
   return { header = header, claims = claims, signature = sig, compact = jwt, input_len = input_len }
 end
 
+--- Does an `aud` claim (a string or an array) name `client`?
+function M.aud_has(aud, client)
+  if client == nil then return false end
+  if aud == client then return true end
+  if type(aud) == "table" then
+    for _, a in ipairs(aud) do if a == client then return true end end
+  end
+  return false
+end
+
 --- Encode and sign: header and claims tables, key object, alg. Returns
 -- the compact JWS or nil, err.
 function M.encode(header, claims, key)

@@ -34,6 +34,9 @@ for alg, a in pairs(core.jws_algs()) do
   if a.kty == "oct" then HMAC[alg] = true else M.ASYMMETRIC[#M.ASYMMETRIC + 1] = alg end
 end
 table.sort(M.ASYMMETRIC)
+-- the same as a set (read only: an alg allow-list for check_signature)
+M.ASYMMETRIC_SET = {}
+for _, a in ipairs(M.ASYMMETRIC) do M.ASYMMETRIC_SET[a] = true end
 local NO_OPTS = {}
 
 local function reject(check, msg)
@@ -245,6 +248,14 @@ function M.keyset(self)
   return set
 end
 
+--- Discover the provider when nothing says where its keys are (no option
+-- jwks, no jwks_uri, no metadata yet): once, before the first verification.
+-- @return true, or nil, err
+function M.need_keys(p)
+  if p.options.jwks or p:endpoint("jwks_uri") or p:metadata() then return true end
+  return p:discover()
+end
+
 --- Verify an ID token: signature (JWKS or, for HS*, the client secret),
 -- alg allow-list, iss, aud, azp, exp, iat, nonce, auth_time, at_hash, c_hash.
 -- @param self the provider (the method `p:verify_id_token`)
@@ -259,10 +270,8 @@ function M.verify_id_token(self, id_token, opts)
     errors.argerror(2, "verify_id_token", "table expected", opts)
   end
   if not self:endpoint("issuer") then return cfg_err("verify_id_token needs the provider's issuer") end
-  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
-    local ok, err = self:discover()
-    if not ok then return nil, err end
-  end
+  local kok, kerr = M.need_keys(self)
+  if not kok then return nil, kerr end
   -- a nested JWT (OIDC Core §10.2): decrypted with decryption_keys, then
   -- verified like any other; never accepted unsigned
   if jwe.is_jwe(id_token) then
@@ -341,10 +350,8 @@ function M.signed_userinfo(self, body)
     return nil, errors.new("validation", "a signed UserInfo answer needs the provider's issuer to be checked",
       { check = "iss" })
   end
-  if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
-    local ok, derr = self:discover()
-    if not ok then return nil, derr end
-  end
+  local ok, derr = M.need_keys(self)
+  if not ok then return nil, derr end
   local claims, err = M.verify(self, jws, { userinfo = true })
   if not claims then
     if errors.is(err) and type(err.description) == "string" then
