@@ -161,6 +161,13 @@ describe("aggregated and distributed claims", function()
       fails("validation", "aud", provider():userinfo("at-1", { resolve_claims = true }))
     end)
 
+    it("an exp that decodes to infinity never makes a source valid forever", function()
+      local c = CP.claims { sub = idp.NONE, aud = idp.NONE, address = "x", exp = 4242424242 }
+      local text = require("cjson").encode(c):gsub("4242424242", "1e999")
+      aggregated(J.sign({ alg = "ES256", typ = "JWT", kid = idp.KID["P-256"] }, text, J.key("P-256"), "ES256"))
+      fails("validation", "exp", provider():userinfo("at-1", { resolve_claims = true }))
+    end)
+
     it("a source endpoint that answers 500, or more than the size limit", function()
       userinfo({ credit_score = "src2" }, { src2 = { endpoint = cs.url .. "/claims", access_token = AT } })
       cs:script("/claims", { status = 500, body = "oops " .. AT })

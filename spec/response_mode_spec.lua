@@ -204,6 +204,14 @@ describe("response modes", function()
       end
     end)
 
+    it("refuses an exp that decodes to infinity (a response valid forever)", function()
+      local p, session = jarm_provider("query.jwt")
+      local c = T.claims { sub = idp.NONE, iat = idp.NONE, code = "code-1", state = session.state, exp = 4242424242 }
+      local text = cjson.encode(c):gsub("4242424242", "1e999")
+      local r = J.sign({ alg = "RS256", typ = "JWT", kid = idp.KID.RSA }, text, J.key("RSA"), "RS256")
+      refused_by("exp", p:exchange_code { url = REDIRECT .. "?response=" .. r, session = session })
+    end)
+
     it("never accepts alg none", function()
       local p, session = jarm_provider("query.jwt")
       local claims = T.claims { code = "code-1", state = session.state }

@@ -11,6 +11,7 @@
 -- host and with `allow_http`); their keys come from their discovery
 -- document's `jwks_uri`.
 -- @module smartauth.claims
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local jwt = require "smartauth.jwt"
@@ -93,7 +94,7 @@ local function verify(p, token, opts)
   local ok, serr = oidc.check_signature(cp, token, h, sig, input_len, now, fail, false, oidc.ASYMMETRIC_SET)
   if not ok then return nil, serr end
   local leeway = p.options.leeway or 0
-  if c.exp ~= nil and (type(c.exp) ~= "number" or now - leeway >= c.exp) then
+  if c.exp ~= nil and (not compat.is_finite(c.exp) or now - leeway >= c.exp) then
     return fail("exp", "the source's JWT has expired")
   end
   if c.aud ~= nil and not jwt.aud_has(c.aud, p.options.client_id) then

@@ -4,6 +4,7 @@
 -- token (the provider's key set, an alg allow-list that never holds `none`,
 -- iss, aud, exp) before anything in it is used.
 -- @module smartauth.jarm
+local compat = require "smartauth.compat"
 local clock = require "smartauth.clock"
 local errors = require "smartauth.errors"
 local jwt = require "smartauth.jwt"
@@ -146,7 +147,7 @@ function M.verify(p, token)
   if type(c.iss) ~= "string" or c.iss ~= issuer then return refuse("iss", "iss does not match the issuer") end
   if not jwt.aud_has(c.aud, p.options.client_id) then return refuse("aud", "aud is not this client") end
   local leeway = p.options.leeway or 0
-  if type(c.exp) ~= "number" or c.exp ~= c.exp then return refuse("exp", "no exp claim") end
+  if not compat.is_finite(c.exp) then return refuse("exp", "no finite exp claim") end
   if now - leeway >= c.exp then return refuse("exp", "expired") end
   -- the authorization response's parameters are strings (JARM §2.1);
   -- the JWT's own claims are not parameters
