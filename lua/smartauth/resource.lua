@@ -203,10 +203,9 @@ function M.verify_access_token(self, token, opts)
   if vc then c = vc:get(token, now) end
   local hit = c ~= nil
   if not hit then
-    if not self.options.jwks and not self:endpoint("jwks_uri") and not self:metadata() then
-      local ok, err = self:discover()
-      if not ok then return nil, err end
-    end
+    local oidc = require "smartauth.oidc"
+    local keys_ok, kerr = oidc.need_keys(self)
+    if not keys_ok then return nil, kerr end
     local hc = self._header_cache
     if not hc then
       hc = jwt.header_cache()
@@ -219,7 +218,7 @@ function M.verify_access_token(self, token, opts)
     if type(typ) ~= "string" or not TYP[typ:lower()] then
       return reject("typ", "header typ is not at+jwt (RFC 9068)")
     end
-    local ok, serr = require("smartauth.oidc").check_signature(self, token, h, sig, input_len, now, reject, false)
+    local ok, serr = oidc.check_signature(self, token, h, sig, input_len, now, reject, false)
     if not ok then return nil, vault.scrub(self, serr, { token }) end
   end
 
