@@ -326,12 +326,9 @@ static int name_ok(const char *s)
 /* A fresh key on k's curve; its public point as x and y (coord bytes each). */
 static EVP_PKEY *ephemeral(const sa_key *k, unsigned char *x, unsigned char *y, sa_err *err)
 {
-    static const char *const groups[][2] = { { "P-256", "prime256v1" },
-                                             { "P-384", "secp384r1" },
-                                             { "P-521", "secp521r1" } };
-    const char *group = NULL;
+    const sa_ec_curve *cv;
     unsigned char pt[1 + 2 * 66];
-    size_t i, len = 0;
+    size_t len = 0;
     EVP_PKEY *eph;
     (void)y;
     if (is_x25519(k)) { /* RFC 8037: the epk is x alone */
@@ -347,14 +344,11 @@ static EVP_PKEY *ephemeral(const sa_key *k, unsigned char *x, unsigned char *y, 
         }
         return eph;
     }
-    for (i = 0; i < 3; i++)
-        if (strcmp(k->curve, groups[i][0]) == 0)
-            group = groups[i][1];
-    if (!group) {
+    if (!(cv = sa_curve_by_jwk(k->curve))) { /* key.c's curve table */
         sa_err_set(err, SA_EVALIDATION, 0, "ECDH-ES: unsupported curve");
         return NULL;
     }
-    if (!(eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", group))) {
+    if (!(eph = EVP_PKEY_Q_keygen(NULL, NULL, "EC", cv->ossl))) {
         sa_ossl_fail(err, "ECDH-ES key generation");
         return NULL;
     }

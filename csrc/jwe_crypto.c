@@ -75,8 +75,6 @@ done:
     return rc;
 }
 
-/* ECDH shared secret of priv with peer; the peer is checked (on the curve,
- * same group) by OpenSSL as well as by the caller. */
 /* Constant time in the length only. */
 static int all_zero(const unsigned char *p, size_t n)
 {
@@ -87,6 +85,8 @@ static int all_zero(const unsigned char *p, size_t n)
     return acc == 0;
 }
 
+/* ECDH shared secret of priv with peer; the peer is checked (on the curve,
+ * same group) by OpenSSL as well as by the caller. */
 int sa_jwe_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, unsigned char *z, size_t cap, size_t *zlen,
                 sa_err *err)
 {

@@ -563,8 +563,8 @@ sa_key *sa_key_oct(const unsigned char *key, size_t klen, sa_err *err)
 /* ------------------------------------------------------------------ PEM */
 
 /* Encrypted PEM: refuse instead of letting OpenSSL prompt on a terminal. */
-static int no_passphrase(char *pass, size_t size, size_t *len, const OSSL_PARAM params[],
-                         void *arg)
+int sa_no_passphrase(char *pass, size_t size, size_t *len, const OSSL_PARAM params[],
+                     void *arg)
 {
     (void)pass;
     (void)size;
@@ -654,7 +654,7 @@ sa_key *sa_key_pem(const char *pem, size_t len, sa_err *err)
     if (!(k = sa_key_alloc(SA_KEY_RSA, err)))
         return NULL;
     dctx = OSSL_DECODER_CTX_new_for_pkey(&k->pkey, "PEM", NULL, NULL, 0, NULL, NULL);
-    if (!dctx || OSSL_DECODER_CTX_set_passphrase_cb(dctx, no_passphrase, NULL) != 1) {
+    if (!dctx || OSSL_DECODER_CTX_set_passphrase_cb(dctx, sa_no_passphrase, NULL) != 1) {
         OSSL_DECODER_CTX_free(dctx);
         sa_ossl_nomem(err);
         sa_key_free(k);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include <openssl/core.h>
 #include <openssl/evp.h>
 
 #include "key.h"
@@ -42,5 +43,10 @@ struct sa_key {
  * and a zeroed key object of a type (NULL and err on no memory). */
 const sa_ec_curve *sa_curve_by_jwk(const char *crv);
 sa_key *sa_key_alloc(int type, sa_err *err);
+
+/* key.c, for key_x25519.c: the PEM decoders' passphrase callback, which
+ * refuses (an encrypted PEM fails, never a prompt on a terminal). */
+int sa_no_passphrase(char *pass, size_t size, size_t *len, const OSSL_PARAM params[],
+                     void *arg);
 
 #endif

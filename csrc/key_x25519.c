@@ -75,18 +75,6 @@ sa_key *sa_key_x25519(const unsigned char *x, size_t xlen, const unsigned char *
     return x25519_key(pkey, 1, err);
 }
 
-/* Encrypted PEM: refused, never a prompt on a terminal. */
-static int no_passphrase(char *pass, size_t size, size_t *len, const OSSL_PARAM params[],
-                         void *arg)
-{
-    (void)pass;
-    (void)size;
-    (void)params;
-    (void)arg;
-    *len = 0;
-    return 0;
-}
-
 sa_key *sa_key_x25519_pem(const char *pem, size_t len, sa_err *err)
 {
     OSSL_DECODER_CTX *dctx;
@@ -100,7 +88,7 @@ sa_key *sa_key_x25519_pem(const char *pem, size_t len, sa_err *err)
         return NULL;
     }
     dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, "X25519", 0, NULL, NULL);
-    if (!dctx || OSSL_DECODER_CTX_set_passphrase_cb(dctx, no_passphrase, NULL) != 1) {
+    if (!dctx || OSSL_DECODER_CTX_set_passphrase_cb(dctx, sa_no_passphrase, NULL) != 1) {
         OSSL_DECODER_CTX_free(dctx);
         sa_ossl_nomem(err);
         return NULL;
